@@ -1,0 +1,1 @@
+"""Avro schemas of crosscheck's records and their Confluent wire-format codec."""

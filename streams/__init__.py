@@ -1,0 +1,1 @@
+"""crosscheck stream worker, rules, commands and CLI."""

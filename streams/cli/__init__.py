@@ -1,0 +1,1 @@
+"""The `crosscheck` command line: one module per group of commands."""

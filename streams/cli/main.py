@@ -1,0 +1,56 @@
+"""Entry point of the `crosscheck` console script: the command group and error reporting."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from streams.config import Settings, load_settings
+from streams.errors import CrosscheckError
+
+
+class CrosscheckGroup(click.Group):
+    """Reports CrosscheckError as one line on stderr (exit 2) instead of a stack trace."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except CrosscheckError as exc:
+            click.echo(f"crosscheck: error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=CrosscheckGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="crosscheck")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """crosscheck: real-time consistency checks of order, payment, inventory and shipping events.
+
+    Every command reads its settings from the environment (see the README's configuration
+    table); with KAFKA_BOOTSTRAP_SERVERS unset they use the local broker.
+    """
+    ctx.ensure_object(dict)
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    """The settings, loaded once per invocation."""
+    root = ctx.find_root()
+    root.ensure_object(dict)
+    if "settings" not in root.obj:
+        root.obj["settings"] = load_settings()
+    settings: Settings = root.obj["settings"]
+    return settings
+
+
+def _register() -> None:
+    from streams.cli import broker_cmd, io_cmd, topics_cmd
+
+    for module in (broker_cmd, topics_cmd, io_cmd):
+        module.register(cli)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _register()
+    cli()

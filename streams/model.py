@@ -1,0 +1,132 @@
+"""Plain data the engine works on: input events, mismatches and commands (times in epoch ms)."""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+
+class Source(enum.StrEnum):
+    """The input stream an event came from (a topic id of the topology)."""
+
+    ORDERS = "orders"
+    PAYMENTS = "payments"
+    INVENTORY = "inventory"
+    SHIPPING = "shipping"
+
+
+class Item(msgspec.Struct, frozen=True, array_like=True):
+    """One line of an order or a shipment (unit_price only on orders)."""
+
+    sku: str
+    quantity: int
+    unit_price: int | None = None
+
+
+class Event(msgspec.Struct, frozen=True, array_like=True):
+    """One validated input event, flattened.
+
+    ``entity_id`` is the id of the thing the event is about: payment_id, reservation_id or
+    shipment_id, and the order_id for order events. Fields a source does not have are None.
+    """
+
+    source: Source
+    event_id: str
+    order_id: str
+    type: str
+    event_time: int
+    entity_id: str
+    amount: int | None = None  # payments
+    currency: str | None = None  # payments, orders
+    channel: str | None = None  # payments
+    sku: str | None = None  # inventory
+    quantity: int | None = None  # inventory
+    items: tuple[Item, ...] = ()  # orders, shipping
+    user_id: str | None = None  # orders
+    total_amount: int | None = None  # orders
+
+
+class MismatchType(enum.StrEnum):
+    """The ten rules of the contract."""
+
+    RESERVATION_WITHOUT_PAYMENT = "RESERVATION_WITHOUT_PAYMENT"
+    PAYMENT_WITHOUT_RESERVATION = "PAYMENT_WITHOUT_RESERVATION"
+    PAID_NOT_SHIPPED = "PAID_NOT_SHIPPED"
+    SHIPPED_WITHOUT_PAYMENT = "SHIPPED_WITHOUT_PAYMENT"
+    DUPLICATE_PAYMENT = "DUPLICATE_PAYMENT"
+    AMOUNT_MISMATCH = "AMOUNT_MISMATCH"
+    OVERSHIPMENT = "OVERSHIPMENT"
+    REFUND_WITHOUT_RELEASE = "REFUND_WITHOUT_RELEASE"
+    TCC_EMPTY_ROLLBACK = "TCC_EMPTY_ROLLBACK"
+    TCC_HANGING = "TCC_HANGING"
+
+
+class CommandType(enum.StrEnum):
+    """Compensating actions."""
+
+    RELEASE_STOCK = "RELEASE_STOCK"
+    REFUND_PAYMENT = "REFUND_PAYMENT"
+    HOLD_SHIPMENT = "HOLD_SHIPMENT"
+    EXPEDITE_SHIPMENT = "EXPEDITE_SHIPMENT"
+
+
+class Severity(enum.StrEnum):
+    """How urgent a mismatch is."""
+
+    CRITICAL = "CRITICAL"
+    HIGH = "HIGH"
+    MEDIUM = "MEDIUM"
+    LOW = "LOW"
+
+
+class Status(enum.StrEnum):
+    """Lifecycle of a mismatch."""
+
+    OPEN = "OPEN"
+    RESOLVED = "RESOLVED"
+
+
+class Mismatch(msgspec.Struct, frozen=True):
+    """The contract's Mismatch record (section 5). detected_at is wall-clock ms."""
+
+    mismatch_id: str
+    type: MismatchType
+    status: Status
+    order_id: str
+    subject_id: str
+    severity: Severity
+    decided_at: int
+    detected_at: int
+    evidence: tuple[str, ...]
+    command_id: str | None
+    details: dict[str, str]
+    resolved_at: int | None = None
+    resolved_by: str | None = None
+
+
+class Command(msgspec.Struct, frozen=True):
+    """The contract's Command record (section 5). issued_at is wall-clock ms."""
+
+    command_id: str
+    type: CommandType
+    order_id: str
+    target_id: str
+    mismatch_id: str
+    issued_at: int
+    amount: int | None = None
+    currency: str | None = None
+    sku: str | None = None
+    quantity: int | None = None
+
+
+class DeadLetter(msgspec.Struct, frozen=True):
+    """An input record that could not be decoded or validated, and why."""
+
+    source_topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    reason: str
+    failed_at: int

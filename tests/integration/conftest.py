@@ -1,0 +1,92 @@
+"""Integration fixtures: one real broker per session, fresh topics and group ids per test."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from streams.broker import LocalBroker
+from streams.broker_config import kafka_version
+from streams.clients import admin
+from streams.config import Settings, load_settings
+from topology.admin import create_topics
+from topology.topics import Topology
+
+
+def free_port_pair() -> int:
+    """A port p such that p and p + 1 are both free on 127.0.0.1."""
+    for _ in range(100):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port >= 65000:
+            continue
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free pair of adjacent ports")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """KAFKA_BOOTSTRAP_SERVERS if set, else the project's broker started once for the session."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    home = Path(os.environ.get("CROSSCHECK_HOME") or Path.home() / ".crosscheck").expanduser()
+    jars = home / f"kafka-{kafka_version()}" / "lib"
+    broker = LocalBroker(tmp_path_factory.mktemp("broker"), port=free_port_pair(),
+                         heap="768m", jars_dir=jars)
+    broker.ensure_jars()
+    broker.start(timeout=240)
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
+    """Settings of a fresh world: unique topic prefix and app id, state under tmp_path."""
+    tag = uuid.uuid4().hex[:10]
+    base = load_settings({})
+    return replace(
+        base,
+        bootstrap_servers=kafka_bootstrap,
+        home=tmp_path / "home",
+        topic_prefix=f"t{tag}.",
+        app_id=f"cc-{tag}",
+        partitions=4,
+    )
+
+
+@pytest.fixture
+def topology(settings: Settings) -> Topology:
+    """The topology of `settings`, with every topic created."""
+    topo = Topology(settings.partitions, settings.topic_prefix, settings.topic_overrides)
+    create_topics(admin(settings), topo)
+    return topo
+
+
+def env_of(settings: Settings) -> dict[str, str]:
+    """Environment variables that make a `crosscheck` subprocess use `settings`."""
+    env = dict(os.environ)
+    env.update({
+        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap,
+        "CROSSCHECK_HOME": str(settings.home),
+        "CROSSCHECK_TOPIC_PREFIX": settings.topic_prefix,
+        "CROSSCHECK_APP_ID": settings.app_id,
+        "CROSSCHECK_PARTITIONS": str(settings.partitions),
+    })
+    return env

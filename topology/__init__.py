@@ -1,0 +1,1 @@
+"""Every Kafka topic crosscheck reads or writes, as typed definitions."""
