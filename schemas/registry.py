@@ -62,7 +62,8 @@ class ConfluentRegistry:
             from confluent_kafka.schema_registry import Schema
 
             with self._lock:
-                schema_id = self._client.register_schema(f"{topic}-value", Schema(info.text, "AVRO"))
+                subject = f"{topic}-value"
+                schema_id = self._client.register_schema(subject, Schema(info.text, "AVRO"))
                 self._ids[key] = schema_id
                 self._by_id[schema_id] = info
         return self._ids[key]
@@ -72,7 +73,11 @@ class ConfluentRegistry:
             try:
                 text = self._client.get_schema(schema_id).schema_str
             except Exception as exc:  # the client raises several kinds
-                raise DecodeError(f"schema id {schema_id} not found in the registry: {exc}") from exc
+                raise DecodeError(
+                    f"schema id {schema_id} not found in the registry: {exc}"
+                ) from exc
+            if text is None:
+                raise DecodeError(f"schema id {schema_id} has no schema text in the registry")
             raw = json.loads(text)
             self._by_id[schema_id] = schema(raw["name"])
         return self._by_id[schema_id]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
 
 from schemas.errors import ValidationError
 from topology.topics import BY_ID, TopicId
@@ -17,7 +20,8 @@ TYPES: dict[TopicId, frozenset[str]] = {
     TopicId.SHIPPING: frozenset({"CREATED", "DISPATCHED", "DELIVERED", "CANCELLED"}),
 }
 
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_CURRENCY_PATTERN = r"^[A-Z]{3}\Z"
+_CURRENCY = re.compile(_CURRENCY_PATTERN)
 _MAX_LONG = 2**63 - 1
 _MAX_INT = 2**31 - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -39,76 +43,200 @@ def parse_event_time(value: object, field: str = "event_time") -> int:
             raise ValidationError(field, f"{value!r} is not an ISO-8601 time") from None
         if parsed.tzinfo is None:
             raise ValidationError(field, f"{value!r} has no time zone (add Z or +00:00)")
-        return (parsed - _EPOCH) // _MS
+        ms = (parsed - _EPOCH) // _MS
+        if ms < 0:
+            raise ValidationError(field, f"{value!r} is before 1970-01-01T00:00:00Z")
+        return ms
     raise ValidationError(field, "must be an ISO-8601 time or epoch milliseconds")
 
 
 def format_time(ms: int) -> str:
     """Epoch millis -> ISO-8601 UTC with milliseconds and Z."""
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    moment = _EPOCH + timedelta(milliseconds=ms)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
-def _str(event: Mapping[str, Any], field: str, *, required: bool = True, default: str = "") -> str:
-    if field not in event or event[field] is None:
-        if required:
-            raise ValidationError(field, "is missing")
-        return default
-    value = event[field]
-    if not isinstance(value, str):
-        raise ValidationError(field, f"must be a string, got {type(value).__name__}")
-    if required and not value:
-        raise ValidationError(field, "must not be empty")
-    return value
+# --- typed shapes of the input events (msgspec checks types and bounds in one pass) ---------
+
+_Id = Annotated[str, Meta(min_length=1)]
+_Amount = Annotated[int, Meta(ge=0, le=_MAX_LONG)]
+_Quantity = Annotated[int, Meta(ge=1, le=_MAX_INT)]
+_Currency = Annotated[str, Meta(pattern=_CURRENCY_PATTERN)]
+_EventTime = Annotated[int, Meta(ge=0, le=_MAX_LONG)] | str
 
 
-def _int(event: Mapping[str, Any], field: str, *, minimum: int, maximum: int = _MAX_LONG,
-         required: bool = True, default: int = 0) -> int:
-    if field not in event or event[field] is None:
-        if required:
-            raise ValidationError(field, "is missing")
-        return default
-    value = event[field]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(field, f"must be an integer, got {type(value).__name__}")
-    if value < minimum:
-        what = "negative" if minimum == 0 else f"less than {minimum}"
-        raise ValidationError(field, f"must not be {what}: {value}")
-    if value > maximum:
-        raise ValidationError(field, f"is too large: {value}")
-    return value
+class _OrderItem(msgspec.Struct):
+    sku: _Id
+    quantity: _Quantity
+    unit_price: _Amount
 
 
-def _currency(event: Mapping[str, Any], field: str = "currency") -> str:
-    value = _str(event, field)
-    if not _CURRENCY.match(value):
-        raise ValidationError(field, f"{value!r} is not an ISO-4217 code (three capital letters)")
-    return value
+class _ShipmentItem(msgspec.Struct):
+    sku: _Id
+    quantity: _Quantity
 
 
-def _items(event: Mapping[str, Any], *, priced: bool, required: bool) -> list[dict[str, Any]]:
-    raw = event.get("items")
-    if raw is None or raw == []:
-        if required:
-            raise ValidationError("items", "is missing or empty")
-        return []
-    if not isinstance(raw, list):
-        raise ValidationError("items", f"must be a list, got {type(raw).__name__}")
-    items: list[dict[str, Any]] = []
-    for i, item in enumerate(raw):
-        if not isinstance(item, Mapping):
-            raise ValidationError(f"items[{i}]", "must be an object")
-        try:
-            line: dict[str, Any] = {
-                "sku": _str(item, "sku"),
-                "quantity": _int(item, "quantity", minimum=1, maximum=_MAX_INT),
-            }
-            if priced:
-                line["unit_price"] = _int(item, "unit_price", minimum=0)
-        except ValidationError as exc:
-            raise ValidationError(f"items[{i}].{exc.field}", exc.reason) from None
-        items.append(line)
-    return items
+class _OrderIn(msgspec.Struct):
+    event_id: _Id
+    order_id: _Id
+    type: Literal["PLACED", "CANCELLED"]
+    event_time: _EventTime
+    # required on PLACED only: checked after decoding
+    user_id: str | None = None
+    items: list[_OrderItem] | None = None
+    total_amount: _Amount | None = None
+    currency: str | None = None
+
+
+class _PaymentIn(msgspec.Struct):
+    event_id: _Id
+    order_id: _Id
+    type: Literal["SUCCEEDED", "FAILED", "REFUNDED"]
+    event_time: _EventTime
+    payment_id: _Id
+    amount: _Amount
+    currency: _Currency
+    channel: str | None = None
+
+
+class _InventoryIn(msgspec.Struct):
+    event_id: _Id
+    order_id: _Id
+    type: Literal["RESERVED", "CONFIRMED", "RELEASED"]
+    event_time: _EventTime
+    reservation_id: _Id
+    sku: _Id
+    quantity: _Quantity
+
+
+class _ShippingIn(msgspec.Struct):
+    event_id: _Id
+    order_id: _Id
+    type: Literal["CREATED", "DISPATCHED", "DELIVERED", "CANCELLED"]
+    event_time: _EventTime
+    shipment_id: _Id
+    # required (non-empty) on CREATED: checked after decoding
+    items: list[_ShipmentItem] | None = None
+
+
+def _time(value: int | str) -> int:
+    return value if type(value) is int else parse_event_time(value)
+
+
+def _order_record(e: _OrderIn) -> dict[str, Any]:
+    event_time = _time(e.event_time)
+    placed = e.type == "PLACED"
+    user_id = e.user_id
+    if user_id is None:
+        if placed:
+            raise ValidationError("user_id", "is missing")
+        user_id = ""
+    elif placed and not user_id:
+        raise ValidationError("user_id", "must not be empty")
+    if e.items:
+        items = [{"sku": i.sku, "quantity": i.quantity, "unit_price": i.unit_price}
+                 for i in e.items]
+    elif placed:
+        raise ValidationError("items", "is missing or empty")
+    else:
+        items = []
+    total = e.total_amount
+    if total is None:
+        if placed:
+            raise ValidationError("total_amount", "is missing")
+        total = 0
+    currency = e.currency
+    if currency is None:
+        if placed:
+            raise ValidationError("currency", "is missing")
+        currency = ""
+    elif (currency or placed) and not _CURRENCY.match(currency):
+        raise ValidationError("currency", _currency_reason(currency))
+    return {
+        "event_id": e.event_id,
+        "order_id": e.order_id,
+        "type": e.type,
+        "event_time": event_time,
+        "user_id": user_id,
+        "items": items,
+        "total_amount": total,
+        "currency": currency,
+    }
+
+
+def _payment_record(e: _PaymentIn) -> dict[str, Any]:
+    return {
+        "event_id": e.event_id,
+        "order_id": e.order_id,
+        "type": e.type,
+        "event_time": _time(e.event_time),
+        "payment_id": e.payment_id,
+        "amount": e.amount,
+        "currency": e.currency,
+        "channel": e.channel or "",
+    }
+
+
+def _inventory_record(e: _InventoryIn) -> dict[str, Any]:
+    return {
+        "event_id": e.event_id,
+        "order_id": e.order_id,
+        "type": e.type,
+        "event_time": _time(e.event_time),
+        "reservation_id": e.reservation_id,
+        "sku": e.sku,
+        "quantity": e.quantity,
+    }
+
+
+def _shipping_record(e: _ShippingIn) -> dict[str, Any]:
+    event_time = _time(e.event_time)
+    if e.items:
+        items = [{"sku": i.sku, "quantity": i.quantity} for i in e.items]
+    elif e.type == "CREATED":
+        raise ValidationError("items", "is missing or empty (required on CREATED)")
+    else:
+        items = []
+    return {
+        "event_id": e.event_id,
+        "order_id": e.order_id,
+        "type": e.type,
+        "event_time": event_time,
+        "shipment_id": e.shipment_id,
+        "items": items,
+    }
+
+
+#: topic -> (typed shape, JSON decoder of that shape, shape -> Avro record)
+_SHAPES: dict[TopicId, tuple[type[Any], msgspec.json.Decoder[Any], Callable[[Any], dict[str, Any]]]]
+_SHAPES = {
+    TopicId.ORDERS: (_OrderIn, msgspec.json.Decoder(_OrderIn), _order_record),
+    TopicId.PAYMENTS: (_PaymentIn, msgspec.json.Decoder(_PaymentIn), _payment_record),
+    TopicId.INVENTORY: (_InventoryIn, msgspec.json.Decoder(_InventoryIn), _inventory_record),
+    TopicId.SHIPPING: (_ShippingIn, msgspec.json.Decoder(_ShippingIn), _shipping_record),
+}
+
+
+def _not_input(topic: TopicId) -> ValidationError:
+    inputs = ", ".join(t.value for t in TYPES)
+    return ValidationError("topic", f"{topic.value!r} is not an input topic ({inputs})")
+
+
+def parse_event_json(topic: TopicId, raw: bytes | str) -> dict[str, Any]:
+    """Decode and check the JSON text of one event in one pass; return it as an Avro record.
+
+    The fast path of `produce`: equivalent to `validate_event(topic, json.loads(raw))`,
+    raising ValidationError naming the first bad field (or `event` for broken JSON).
+    """
+    shape = _SHAPES.get(topic)
+    if shape is None:
+        raise _not_input(topic)
+    try:
+        return shape[2](shape[1].decode(raw))
+    except msgspec.ValidationError as exc:
+        raise _translate(str(exc), topic, lambda: msgspec.json.decode(raw)) from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise ValidationError("event", f"not valid JSON: {exc}") from None
 
 
 def validate_event(topic: TopicId, event: Mapping[str, Any]) -> dict[str, Any]:
@@ -117,44 +245,103 @@ def validate_event(topic: TopicId, event: Mapping[str, Any]) -> dict[str, Any]:
     Raises ValidationError naming the first bad field. Accepts JSON-shaped events (times as
     ISO strings or ints) and decoded Avro records (times as ints).
     """
-    if topic not in TYPES:
-        raise ValidationError("topic", f"{topic.value!r} is not an input topic")
+    shape = _SHAPES.get(topic)
+    if shape is None:
+        raise _not_input(topic)
     if not isinstance(event, Mapping):
         raise ValidationError("event", "must be a JSON object")
-    etype = _str(event, "type")
-    if etype not in TYPES[topic]:
-        allowed = ", ".join(sorted(TYPES[topic]))
-        raise ValidationError("type", f"{etype!r} is not a {topic.value} type ({allowed})")
-    record: dict[str, Any] = {
-        "event_id": _str(event, "event_id"),
-        "order_id": _str(event, "order_id"),
-        "type": etype,
-        "event_time": parse_event_time(event.get("event_time")) if "event_time" in event
-        else _missing("event_time"),
-    }
-    if topic is TopicId.ORDERS:
-        placed = etype == "PLACED"
-        record["user_id"] = _str(event, "user_id", required=placed)
-        record["items"] = _items(event, priced=True, required=placed)
-        record["total_amount"] = _int(event, "total_amount", minimum=0, required=placed)
-        record["currency"] = _currency(event) if placed or event.get("currency") else ""
-    elif topic is TopicId.PAYMENTS:
-        record["payment_id"] = _str(event, "payment_id")
-        record["amount"] = _int(event, "amount", minimum=0)
-        record["currency"] = _currency(event)
-        record["channel"] = _str(event, "channel", required=False)
-    elif topic is TopicId.INVENTORY:
-        record["reservation_id"] = _str(event, "reservation_id")
-        record["sku"] = _str(event, "sku")
-        record["quantity"] = _int(event, "quantity", minimum=1, maximum=_MAX_INT)
-    else:
-        record["shipment_id"] = _str(event, "shipment_id")
-        record["items"] = _items(event, priced=False, required=etype == "CREATED")
-    return record
+    source = event if type(event) is dict else _plain(event)
+    try:
+        return shape[2](msgspec.convert(source, shape[0]))
+    except msgspec.ValidationError as exc:
+        raise _translate(str(exc), topic, lambda: source) from None
 
 
-def _missing(field: str) -> int:
-    raise ValidationError(field, "is missing")
+def _plain(value: Any) -> Any:
+    """Mappings and sequences of a non-dict event as dicts and lists, for msgspec.convert."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+# --- msgspec's messages ("Expected `int` >= 0 - at `$.amount`") in the contract's form -------
+
+_WHERE = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\['((?:[^'\\]|\\.)*)'\]")
+_MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
+_EXPECTED = re.compile(r"^Expected `(?P<want>[^`]+)`(?:, got `(?P<got>[^`]+)`)?(?P<rest>.*)$",
+                       re.DOTALL)
+_BOUND = re.compile(r"^ (?P<op>>=|<=) (?P<n>-?\d+)$")
+_NOTHING = object()
+_KINDS = {"str": "a string", "int": "an integer", "array": "a list", "object": "an object"}
+
+
+def _lookup(root: Any, path: str) -> Any:
+    value = root
+    for name, index, quoted in _STEP.findall(path):
+        try:
+            value = value[int(index)] if index else value[name or quoted]
+        except (KeyError, IndexError, TypeError):
+            return _NOTHING
+    return value
+
+
+def _field(path: str) -> str:
+    return path[1:] if path.startswith(".") else path
+
+
+def _currency_reason(value: object) -> str:
+    return f"{value!r} is not an ISO-4217 code (three capital letters)"
+
+
+def _translate(text: str, topic: TopicId, source: Callable[[], Any]) -> ValidationError:
+    """A msgspec ValidationError message -> ValidationError(field path, contract reason)."""
+    where = _WHERE.match(text)
+    msg, path = (where["msg"], where["path"] or "") if where else (text, "")
+    missing = _MISSING.match(msg)
+    if missing:
+        return ValidationError(_field(f"{path}.{missing['name']}"), "is missing")
+    field = _field(path) or "event"
+    leaf = field.rsplit(".", 1)[-1]
+    try:
+        value = _lookup(source(), path)
+    except Exception:  # the raw text could not be decoded again: no value to show
+        value = _NOTHING
+    shown = "" if value is _NOTHING else f": {value!r}"
+    if msg.startswith("Invalid enum value"):
+        text = msg.removeprefix("Invalid enum value ") if value is _NOTHING else repr(value)
+        if field == "type":
+            allowed = ", ".join(sorted(TYPES[topic]))
+            return ValidationError(field, f"{text} is not a {topic.value} type ({allowed})")
+        return ValidationError(field, f"{text} is not allowed")
+    expected = _EXPECTED.match(msg)
+    if expected is None:
+        return ValidationError(field, msg)
+    want, got, rest = expected["want"], expected["got"], expected["rest"]
+    if got is not None:
+        if got == "null":
+            return ValidationError(field, "is missing")
+        if field == "event":
+            return ValidationError(field, "must be a JSON object")
+        if leaf == "event_time":
+            return ValidationError(field, "must be an ISO-8601 time or epoch milliseconds")
+        kind = _KINDS.get(want.split(" | ")[0], f"of type {want}")
+        return ValidationError(field, f"must be {kind}, got {got}")
+    bound = _BOUND.match(rest)
+    if bound:
+        if leaf == "event_time":
+            return ValidationError(field, f"epoch milliseconds out of range{shown}")
+        if bound["op"] == "<=":
+            return ValidationError(field, f"is too large{shown}")
+        what = "negative" if bound["n"] == "0" else f"less than {bound['n']}"
+        return ValidationError(field, f"must not be {what}{shown}")
+    if rest.startswith(" of length >= 1"):
+        return ValidationError(field, "must not be empty")
+    if rest.startswith(" matching regex"):
+        return ValidationError(field, _currency_reason(None if value is _NOTHING else value))
+    return ValidationError(field, msg)
 
 
 def value_schema(topic: TopicId) -> str:

@@ -1,4 +1,4 @@
-"""Kafka client settings (bootstrap, security) for confluent-kafka and aiokafka, and reachability."""
+"""Kafka client settings (bootstrap, security) for confluent-kafka and Faust, and reachability."""
 
 from __future__ import annotations
 

@@ -32,7 +32,8 @@ ENV_VARS: dict[str, str] = {
     "CROSSCHECK_PROCESSING_GUARANTEE": "exactly_once (default) or at_least_once",
     "CROSSCHECK_WORKER_PORT": "port of the worker's web server on 127.0.0.1 (6066)",
     "CROSSCHECK_ALLOWED_LATENESS": "watermark lag behind the slowest input (60s)",
-    "CROSSCHECK_IDLE_TIMEOUT": "wall time after which a caught-up input stops holding the watermark (10s)",
+    "CROSSCHECK_IDLE_TIMEOUT": "wall time after which a caught-up input stops holding the "
+    "watermark (10s)",
     "CROSSCHECK_PAYMENT_TIMEOUT": "RESERVATION_WITHOUT_PAYMENT horizon (15m)",
     "CROSSCHECK_RESERVATION_TIMEOUT": "PAYMENT_WITHOUT_RESERVATION horizon (5m)",
     "CROSSCHECK_SHIPMENT_TIMEOUT": "PAID_NOT_SHIPPED horizon (24h)",
@@ -40,7 +41,8 @@ ENV_VARS: dict[str, str] = {
     "CROSSCHECK_RELEASE_TIMEOUT": "REFUND_WITHOUT_RELEASE horizon (10m)",
     "CROSSCHECK_TCC_GRACE": "TCC_EMPTY_ROLLBACK and OVERSHIPMENT horizon (1m)",
     "CROSSCHECK_METRICS_WINDOW": "tumbling event-time window of the metrics stream (1m)",
-    "CROSSCHECK_STORM_THRESHOLD": "mismatches of one type per window above which one STORM alert is sent (20)",
+    "CROSSCHECK_STORM_THRESHOLD": "mismatches of one type per window above which one STORM "
+    "alert replaces the single ones (20)",
 }
 
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}

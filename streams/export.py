@@ -67,9 +67,10 @@ def read_topic(settings: Settings, name: str, idle_timeout: float,
         while time.monotonic() - last < idle_timeout:
             batch = consumer.consume(num_messages=5000, timeout=min(0.5, idle_timeout))
             for msg in batch:
-                if msg.error():
-                    if msg.error().code() != KafkaError._PARTITION_EOF and on_error:
-                        on_error(f"{name}: {msg.error()}")
+                error = msg.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF and on_error:
+                        on_error(f"{name}: {error}")
                     continue
                 last = time.monotonic()
                 try:

@@ -29,7 +29,8 @@ def start(ctx: click.Context, timeout: float) -> None:
     """Start the broker (first run: fetch its jars with Maven, format storage). Harmless twice."""
     s = settings_of(ctx)
     if not s.uses_local_broker:
-        click.echo(f"KAFKA_BOOTSTRAP_SERVERS is set ({s.bootstrap}): the local broker is not needed")
+        click.echo(f"KAFKA_BOOTSTRAP_SERVERS is set ({s.bootstrap}): "
+                   "the local broker is not needed")
         return
     b = local_broker(s)
     if not b.jars_dir.exists():

@@ -1,0 +1,38 @@
+# crosscheck developer entry points. `make run` and `make test` install what they need.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+CC     := $(VENV)/bin/crosscheck
+SAMPLE ?= examples/sample-traffic.jsonl
+
+.PHONY: install run demo test unit integration lint bench clean-state
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "crosscheck needs Python >= 3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+## The main job on the embedded default: local broker, topics, sample traffic, worker.
+run: install
+	$(CC) broker start
+	$(CC) topics create
+	$(CC) produce $(SAMPLE)
+	$(CC) worker --echo
+
+## Every test: unit tests, then integration tests against a broker the session starts.
+test: install
+	$(PY) -m pytest -q
+
+unit: install
+	$(PY) -m pytest -q tests/unit
+
+integration: install
+	$(PY) -m pytest -q tests/integration
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy

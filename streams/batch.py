@@ -1,0 +1,135 @@
+"""Batch evaluation of the rules over a finite set of events (tests, replay checks, audit).
+
+An implementation of the time semantics independent of the streaming engine: it shares the
+rule catalog (``derive_decisions``, ``decide``, ``holds``, ids, severities) but not
+PartitionEngine or its store. Per order, all events are known up front (deduplicated by
+event_id, first occurrence kept):
+
+* the final watermark W of the order's partition (``partition_for(order_id, partitions)``) is
+  ``until`` when given, else the largest event_time of that partition's events minus
+  ``allowed_lateness``: what the streaming engine reaches once all its sources go idle;
+* every derived decision with D <= W is made in (D, rule, key) order against a ledger: a
+  mismatch_id is opened at most once, a command_id issued at most once;
+* an opened, resolvable mismatch is RESOLVED at the first event time T of the order with
+  decided_at < T <= W at which its condition no longer holds (resolved_by = the smallest
+  event_id at T).
+
+There is no eviction and there are no late events. Output order: by time (D for OPEN and
+commands, T for RESOLVED), then order_id, then decisions before resolutions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+import msgspec
+
+from streams.config import RuleConfig
+from streams.model import Command, Event, Mismatch, Status
+from streams.rules.catalog import RULES, command_record, decide, derive_decisions, holds
+from streams.rules.catalog import open_record as _open_record
+from streams.rules.entities import OrderView
+from topology.partitioner import partition_for
+
+Output = Mismatch | Command
+_Key = tuple[int, str, int, int, int, str, int]
+
+
+def wall_clock_ms() -> int:
+    """The wall clock in epoch milliseconds (the default detected_at / issued_at)."""
+    return time.time_ns() // 1_000_000
+
+
+def evaluate_order(
+    order_id: str,
+    events: Iterable[Event],
+    rules: RuleConfig,
+    final_watermark: int,
+    clock: Callable[[], int] = wall_clock_ms,
+) -> list[tuple[_Key, Output]]:
+    """Mismatches and commands of one order up to ``final_watermark``, with their sort keys."""
+    view = OrderView(order_id, events)
+    results: list[tuple[_Key, Output]] = []
+    opened: set[str] = set()
+    issued: set[str] = set()
+    decisions = sorted(d for d in derive_decisions(view.events, rules) if d.due <= final_watermark)
+    for seq, decision in enumerate(decisions):
+        for finding in sorted(decide(decision, view, rules), key=lambda f: f.subject_id):
+            mid = finding.mismatch_id
+            if mid in opened:
+                continue
+            opened.add(mid)
+            now = clock()
+            cid = finding.command.command_id if finding.command else None
+            mismatch = _open_record(finding, cid, now)
+            key: _Key = (decision.due, order_id, 0, seq, 0, finding.subject_id, 0)
+            results.append((key, mismatch))
+            command = command_record(finding, now)
+            if command is not None and command.command_id not in issued:
+                issued.add(command.command_id)
+                results.append(((*key[:-1], 1), command))
+            if not RULES[finding.rule].resolvable:
+                continue
+            for at in view.event_times():
+                if not finding.decided_at < at <= final_watermark:
+                    continue
+                if holds(
+                    finding.rule, finding.subject_id, finding.key, finding.trigger_time, view, at
+                ):
+                    continue
+                first = view.first_event_at(at)
+                resolved = msgspec.structs.replace(
+                    mismatch,
+                    status=Status.RESOLVED,
+                    detected_at=clock(),
+                    resolved_at=at,
+                    resolved_by=first.event_id if first else None,
+                )
+                res_key: _Key = (
+                    at,
+                    order_id,
+                    1,
+                    finding.decided_at,
+                    finding.rule,
+                    finding.subject_id,
+                    0,
+                )
+                results.append((res_key, resolved))
+                break
+    return results
+
+
+def final_watermarks(
+    events: Iterable[Event], rules: RuleConfig, partitions: int = 1, until: int | None = None
+) -> dict[int, int]:
+    """Partition number -> the final watermark the batch evaluates up to."""
+    latest: dict[int, int] = {}
+    for event in events:
+        part = partition_for(event.order_id, partitions)
+        latest[part] = max(latest.get(part, event.event_time), event.event_time)
+    if until is not None:
+        return dict.fromkeys(latest, until)
+    return {part: t - rules.allowed_lateness for part, t in latest.items()}
+
+
+def evaluate(
+    events: Iterable[Event],
+    rules: RuleConfig,
+    *,
+    partitions: int = 1,
+    until: int | None = None,
+    clock: Callable[[], int] = wall_clock_ms,
+) -> list[Output]:
+    """Every mismatch (OPEN and RESOLVED) and command the rules yield for ``events``."""
+    all_events = list(events)
+    by_order: dict[str, list[Event]] = {}
+    for event in all_events:
+        by_order.setdefault(event.order_id, []).append(event)
+    watermarks = final_watermarks(all_events, rules, partitions, until)
+    keyed: list[tuple[_Key, Output]] = []
+    for order_id in sorted(by_order):
+        wm = watermarks[partition_for(order_id, partitions)]
+        keyed.extend(evaluate_order(order_id, by_order[order_id], rules, wm, clock))
+    keyed.sort(key=lambda pair: pair[0])
+    return [output for _, output in keyed]

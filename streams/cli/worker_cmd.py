@@ -1,0 +1,88 @@
+"""`crosscheck worker`: the long-running stream worker."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from streams.cli.main import settings_of
+from streams.config import RULE_ENV, Settings, format_duration_ms, parse_duration_ms
+
+
+def rule_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add one --<threshold> option per rule setting (durations such as 90s, 15m, 24h)."""
+    for attr in reversed(list(RULE_ENV)):
+        func = click.option(
+            f"--{attr.replace('_', '-')}", attr, default=None, metavar="DURATION",
+            help=f"Overrides {RULE_ENV[attr]}.",
+        )(func)
+    return func
+
+
+def apply_rule_options(settings: Settings, values: dict[str, Any]) -> Settings:
+    """Settings with the given rule options applied."""
+    changes = {attr: parse_duration_ms(v, f"--{attr.replace('_', '-')}")
+               for attr, v in values.items() if attr in RULE_ENV and v is not None}
+    return settings.with_rules(**changes) if changes else settings
+
+
+def describe_rules(settings: Settings) -> str:
+    """One line with the thresholds in force."""
+    r = settings.rules
+    return ", ".join(f"{f.name}={format_duration_ms(getattr(r, f.name))}"
+                     for f in dataclasses.fields(r) if f.name in RULE_ENV)
+
+
+@click.command("worker")
+@click.option("--web-port", type=int, default=None,
+              help="Port of the worker's web server on 127.0.0.1 (CROSSCHECK_WORKER_PORT, 6066); "
+                   "every worker on one host needs its own.")
+@click.option("--processing-guarantee", type=click.Choice(["exactly_once", "at_least_once"]),
+              default=None, help="Overrides CROSSCHECK_PROCESSING_GUARANTEE.")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=2000, show_default=True,
+              help="Most records judged per batch (state is written once per batch).")
+@click.option("--loglevel", type=click.Choice(["crit", "error", "warn", "info", "debug"]),
+              default="warn", show_default=True)
+@rule_options
+@click.pass_context
+def worker(ctx: click.Context, /, web_port: int | None, processing_guarantee: str | None,
+           batch_size: int, loglevel: str, **rules: Any) -> None:
+    """Run the stream worker until SIGTERM or Ctrl-C (many can run in one group).
+
+    It joins orders, payments, inventory and shipping per order in Faust tables (RocksDB,
+    with changelog topics), decides the ten rules in event time and writes mismatches,
+    commands and dead letters. Missing topics are created first.
+    """
+    from streams.worker.app import WorkerOptions, create_worker
+    from streams.worker.lifecycle import (
+        data_dir_for,
+        discover_partitions,
+        prepare_state_dir,
+        run_faust,
+    )
+
+    s = apply_rule_options(settings_of(ctx), rules)
+    if processing_guarantee:
+        s = dataclasses.replace(s, processing_guarantee=processing_guarantee)
+    port = web_port or s.worker_port
+    inputs, outputs = discover_partitions(s)
+    data_dir = data_dir_for(s, port)
+    if prepare_state_dir(data_dir, s.processing_guarantee == "exactly_once"):
+        click.echo("previous run did not stop cleanly: local state wiped, "
+                   "rebuilding it from the changelog topics", err=True)
+    options = WorkerOptions(data_dir=data_dir, web_port=port, input_partitions=inputs,
+                            output_partitions=outputs, batch_max=batch_size, loglevel=loglevel)
+    w = create_worker(s, options)
+    click.echo(f"crosscheck worker {w.runtime.worker_id}: group {s.app_id} on {s.bootstrap}, "
+               f"{inputs} partitions, {s.processing_guarantee}, state in {data_dir}", err=True)
+    click.echo(f"rules: {describe_rules(s)}", err=True)
+    sys.exit(run_faust(w.app, loglevel, data_dir))
+
+
+def register(cli: click.Group) -> None:
+    """Add the commands of this module."""
+    cli.add_command(worker)

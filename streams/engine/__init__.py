@@ -1,0 +1,29 @@
+"""The streaming engine: per-partition decisions over a pluggable state store."""
+
+from streams.engine.partition import Output, PartitionEngine
+from streams.engine.state import (
+    LedgerEntry,
+    OrderState,
+    PartitionMeta,
+    Pending,
+    decode_meta,
+    decode_order,
+    encode_meta,
+    encode_order,
+)
+from streams.engine.store import MemoryStore, StateStore
+
+__all__ = [
+    "LedgerEntry",
+    "MemoryStore",
+    "OrderState",
+    "Output",
+    "PartitionEngine",
+    "PartitionMeta",
+    "Pending",
+    "StateStore",
+    "decode_meta",
+    "decode_order",
+    "encode_meta",
+    "encode_order",
+]

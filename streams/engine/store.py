@@ -1,0 +1,118 @@
+"""Where a PartitionEngine keeps its state: the StateStore protocol and an in-memory store."""
+
+from __future__ import annotations
+
+import heapq
+from typing import Protocol
+
+from streams.engine.state import (
+    OrderState,
+    PartitionMeta,
+    decode_meta,
+    decode_order,
+    encode_meta,
+    encode_order,
+)
+
+
+class StateStore(Protocol):
+    """State of one partition: orders by order_id, a due-time index, and the partition meta.
+
+    The index holds (due, order_id) entries; ``pop_due(up_to)`` removes and returns every
+    entry with due <= up_to, sorted by (due, order_id). The engine adds at most one entry
+    per (due, order_id). Objects handed to ``put_*`` must not be mutated by the store, and
+    the engine does not keep objects it got from ``get_*`` after putting them back.
+    """
+
+    def get_order(self, order_id: str) -> OrderState | None:
+        """The order's state, or None."""
+        ...
+
+    def put_order(self, order_id: str, state: OrderState) -> None:
+        """Store the order's state."""
+        ...
+
+    def delete_order(self, order_id: str) -> None:
+        """Forget the order."""
+        ...
+
+    def add_due(self, due: int, order_id: str) -> None:
+        """Add the index entry (due, order_id)."""
+        ...
+
+    def pop_due(self, up_to: int) -> list[tuple[int, str]]:
+        """Remove and return the index entries with due <= up_to, by (due, order_id)."""
+        ...
+
+    def get_meta(self) -> PartitionMeta | None:
+        """The partition's watermark state, or None."""
+        ...
+
+    def put_meta(self, meta: PartitionMeta) -> None:
+        """Store the partition's watermark state."""
+        ...
+
+
+class MemoryStore:
+    """A StateStore in dicts and a heap, for tests, batch-like replays and benchmarks.
+
+    Orders and meta are kept as msgpack bytes (like the Faust table), so every access goes
+    through ``encode_order``/``decode_order`` and nothing is shared with the engine.
+    """
+
+    def __init__(self) -> None:
+        self._orders: dict[str, bytes] = {}
+        self._index: list[tuple[int, str]] = []
+        self._indexed: set[tuple[int, str]] = set()
+        self._meta: bytes | None = None
+
+    def get_order(self, order_id: str) -> OrderState | None:
+        """The order's state, or None."""
+        data = self._orders.get(order_id)
+        return decode_order(data) if data is not None else None
+
+    def put_order(self, order_id: str, state: OrderState) -> None:
+        """Store the order's state."""
+        self._orders[order_id] = encode_order(state)
+
+    def delete_order(self, order_id: str) -> None:
+        """Forget the order."""
+        self._orders.pop(order_id, None)
+
+    def add_due(self, due: int, order_id: str) -> None:
+        """Add the index entry (due, order_id) (a repeated entry is kept once)."""
+        entry = (due, order_id)
+        if entry not in self._indexed:
+            self._indexed.add(entry)
+            heapq.heappush(self._index, entry)
+
+    def pop_due(self, up_to: int) -> list[tuple[int, str]]:
+        """Remove and return the index entries with due <= up_to, by (due, order_id)."""
+        popped: list[tuple[int, str]] = []
+        while self._index and self._index[0][0] <= up_to:
+            entry = heapq.heappop(self._index)
+            self._indexed.discard(entry)
+            popped.append(entry)
+        return popped
+
+    def get_meta(self) -> PartitionMeta | None:
+        """The partition's watermark state, or None."""
+        return decode_meta(self._meta) if self._meta is not None else None
+
+    def put_meta(self, meta: PartitionMeta) -> None:
+        """Store the partition's watermark state."""
+        self._meta = encode_meta(meta)
+
+    # -- inspection (tests, bench) ---------------------------------------------------------
+
+    def order_ids(self) -> list[str]:
+        """The ids of every stored order, sorted."""
+        return sorted(self._orders)
+
+    def index_size(self) -> int:
+        """Number of index entries."""
+        return len(self._index)
+
+    def size_bytes(self) -> int:
+        """Total encoded size of the stored orders."""
+        return sum(len(v) for v in self._orders.values())

@@ -1,0 +1,1 @@
+"""The long-running stream worker: Faust app, table-backed state, idle ticks, outputs."""

@@ -1,0 +1,243 @@
+"""The Faust app of `crosscheck worker`: tables, the judging agent, the idle ticker, outputs.
+
+One agent consumes the four input topics and the internal ticks topic (all co-partitioned),
+in batches (``take_events``). For each batch: every record goes through the Runtime (decode,
+PartitionEngine), each touched partition's TableStore is flushed once, and the outputs and
+changelog records are produced. Under exactly-once they are produced by the transactional
+producer of the *source* partition, the one Faust commits that partition's offsets with, so
+outputs, state and offsets commit or abort together. (Faust's own transactional send routes
+by destination topic and cannot reach topics it does not consume.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import faust
+
+from schemas.codec import Codec
+from schemas.registry import registry_from
+from streams.clients import faust_broker_settings
+from streams.config import Settings
+from streams.worker.idle import IdleTracker
+from streams.worker.runtime import Emit, Record, Runtime, wall_ms
+from streams.worker.store import ChangelogWrite, TableStore
+from topology.topics import INPUTS, TopicId, Topology
+
+log = logging.getLogger("crosscheck.worker")
+
+#: Stable names: they become changelog topics "<app id>-<table>-changelog".
+ORDERS_TABLE = "orders"
+DUE_TABLE = "due"
+META_TABLE = "meta"
+AGENT_NAME = "crosscheck.judge"
+
+_RAW: Any = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw",
+                    value_serializer="raw")
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """Knobs of one worker process."""
+
+    data_dir: Path
+    web_port: int
+    input_partitions: int
+    output_partitions: dict[TopicId, int]
+    batch_max: int = 2000
+    batch_within: float = 0.05
+    tick_interval: float = 1.0
+    web_enabled: bool = True
+    loglevel: str = "warn"
+
+
+@dataclass
+class Worker:
+    """The app and everything its agent uses."""
+
+    app: faust.App
+    settings: Settings
+    options: WorkerOptions
+    runtime: Runtime
+    tracker: IdleTracker
+    topology: Topology
+    stores: dict[int, TableStore] = field(default_factory=dict)
+    batches: int = 0
+    records: int = 0
+
+    @property
+    def exactly_once(self) -> bool:
+        """Whether outputs go through transactions."""
+        return self.settings.processing_guarantee == "exactly_once"
+
+    async def process(self, events: Sequence[Any]) -> None:
+        """Judge one batch, flush state, produce outputs and changelog records."""
+        import sys
+        print(f"process {len(events)}", file=sys.stderr, flush=True)
+        emits: list[tuple[Any, list[Emit]]] = []
+        last_of_partition: dict[int, Any] = {}
+        now = wall_ms()
+        for event in events:
+            m = event.message
+            out = self.runtime.handle(Record(m.topic, m.partition, m.offset, m.key, m.value))
+            self.tracker.saw((m.topic, m.partition), m.offset, now)
+            last_of_partition[m.partition] = event
+            if out:
+                emits.append((m, out))
+        sends: list[tuple[Any, str, int, bytes | None, bytes | None]] = []
+        for partition, event in last_of_partition.items():
+            store = self.stores.get(partition)
+            if store is not None and store.dirty:
+                for w in store.flush():
+                    sends.append((event.message, w.topic, w.partition, w.key, w.value))
+        for m, out in emits:
+            sends.extend((m, e.name, e.partition, e.key, e.value) for e in out)
+        await self._produce(sends)
+        self.batches += 1
+        self.records += len(events)
+        if self.batches % 20 == 1:
+            import sys
+            print(f"batch {self.batches}: {len(events)} records (total {self.records}), "
+                  f"{len(sends)} sends", file=sys.stderr, flush=True)
+
+    async def _produce(self, sends: list[tuple[Any, str, int, bytes | None, bytes | None]]
+                       ) -> None:
+        producer = self.app.producer
+        futures = []
+        for source, topic, partition, key, value in sends:
+            tid = self._transactional_id(source) if self.exactly_once else None
+            futures.append(await producer.send(topic, key, value, partition, None, None,
+                                               transactional_id=tid))
+        if futures and not self.exactly_once:
+            # at-least-once: outputs are delivered before the batch's offsets are acked
+            await asyncio.gather(*futures)
+
+    def _transactional_id(self, source: Any) -> str:
+        group = self.app.assignor.group_for_topic(source.topic)
+        return f"{self.app.conf.id}-{group}-{source.partition}"
+
+    def store_for(self, partition: int) -> TableStore:
+        """The TableStore of a partition (created on first use)."""
+        store = self.stores.get(partition)
+        if store is None:
+            tables: Any = self.app.tables
+            store = TableStore(tables[ORDERS_TABLE], tables[DUE_TABLE], tables[META_TABLE],
+                               partition)
+            self.stores[partition] = store
+        return store
+
+    def revoke(self, partitions: set[int]) -> None:
+        """Forget cached state of partitions given away by a rebalance."""
+        for p in partitions:
+            store = self.stores.pop(p, None)
+            if store is not None:
+                store.discard()
+            self.runtime.forget(p)
+
+    async def tick(self) -> None:
+        """Send a Tick for inputs that are idle and caught up (wall-clock, once a second)."""
+        inputs = {self.topology.name(t) for t in INPUTS}
+        assigned = sorted((tp.topic, tp.partition) for tp in self.app.assignor.assigned_actives()
+                          if tp.topic in inputs)
+        if not assigned:
+            return
+        consumer = self.app.consumer
+        ends: dict[tuple[str, int], int] = {}
+        for topic, partition in assigned:
+            tp = faust.types.TP(topic, partition)
+            try:
+                end = consumer.highwater(tp)
+            except Exception:  # not fetched yet
+                end = None
+            if end is not None:
+                ends[(topic, partition)] = end
+        committed = await self._committed([tp for tp in assigned
+                                           if tp not in self.tracker.next_offset])
+        idle = self.tracker.candidates(assigned, ends, committed, wall_ms())
+        by_partition: dict[int, list[str]] = {}
+        names = self.topology.by_name()
+        for topic, partition in idle:
+            by_partition.setdefault(partition, []).append(names[topic].value)
+        ticks = self.topology.name(TopicId.TICKS)
+        for partition, topics in sorted(by_partition.items()):
+            value = self.runtime.codec.encode(
+                "Tick", {"partition": partition, "idle_topics": topics, "sent_at": wall_ms()},
+                ticks)
+            key = f"{self.runtime.worker_id}/{partition}".encode()
+            await self.app.producer.send(ticks, key, value, partition, None, None)
+
+    async def _committed(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        if not tps:
+            return {}
+        consumer: Any = self.app.consumer
+        thread = consumer._thread  # aiokafka lives on Faust's consumer thread
+        aio = thread._ensure_consumer()
+        result: dict[tuple[str, int], int] = {}
+        for topic, partition in tps:
+            offset = await thread.call_thread(aio.committed, faust.types.TP(topic, partition))
+            if offset is not None:
+                result[(topic, partition)] = offset
+        return result
+
+
+def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
+    """Build the Faust app, its tables and agent for these settings."""
+    topology = Topology(options.input_partitions, settings.topic_prefix, settings.topic_overrides)
+    app = faust.App(
+        settings.app_id,
+        **faust_broker_settings(settings),
+        store="rocksdb://",
+        datadir=str(options.data_dir),
+        processing_guarantee=settings.processing_guarantee,
+        topic_partitions=options.input_partitions,
+        topic_allow_declare=True,
+        table_standby_replicas=0,
+        web_enabled=options.web_enabled,
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+        web_port=options.web_port,
+        producer_linger_ms=10,
+        consumer_auto_offset_reset="earliest",
+        loghandlers=[],
+    )
+    for name in (ORDERS_TABLE, DUE_TABLE, META_TABLE):
+        app.Table(name, partitions=options.input_partitions, schema=_RAW,
+                  help=f"crosscheck {name} state")
+    codec = Codec(registry_from(settings.schema_registry_url, settings.schema_registry_auth))
+    worker_id = uuid.uuid4().hex[:12]
+    holder: dict[str, Worker] = {}
+    runtime = Runtime(settings.rules, topology, codec,
+                      lambda p: holder["worker"].store_for(p), options.output_partitions,
+                      options.input_partitions, worker_id)
+    worker = Worker(app, settings, options, runtime,
+                    IdleTracker(settings.rules.idle_timeout, wall_ms()), topology)
+    holder["worker"] = worker
+
+    channel = app.topic(*[topology.name(t) for t in INPUTS], topology.name(TopicId.TICKS),
+                        key_type=bytes, value_type=bytes, key_serializer="raw",
+                        value_serializer="raw")
+
+    async def judge(stream: Any) -> None:
+        async for events in stream.take_events(options.batch_max, within=options.batch_within):
+            await worker.process(events)
+
+    app.agent(channel, name=AGENT_NAME)(judge)
+    app.timer(options.tick_interval)(worker.tick)
+
+    async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        partitions = {tp.partition for tp in revoked}
+        worker.revoke(partitions)
+        worker.tracker.forget([(tp.topic, tp.partition) for tp in revoked])
+
+    app.on_partitions_revoked.connect(cast(Any, on_revoked))
+
+    return worker
+
+
+__all__ = ["ChangelogWrite", "Worker", "WorkerOptions", "create_worker"]

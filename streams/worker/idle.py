@@ -1,0 +1,51 @@
+"""Idle inputs: topic-partitions with no record for idle_timeout (wall clock) while caught up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class IdleTracker:
+    """Tracks processed offsets and the wall time of the last record of each topic-partition.
+
+    ``candidates`` returns the topic-partitions that have had no record for the idle timeout
+    while their processed position is at the end of the log; each is reported once until a
+    new record arrives on it.
+    """
+
+    idle_timeout_ms: int
+    started_at: int
+    next_offset: dict[tuple[str, int], int] = field(default_factory=dict)
+    last_record_at: dict[tuple[str, int], int] = field(default_factory=dict)
+    reported: set[tuple[str, int]] = field(default_factory=set)
+
+    def saw(self, tp: tuple[str, int], offset: int, now: int) -> None:
+        """A record of tp at offset was processed."""
+        self.next_offset[tp] = offset + 1
+        self.last_record_at[tp] = now
+        self.reported.discard(tp)
+
+    def candidates(self, assigned: list[tuple[str, int]], end_offsets: dict[tuple[str, int], int],
+                   committed: dict[tuple[str, int], int], now: int) -> list[tuple[str, int]]:
+        """Assigned topic-partitions that just became idle (reported once each)."""
+        result: list[tuple[str, int]] = []
+        for tp in assigned:
+            if tp in self.reported:
+                continue
+            if now - self.last_record_at.get(tp, self.started_at) < self.idle_timeout_ms:
+                continue
+            end = end_offsets.get(tp)
+            position = self.next_offset.get(tp, committed.get(tp, 0))
+            if end is None or position < end:
+                continue
+            result.append(tp)
+            self.reported.add(tp)
+        return result
+
+    def forget(self, tps: list[tuple[str, int]]) -> None:
+        """Partitions were revoked: start over for them if they come back."""
+        for tp in tps:
+            self.next_offset.pop(tp, None)
+            self.last_record_at.pop(tp, None)
+            self.reported.discard(tp)

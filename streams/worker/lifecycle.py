@@ -1,0 +1,93 @@
+"""Starting and stopping a worker process: topics, partition counts, state directory, Faust."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+from streams.clients import admin
+from streams.config import Settings
+from streams.errors import CrosscheckError
+from topology.admin import check_topics, create_topics, input_partition_count
+from topology.topics import TOPICS, TopicId, Topology
+
+log = logging.getLogger("crosscheck.worker")
+
+CLEAN_MARKER = "clean-shutdown"
+
+
+def data_dir_for(settings: Settings, web_port: int) -> Path:
+    """Where one worker keeps its RocksDB tables: one directory per app id and port."""
+    return settings.home / "worker" / f"{settings.app_id}-{web_port}"
+
+
+def prepare_state_dir(data_dir: Path, exactly_once: bool) -> bool:
+    """Wipe local table state unless the last run shut down cleanly; returns True if wiped.
+
+    Under exactly-once, RocksDB may hold writes of a transaction that was aborted when the
+    process died; only the changelog (read_committed) is the truth, so the tables are
+    rebuilt from it (what Kafka Streams does under EOS). The marker is removed at start and
+    written back only after a clean stop.
+    """
+    marker = data_dir / CLEAN_MARKER
+    wiped = False
+    if data_dir.exists() and not marker.exists() and exactly_once:
+        for child in data_dir.iterdir():
+            if child.is_dir():
+                shutil.rmtree(child)
+        wiped = True
+    data_dir.mkdir(parents=True, exist_ok=True)
+    marker.unlink(missing_ok=True)
+    return wiped
+
+
+def mark_clean(data_dir: Path) -> None:
+    """Record a clean stop."""
+    (data_dir / CLEAN_MARKER).write_text("1\n")
+
+
+def discover_partitions(settings: Settings) -> tuple[int, dict[TopicId, int]]:
+    """Create missing topics, check co-partitioning, and read every topic's partition count."""
+    client = admin(settings)
+    topology = Topology(settings.partitions, settings.topic_prefix, settings.topic_overrides)
+    create_topics(client, topology)
+    inputs = input_partition_count(client, topology)
+    report = check_topics(client, topology)
+    ticks = report.partitions.get(topology.name(TopicId.TICKS))
+    if ticks != inputs:
+        raise CrosscheckError(
+            f"topic {topology.name(TopicId.TICKS)} has {ticks} partitions but the inputs have "
+            f"{inputs}: recreate it with {inputs} partitions"
+        )
+    outputs: dict[TopicId, int] = {}
+    for t in TOPICS:
+        count = report.partitions.get(topology.name(t.id))
+        if count is None:
+            raise CrosscheckError(f"topic {topology.name(t.id)} is missing")
+        outputs[t.id] = count
+    return inputs, outputs
+
+
+def run_faust(worker_app: object, loglevel: str, data_dir: Path) -> int:
+    """Run the Faust worker until SIGTERM/SIGINT; returns the exit code."""
+    import faust
+    from mode.utils.loops import get_event_loop
+
+    app: faust.App = worker_app  # type: ignore[assignment]
+    app.finalize()  # what Faust's own CLI does before starting a Worker
+    # The loop must be handed over explicitly, as Faust's CLI does: without it the
+    # worker runs on a loop the agent's stream never sees records on.
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False,
+                          loop=get_event_loop())
+    code = 0
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    if code == 0:
+        mark_clean(data_dir)
+    else:
+        print(f"crosscheck: worker stopped with exit code {code}", file=sys.stderr)
+    return code

@@ -1,0 +1,175 @@
+"""What the worker does with each consumed record, independent of Faust: decode, judge, emit.
+
+Input records are decoded and validated; bad ones become dead letters (never an exception).
+Good ones go to the PartitionEngine of their partition number. Records of the internal
+ticks topic mark caught-up inputs idle. The result of a record is a list of Emit: an encoded
+record for an output topic, produced in the transaction of the source partition.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from schemas.codec import Codec
+from schemas.errors import DecodeError, ValidationError
+from schemas.validation import validate_event
+from streams.config import RuleConfig
+from streams.engine.partition import PartitionEngine
+from streams.engine.store import StateStore
+from streams.model import Command, DeadLetter, Mismatch, Source
+from streams.records import command_record, dead_letter_record, event_from_record, mismatch_record
+from topology.partitioner import partition_for
+from topology.topics import BY_ID, INPUTS, TopicId, Topology
+
+
+@dataclass(frozen=True)
+class Record:
+    """A consumed Kafka record, as the runtime sees it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True)
+class Emit:
+    """An encoded output record and where it goes."""
+
+    topic: TopicId
+    name: str
+    partition: int
+    key: bytes | None
+    value: bytes
+    output: Mismatch | Command | DeadLetter
+
+
+def wall_ms() -> int:
+    """Wall clock in epoch ms (detected_at, issued_at, failed_at only: never decisions)."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class Counters:
+    """Running totals for status, logs and /metrics."""
+
+    events: Counter[str] = field(default_factory=Counter)
+    dead_letters: int = 0
+    duplicates_ignored: int = 0
+    mismatches: Counter[str] = field(default_factory=Counter)
+    resolved: int = 0
+    commands: Counter[str] = field(default_factory=Counter)
+    ticks: int = 0
+
+
+class Runtime:
+    """Turns consumed records into output records, one PartitionEngine per partition number."""
+
+    def __init__(self, rules: RuleConfig, topology: Topology, codec: Codec,
+                 store_for: Callable[[int], StateStore], output_partitions: dict[TopicId, int],
+                 input_partitions: int, worker_id: str,
+                 clock: Callable[[], int] = wall_ms) -> None:
+        self.rules = rules
+        self.topology = topology
+        self.codec = codec
+        self.clock = clock
+        self.worker_id = worker_id
+        self.input_partitions = input_partitions
+        self.started_at = clock()
+        self.counters = Counters()
+        self._store_for = store_for
+        self._engines: dict[int, PartitionEngine] = {}
+        self._out_partitions = output_partitions
+        self._ids = topology.by_name()
+        self._names = {t: topology.name(t) for t in BY_ID}
+        #: (topic name, partition) -> wall ms of the last input record processed
+        self.last_record_at: dict[tuple[str, int], int] = {}
+
+    def engine(self, partition: int) -> PartitionEngine:
+        """The engine of a partition number (created on first use)."""
+        engine = self._engines.get(partition)
+        if engine is None:
+            engine = PartitionEngine(self.rules, self._store_for(partition), self.clock)
+            self._engines[partition] = engine
+        return engine
+
+    def forget(self, partition: int) -> None:
+        """Drop the engine of a partition this worker no longer owns."""
+        self._engines.pop(partition, None)
+
+    def watermarks(self) -> dict[int, int | None]:
+        """Current watermark of each partition this worker has an engine for."""
+        return {p: e.watermark for p, e in sorted(self._engines.items())}
+
+    def handle(self, record: Record) -> list[Emit]:
+        """Process one consumed record; never raises for bad input."""
+        topic = self._ids.get(record.topic)
+        if topic is TopicId.TICKS:
+            return self._on_tick(record)
+        if topic is None or topic not in INPUTS:
+            return [self._dead(record, f"topic {record.topic} is not an input topic")]
+        try:
+            info, raw = self.codec.decode(record.value)
+            expected = BY_ID[topic].value_schema
+            if info.name != expected:
+                raise DecodeError(f"expected a {expected} record, got {info.name}")
+            event = event_from_record(Source(topic.value), validate_event(topic, raw))
+        except (DecodeError, ValidationError) as exc:
+            return [self._dead(record, str(exc))]
+        home = partition_for(event.order_id, self.input_partitions)
+        if home != record.partition:
+            return [self._dead(record, f"misrouted: order {event.order_id!r} belongs to partition "
+                                       f"{home} (murmur2 of the order_id), record is on "
+                                       f"{record.partition}; key the record by order_id")]
+        self.last_record_at[(record.topic, record.partition)] = self.clock()
+        self.counters.events[topic.value] += 1
+        outputs = self.engine(record.partition).on_event(event)
+        return [self._emit(o) for o in outputs]
+
+    def _on_tick(self, record: Record) -> list[Emit]:
+        try:
+            tick = self.codec.decode_as("Tick", record.value)
+        except DecodeError:
+            return []  # internal topic: nothing to dead-letter
+        origin = (record.key or b"").decode(errors="replace").partition("/")[0]
+        if origin != self.worker_id or tick["sent_at"] < self.started_at:
+            return []  # another worker's or an earlier life's notice
+        self.counters.ticks += 1
+        engine = self.engine(record.partition)
+        out: list[Emit] = []
+        for topic_value in tick["idle_topics"]:
+            topic = TopicId(topic_value)
+            seen = self.last_record_at.get((self._names[topic], record.partition), 0)
+            if seen <= tick["sent_at"]:
+                out.extend(self._emit(o) for o in engine.set_idle(Source(topic.value), True))
+        return out
+
+    def _emit(self, output: Mismatch | Command) -> Emit:
+        if isinstance(output, Mismatch):
+            topic, body = TopicId.MISMATCHES, mismatch_record(output)
+            if output.status.value == "OPEN":
+                self.counters.mismatches[output.type.value] += 1
+            else:
+                self.counters.resolved += 1
+        else:
+            topic, body = TopicId.COMMANDS, command_record(output)
+            self.counters.commands[output.type.value] += 1
+        name = self._names[topic]
+        key = output.order_id.encode()
+        value = self.codec.encode(BY_ID[topic].value_schema, body, name)
+        return Emit(topic, name, partition_for(key, self._out_partitions[topic]), key, value,
+                    output)
+
+    def _dead(self, record: Record, reason: str) -> Emit:
+        self.counters.dead_letters += 1
+        letter = DeadLetter(record.topic, record.partition, record.offset, record.key,
+                            record.value, reason, self.clock())
+        name = self._names[TopicId.DLQ]
+        count = self._out_partitions[TopicId.DLQ]
+        partition = partition_for(record.key, count) if record.key else record.partition % count
+        value = self.codec.encode("DeadLetter", dead_letter_record(letter), name)
+        return Emit(TopicId.DLQ, name, partition, record.key, value, letter)

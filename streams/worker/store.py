@@ -1,0 +1,193 @@
+"""A StateStore over the worker's Faust tables (RocksDB + changelog), written back once per batch.
+
+The engine reads and writes through an in-memory overlay of the partition's dirty keys;
+``flush()`` writes each dirty key once: one RocksDB WriteBatch per table, and one changelog
+record per key that the worker produces in the partition's transaction, together with the
+outputs and the consumed offsets. So an order touched by a whole batch of events costs one
+write, not one per event, and committed offsets never run ahead of committed state. (Faust's
+own ``table[key] = value`` path sends changelog records one at a time through a 100-message
+buffer: measured here at ~1k events/s.) Faust still owns the tables' RocksDB files, changelog
+topics and recovery. Reads of keys not in the overlay go straight to the
+partition's RocksDB. The due-index is a table whose keys sort by due time
+(``%016x`` due + order_id), scanned in order with a RocksDB iterator.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Protocol
+
+from rocksdict import WriteBatch
+
+from streams.engine.state import (
+    OrderState,
+    PartitionMeta,
+    decode_meta,
+    decode_order,
+    encode_meta,
+    encode_order,
+)
+
+META_KEY = b"meta"
+_DELETED = object()
+
+
+class TableLike(Protocol):
+    """What the store needs of a Faust table: its RocksDB store and its changelog topic."""
+
+    data: Any
+    changelog_topic: Any
+
+
+class ChangelogWrite(NamedTuple):
+    """One changelog record to produce (value None: a tombstone)."""
+
+    topic: str
+    partition: int
+    key: bytes
+    value: bytes | None
+
+
+def due_key(due: int, order_id: str) -> bytes:
+    """Index key: fixed-width hex of the due time, so byte order is time order."""
+    return b"%016x" % (due + (1 << 62)) + order_id.encode()
+
+
+def parse_due_key(key: bytes) -> tuple[int, str]:
+    """Inverse of due_key."""
+    return int(key[:16], 16) - (1 << 62), key[16:].decode()
+
+
+class TableStore:
+    """The state of one partition number in three Faust tables: orders, due index, meta."""
+
+    def __init__(self, orders: TableLike, due: TableLike, meta: TableLike, partition: int) -> None:
+        self._orders_table, self._due_table, self._meta_table = orders, due, meta
+        self.partition = partition
+        self._orders: dict[str, OrderState | object] = {}
+        self._due_added: set[bytes] = set()
+        self._due_removed: set[bytes] = set()
+        self._meta: PartitionMeta | None = None
+        self._meta_dirty = False
+        #: every index entry below this key has been popped (speeds up the scan start)
+        self._scan_from = b""
+
+    def _db(self, table: TableLike) -> Any:
+        return table.data._db_for_partition(self.partition)
+
+    # -- orders ---------------------------------------------------------------------------
+
+    def get_order(self, order_id: str) -> OrderState | None:
+        cached = self._orders.get(order_id)
+        if cached is _DELETED:
+            return None
+        if cached is not None:
+            assert isinstance(cached, OrderState)
+            return cached
+        raw = self._db(self._orders_table).get(order_id.encode())
+        if raw is None:
+            return None
+        state = decode_order(raw)
+        self._orders[order_id] = state
+        return state
+
+    def put_order(self, order_id: str, state: OrderState) -> None:
+        self._orders[order_id] = state
+
+    def delete_order(self, order_id: str) -> None:
+        self._orders[order_id] = _DELETED
+
+    # -- due index ------------------------------------------------------------------------
+
+    def add_due(self, due: int, order_id: str) -> None:
+        key = due_key(due, order_id)
+        self._due_removed.discard(key)
+        self._due_added.add(key)
+        self._scan_from = min(self._scan_from, key) if self._scan_from else b""
+
+    def pop_due(self, up_to: int) -> list[tuple[int, str]]:
+        limit = due_key(up_to, "\U0010ffff")
+        found: set[bytes] = {k for k in self._due_added if k <= limit}
+        it = self._db(self._due_table).iter()
+        it.seek(self._scan_from) if self._scan_from else it.seek_to_first()
+        while it.valid():
+            key = bytes(it.key())
+            if key > limit:
+                break
+            if key not in self._due_removed:
+                found.add(key)
+            it.next()
+        for key in found:
+            if key in self._due_added:
+                self._due_added.discard(key)
+            else:
+                self._due_removed.add(key)
+        if not self._due_added:
+            self._scan_from = limit
+        return sorted(parse_due_key(k) for k in found)
+
+    # -- meta -----------------------------------------------------------------------------
+
+    def get_meta(self) -> PartitionMeta | None:
+        if self._meta is None:
+            raw = self._db(self._meta_table).get(META_KEY)
+            self._meta = decode_meta(raw) if raw is not None else None
+        return self._meta
+
+    def put_meta(self, meta: PartitionMeta) -> None:
+        self._meta = meta
+        self._meta_dirty = True
+
+    # -- write-back -----------------------------------------------------------------------
+
+    @property
+    def dirty(self) -> bool:
+        """Whether flush() has anything to write."""
+        return bool(self._orders or self._due_added or self._due_removed or self._meta_dirty)
+
+    def flush(self) -> list[ChangelogWrite]:
+        """Write every dirty key once to RocksDB; return the changelog records to produce.
+
+        The caller produces the returned records in the transaction of this partition before
+        the batch's offsets are committed. Clean orders leave the overlay, so its size is
+        bounded by one batch.
+        """
+        writes: list[ChangelogWrite] = []
+        order_rows: list[tuple[bytes, bytes | None]] = []
+        for order_id, state in self._orders.items():
+            if state is _DELETED:
+                order_rows.append((order_id.encode(), None))
+            else:
+                assert isinstance(state, OrderState)
+                order_rows.append((order_id.encode(), encode_order(state)))
+        self._orders.clear()
+        due_rows: list[tuple[bytes, bytes | None]] = [(k, b"") for k in self._due_added]
+        due_rows.extend((k, None) for k in self._due_removed)
+        self._due_added.clear()
+        self._due_removed.clear()
+        meta_rows: list[tuple[bytes, bytes | None]] = []
+        if self._meta_dirty and self._meta is not None:
+            meta_rows.append((META_KEY, encode_meta(self._meta)))
+            self._meta_dirty = False
+        for table, rows in ((self._orders_table, order_rows), (self._due_table, due_rows),
+                            (self._meta_table, meta_rows)):
+            if not rows:
+                continue
+            batch = WriteBatch(raw_mode=True)
+            for key, value in rows:
+                if value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
+            self._db(table).write(batch)
+            topic = table.changelog_topic.get_topic_name()
+            writes.extend(ChangelogWrite(topic, self.partition, k, v) for k, v in rows)
+        return writes
+
+    def discard(self) -> None:
+        """Drop unflushed changes and cached reads (after a rebalance took the partition)."""
+        self._orders.clear()
+        self._due_added.clear()
+        self._due_removed.clear()
+        self._meta = None
+        self._meta_dirty = False
+        self._scan_from = b""
