@@ -44,9 +44,9 @@ def settings_of(ctx: click.Context) -> Settings:
 
 
 def _register() -> None:
-    from streams.cli import broker_cmd, io_cmd, topics_cmd, worker_cmd
+    from streams.cli import broker_cmd, io_cmd, status_cmd, topics_cmd, worker_cmd
 
-    for module in (broker_cmd, topics_cmd, io_cmd, worker_cmd):
+    for module in (broker_cmd, topics_cmd, io_cmd, worker_cmd, status_cmd):
         module.register(cli)
 
 

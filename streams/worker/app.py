@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,20 +24,17 @@ import faust
 
 from schemas.codec import Codec
 from schemas.registry import registry_from
+from schemas.validation import format_time
 from streams.clients import faust_broker_settings
 from streams.config import Settings
+from streams.names import AGENT_NAME, META_TABLE, ORDERS_TABLE
 from streams.worker.idle import IdleTracker
-from streams.worker.runtime import Emit, Record, Runtime, wall_ms
+from streams.worker.runtime import Emit, Record, Runtime, describe, wall_ms
 from streams.worker.store import ChangelogWrite, TableStore
 from topology.topics import INPUTS, TopicId, Topology
 
 log = logging.getLogger("crosscheck.worker")
 
-#: Stable names: they become changelog topics "<app id>-<table>-changelog".
-ORDERS_TABLE = "orders"
-DUE_TABLE = "due"
-META_TABLE = "meta"
-AGENT_NAME = "crosscheck.judge"
 
 _RAW: Any = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw",
                     value_serializer="raw")
@@ -55,6 +53,8 @@ class WorkerOptions:
     tick_interval: float = 1.0
     web_enabled: bool = True
     loglevel: str = "warn"
+    echo: bool = False
+    report_every: float = 10.0
 
 
 @dataclass
@@ -70,6 +70,8 @@ class Worker:
     stores: dict[int, TableStore] = field(default_factory=dict)
     batches: int = 0
     records: int = 0
+    _reported_at: int = field(default_factory=wall_ms)
+    _reported_records: int = 0
 
     @property
     def exactly_once(self) -> bool:
@@ -78,8 +80,6 @@ class Worker:
 
     async def process(self, events: Sequence[Any]) -> None:
         """Judge one batch, flush state, produce outputs and changelog records."""
-        import sys
-        print(f"process {len(events)}", file=sys.stderr, flush=True)
         emits: list[tuple[Any, list[Emit]]] = []
         last_of_partition: dict[int, Any] = {}
         now = wall_ms()
@@ -101,10 +101,24 @@ class Worker:
         await self._produce(sends)
         self.batches += 1
         self.records += len(events)
-        if self.batches % 20 == 1:
-            import sys
-            print(f"batch {self.batches}: {len(events)} records (total {self.records}), "
-                  f"{len(sends)} sends", file=sys.stderr, flush=True)
+        if self.options.echo:
+            for _m, out in emits:
+                for e in out:
+                    print(describe(e.output), flush=True)
+        if now - self._reported_at >= self.options.report_every * 1000:
+            self._report(now)
+
+    def _report(self, now: int) -> None:
+        seconds = max((now - self._reported_at) / 1000, 1e-3)
+        c = self.runtime.counters
+        wms = ", ".join(f"p{p}={'-' if wm is None else format_time(wm)}"
+                        for p, wm in self.runtime.watermarks().items())
+        print(f"[{format_time(now)}] {self.records} records "
+              f"({(self.records - self._reported_records) / seconds:,.0f}/s), "
+              f"{sum(c.mismatches.values())} opened, {c.resolved} resolved, "
+              f"{sum(c.commands.values())} commands, {c.dead_letters} dead letters; "
+              f"watermarks {wms}", file=sys.stderr, flush=True)
+        self._reported_at, self._reported_records = now, self.records
 
     async def _produce(self, sends: list[tuple[Any, str, int, bytes | None, bytes | None]]
                        ) -> None:
@@ -127,8 +141,10 @@ class Worker:
         store = self.stores.get(partition)
         if store is None:
             tables: Any = self.app.tables
-            store = TableStore(tables[ORDERS_TABLE], tables[DUE_TABLE], tables[META_TABLE],
-                               partition)
+            store = TableStore(tables[ORDERS_TABLE], tables[META_TABLE], partition,
+                               self.options.data_dir / "due-index" / f"p{partition}")
+            entries = store.rebuild_index()
+            log.info("partition %d: due index rebuilt with %d entries", partition, entries)
             self.stores[partition] = store
         return store
 
@@ -137,7 +153,7 @@ class Worker:
         for p in partitions:
             store = self.stores.pop(p, None)
             if store is not None:
-                store.discard()
+                store.close()
             self.runtime.forget(p)
 
     async def tick(self) -> None:
@@ -206,7 +222,7 @@ def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
         consumer_auto_offset_reset="earliest",
         loghandlers=[],
     )
-    for name in (ORDERS_TABLE, DUE_TABLE, META_TABLE):
+    for name in (ORDERS_TABLE, META_TABLE):
         app.Table(name, partitions=options.input_partitions, schema=_RAW,
                   help=f"crosscheck {name} state")
     codec = Codec(registry_from(settings.schema_registry_url, settings.schema_registry_auth))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from schemas.codec import Codec
 from schemas.errors import DecodeError, ValidationError
-from schemas.validation import validate_event
+from schemas.validation import format_time, validate_event
 from streams.config import RuleConfig
 from streams.engine.partition import PartitionEngine
 from streams.engine.store import StateStore
@@ -173,3 +173,22 @@ class Runtime:
         partition = partition_for(record.key, count) if record.key else record.partition % count
         value = self.codec.encode("DeadLetter", dead_letter_record(letter), name)
         return Emit(TopicId.DLQ, name, partition, record.key, value, letter)
+
+
+def describe(output: Mismatch | Command | DeadLetter) -> str:
+    """One human line about an output (for `worker --echo`)."""
+    if isinstance(output, Mismatch):
+        when = format_time(output.resolved_at if output.resolved_at is not None
+                           else output.decided_at)
+        extra = f" by {output.resolved_by}" if output.resolved_by else ""
+        command = f" -> command {output.command_id[:12]}" if output.command_id and \
+            output.status.value == "OPEN" else ""
+        return (f"{output.status.value:8} {output.severity.value:8} {output.type.value:28} "
+                f"order={output.order_id} subject={output.subject_id} at {when}{extra}{command}")
+    if isinstance(output, Command):
+        money = f" {output.amount} {output.currency}" if output.amount is not None else ""
+        stock = f" {output.quantity} x {output.sku}" if output.sku else ""
+        return (f"COMMAND  {output.type.value:17} target={output.target_id} "
+                f"order={output.order_id}{money}{stock} id={output.command_id[:12]}")
+    return (f"DEAD     {output.source_topic}[{output.partition}]@{output.offset}: "
+            f"{output.reason}")

@@ -8,15 +8,21 @@ write, not one per event, and committed offsets never run ahead of committed sta
 own ``table[key] = value`` path sends changelog records one at a time through a 100-message
 buffer: measured here at ~1k events/s.) Faust still owns the tables' RocksDB files, changelog
 topics and recovery. Reads of keys not in the overlay go straight to the
-partition's RocksDB. The due-index is a table whose keys sort by due time
-(``%016x`` due + order_id), scanned in order with a RocksDB iterator.
+partition's RocksDB.
+
+The due index is a local RocksDB (not a changelogged table): it is derived data, since every
+order lists its own index entries (``OrderState.dues``), so it is rebuilt from the orders
+table whenever a partition's store is created (start, restart, rebalance). Its keys sort by
+due time (``%016x`` due + order_id) and are scanned in order with a RocksDB iterator. A
+decision then costs no changelog records of its own.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from rocksdict import WriteBatch
+from rocksdict import Options, Rdict, WriteBatch
 
 from streams.engine.state import (
     OrderState,
@@ -60,9 +66,11 @@ def parse_due_key(key: bytes) -> tuple[int, str]:
 class TableStore:
     """The state of one partition number in three Faust tables: orders, due index, meta."""
 
-    def __init__(self, orders: TableLike, due: TableLike, meta: TableLike, partition: int) -> None:
-        self._orders_table, self._due_table, self._meta_table = orders, due, meta
+    def __init__(self, orders: TableLike, meta: TableLike, partition: int,
+                 index_dir: Path) -> None:
+        self._orders_table, self._meta_table = orders, meta
         self.partition = partition
+        self._index = _open_index(index_dir)
         self._orders: dict[str, OrderState | object] = {}
         self._due_added: set[bytes] = set()
         self._due_removed: set[bytes] = set()
@@ -102,12 +110,13 @@ class TableStore:
         key = due_key(due, order_id)
         self._due_removed.discard(key)
         self._due_added.add(key)
-        self._scan_from = min(self._scan_from, key) if self._scan_from else b""
+        if key < self._scan_from:
+            self._scan_from = key
 
     def pop_due(self, up_to: int) -> list[tuple[int, str]]:
         limit = due_key(up_to, "\U0010ffff")
         found: set[bytes] = {k for k in self._due_added if k <= limit}
-        it = self._db(self._due_table).iter()
+        it = self._index.iter()
         it.seek(self._scan_from) if self._scan_from else it.seek_to_first()
         while it.valid():
             key = bytes(it.key())
@@ -121,8 +130,9 @@ class TableStore:
                 self._due_added.discard(key)
             else:
                 self._due_removed.add(key)
-        if not self._due_added:
-            self._scan_from = limit
+        # every entry <= limit is gone now (from the overlay and, at flush, from RocksDB):
+        # the next scan starts here instead of walking the deleted keys again
+        self._scan_from = max(self._scan_from, limit)
         return sorted(parse_due_key(k) for k in found)
 
     # -- meta -----------------------------------------------------------------------------
@@ -160,16 +170,20 @@ class TableStore:
                 assert isinstance(state, OrderState)
                 order_rows.append((order_id.encode(), encode_order(state)))
         self._orders.clear()
-        due_rows: list[tuple[bytes, bytes | None]] = [(k, b"") for k in self._due_added]
-        due_rows.extend((k, None) for k in self._due_removed)
-        self._due_added.clear()
-        self._due_removed.clear()
+        if self._due_added or self._due_removed:
+            index_batch = WriteBatch(raw_mode=True)
+            for key in self._due_added:
+                index_batch.put(key, b"")
+            for key in self._due_removed:
+                index_batch.delete(key)
+            self._index.write(index_batch)
+            self._due_added.clear()
+            self._due_removed.clear()
         meta_rows: list[tuple[bytes, bytes | None]] = []
         if self._meta_dirty and self._meta is not None:
             meta_rows.append((META_KEY, encode_meta(self._meta)))
             self._meta_dirty = False
-        for table, rows in ((self._orders_table, order_rows), (self._due_table, due_rows),
-                            (self._meta_table, meta_rows)):
+        for table, rows in ((self._orders_table, order_rows), (self._meta_table, meta_rows)):
             if not rows:
                 continue
             batch = WriteBatch(raw_mode=True)
@@ -183,11 +197,36 @@ class TableStore:
             writes.extend(ChangelogWrite(topic, self.partition, k, v) for k, v in rows)
         return writes
 
-    def discard(self) -> None:
-        """Drop unflushed changes and cached reads (after a rebalance took the partition)."""
+    def close(self) -> None:
+        """Drop unflushed changes (after a rebalance took the partition) and the index."""
         self._orders.clear()
         self._due_added.clear()
         self._due_removed.clear()
         self._meta = None
         self._meta_dirty = False
+        path = self._index.path()
+        self._index.close()
+        Rdict.destroy(path)
+
+    def rebuild_index(self) -> int:
+        """Fill the due index from the orders table (each order lists its index entries)."""
+        batch = WriteBatch(raw_mode=True)
+        count = 0
+        it = self._db(self._orders_table).iter()
+        it.seek_to_first()
+        while it.valid():
+            state = decode_order(bytes(it.value()))
+            for due in state.dues:
+                batch.put(due_key(due, state.order_id), b"")
+                count += 1
+            it.next()
+        self._index.write(batch)
         self._scan_from = b""
+        return count
+
+
+def _open_index(path: Path) -> Rdict:
+    """A fresh local RocksDB for the due index (wiped: it is rebuilt from the orders)."""
+    path.mkdir(parents=True, exist_ok=True)
+    Rdict.destroy(str(path))
+    return Rdict(str(path), options=Options(raw_mode=True))

@@ -1,0 +1,15 @@
+"""Stable names of the worker's Faust parts: they become consumer groups and changelog topics."""
+
+from __future__ import annotations
+
+#: Faust table of per-order state (events, pending decisions, ledger): "<app>-orders-changelog".
+ORDERS_TABLE = "orders"
+#: Faust table of per-partition watermark state: "<app>-meta-changelog".
+META_TABLE = "meta"
+#: The agent that judges the input topics.
+AGENT_NAME = "crosscheck.judge"
+
+
+def changelog_topic(app_id: str, table: str) -> str:
+    """The changelog topic Faust gives a table of an app."""
+    return f"{app_id}-{table}-changelog"
