@@ -98,8 +98,9 @@ def _read_to_end(consumer: Consumer, topic: str) -> list[Any]:
             if msg.error():
                 continue
             records.append(msg)
-            if msg.offset() + 1 >= ends[msg.partition()]:
-                done.add(msg.partition())
+            offset, partition = msg.offset(), msg.partition()
+            if offset is not None and partition is not None and offset + 1 >= ends[partition]:
+                done.add(partition)
     consumer.unassign()
     return records
 

@@ -47,10 +47,12 @@ def describe_rules(settings: Settings) -> str:
               help="Most records judged per batch (state is written once per batch).")
 @click.option("--loglevel", type=click.Choice(["crit", "error", "warn", "info", "debug"]),
               default="warn", show_default=True)
+@click.option("--echo", is_flag=True,
+              help="Print every mismatch, resolution, command and dead letter as it is emitted.")
 @rule_options
 @click.pass_context
 def worker(ctx: click.Context, /, web_port: int | None, processing_guarantee: str | None,
-           batch_size: int, loglevel: str, **rules: Any) -> None:
+           batch_size: int, loglevel: str, echo: bool, **rules: Any) -> None:
     """Run the stream worker until SIGTERM or Ctrl-C (many can run in one group).
 
     It joins orders, payments, inventory and shipping per order in Faust tables (RocksDB,
@@ -75,7 +77,8 @@ def worker(ctx: click.Context, /, web_port: int | None, processing_guarantee: st
         click.echo("previous run did not stop cleanly: local state wiped, "
                    "rebuilding it from the changelog topics", err=True)
     options = WorkerOptions(data_dir=data_dir, web_port=port, input_partitions=inputs,
-                            output_partitions=outputs, batch_max=batch_size, loglevel=loglevel)
+                            output_partitions=outputs, batch_max=batch_size, loglevel=loglevel,
+                            echo=echo)
     w = create_worker(s, options)
     click.echo(f"crosscheck worker {w.runtime.worker_id}: group {s.app_id} on {s.bootstrap}, "
                f"{inputs} partitions, {s.processing_guarantee}, state in {data_dir}", err=True)
