@@ -6,8 +6,12 @@ from __future__ import annotations
 ORDERS_TABLE = "orders"
 #: Faust table of per-partition watermark state: "<app>-meta-changelog".
 META_TABLE = "meta"
+#: Faust table (one partition) of the metrics aggregator: "<app>-metrics-changelog".
+METRICS_TABLE = "metrics"
 #: The agent that judges the input topics.
 AGENT_NAME = "crosscheck.judge"
+#: The agent that adds up the partitions' metrics windows and raises alerts.
+AGGREGATOR_NAME = "crosscheck.aggregate"
 
 
 def changelog_topic(app_id: str, table: str) -> str:

@@ -28,6 +28,7 @@ class TopicId(enum.StrEnum):
     METRICS = "metrics"
     DLQ = "dlq"
     TICKS = "ticks"
+    METRICS_PARTIALS = "metrics.partials"
     BACKFILL_MISMATCHES = "backfill.mismatches"
     BACKFILL_COMMANDS = "backfill.commands"
 
@@ -70,6 +71,10 @@ TOPICS: tuple[TopicDef, ...] = (
              retention_ms=30 * _DAY_MS, description="records that could not be decoded"),
     TopicDef(TopicId.TICKS, "crosscheck.ticks", "partition number", "Tick", ORDER_GROUP,
              retention_ms=_DAY_MS, description="internal: idle-input notices per partition"),
+    TopicDef(TopicId.METRICS_PARTIALS, "crosscheck.metrics.partials", "partition number",
+             "Partial (internal, msgpack: streams.metrics.windows.Partial)", None,
+             retention_ms=_DAY_MS, partitions=1,
+             description="internal: per-partition metrics windows for the aggregator"),
     TopicDef(TopicId.BACKFILL_MISMATCHES, "crosscheck.backfill.mismatches", "order_id",
              "Mismatch", None, retention_ms=30 * _DAY_MS, description="replay output"),
     TopicDef(TopicId.BACKFILL_COMMANDS, "crosscheck.backfill.commands", "order_id", "Command",

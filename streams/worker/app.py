@@ -15,6 +15,7 @@ import asyncio
 import logging
 import sys
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +28,19 @@ from schemas.registry import registry_from
 from schemas.validation import format_time
 from streams.clients import faust_broker_settings
 from streams.config import Settings
-from streams.names import AGENT_NAME, META_TABLE, ORDERS_TABLE
+from streams.metrics.aggregate import (
+    RECENT_WINDOWS,
+    Aggregator,
+    AggregatorState,
+    decode_partial,
+    decode_state,
+)
+from streams.metrics.aggregate import encode as encode_state
+from streams.names import AGENT_NAME, AGGREGATOR_NAME, META_TABLE, METRICS_TABLE, ORDERS_TABLE
 from streams.worker.idle import IdleTracker
 from streams.worker.runtime import Emit, Record, Runtime, describe, wall_ms
-from streams.worker.store import ChangelogWrite, TableStore
+from streams.worker.store import BlobTable, ChangelogWrite, TableStore
+from topology.partitioner import partition_for
 from topology.topics import INPUTS, TopicId, Topology
 
 log = logging.getLogger("crosscheck.worker")
@@ -70,6 +80,9 @@ class Worker:
     stores: dict[int, TableStore] = field(default_factory=dict)
     batches: int = 0
     records: int = 0
+    recent_windows: deque[dict[str, Any]] = field(
+        default_factory=lambda: deque(maxlen=RECENT_WINDOWS))
+    recent_alerts: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=200))
     _reported_at: int = field(default_factory=wall_ms)
     _reported_records: int = 0
 
@@ -92,6 +105,7 @@ class Worker:
                 emits.append((m, out))
         sends: list[tuple[Any, str, int, bytes | None, bytes | None]] = []
         for partition, event in last_of_partition.items():
+            self.runtime.persist(partition)
             store = self.stores.get(partition)
             if store is not None and store.dirty:
                 for w in store.flush():
@@ -131,6 +145,42 @@ class Worker:
         if futures and not self.exactly_once:
             # at-least-once: outputs are delivered before the batch's offsets are acked
             await asyncio.gather(*futures)
+
+    async def aggregate(self, events: Sequence[Any]) -> None:
+        """Fold metrics partials into final windows and alerts (the aggregator agent)."""
+        table = BlobTable(cast(Any, self.app.tables)[METRICS_TABLE], 0)
+        raw = table.get(b"state")
+        state = decode_state(raw) if raw else AggregatorState()
+        rules = self.settings.rules
+        aggregator = Aggregator(rules.metrics_window, rules.storm_threshold,
+                                max(rules.storm_threshold + 1, 10))
+        sends: list[tuple[Any, str, int, bytes | None, bytes | None]] = []
+        codec = self.runtime.codec
+        metrics_name = self.topology.name(TopicId.METRICS)
+        alerts_name = self.topology.name(TopicId.ALERTS)
+        for event in events:
+            windows, alerts = aggregator.on_partial(state, decode_partial(event.message.value))
+            for w in windows:
+                key = format_time(w["window_start"]).encode()
+                sends.append((event.message, metrics_name, 0, key,
+                              codec.encode("MetricsWindow", w, metrics_name)))
+                self.recent_windows.append(w)
+            for a in alerts:
+                sends.append((event.message, alerts_name, self._alert_partition(a),
+                              a["mismatch_type"].encode(), codec.encode("Alert", a, alerts_name)))
+                self.recent_alerts.append(a)
+                if self.options.echo:
+                    print(f"ALERT    {a['kind']:8} {a['severity']:8} {a['mismatch_type']:28} "
+                          f"count={a['count']} orders={','.join(a['sample_order_ids'])}",
+                          flush=True)
+        table.put(b"state", encode_state(state))
+        source = events[-1].message
+        sends.extend((source, w.topic, w.partition, w.key, w.value) for w in table.flush())
+        await self._produce(sends)
+
+    def _alert_partition(self, alert: dict[str, Any]) -> int:
+        count = self.options.output_partitions[TopicId.ALERTS]
+        return partition_for(alert["mismatch_type"], count)
 
     def _transactional_id(self, source: Any) -> str:
         group = self.app.assignor.group_for_topic(source.topic)
@@ -225,6 +275,7 @@ def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
     for name in (ORDERS_TABLE, META_TABLE):
         app.Table(name, partitions=options.input_partitions, schema=_RAW,
                   help=f"crosscheck {name} state")
+    app.Table(METRICS_TABLE, partitions=1, schema=_RAW, help="crosscheck metrics aggregator")
     codec = Codec(registry_from(settings.schema_registry_url, settings.schema_registry_auth))
     worker_id = uuid.uuid4().hex[:12]
     holder: dict[str, Worker] = {}
@@ -244,6 +295,15 @@ def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
             await worker.process(events)
 
     app.agent(channel, name=AGENT_NAME)(judge)
+
+    partials = app.topic(topology.name(TopicId.METRICS_PARTIALS), key_type=bytes,
+                         value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    async def aggregate(stream: Any) -> None:
+        async for events in stream.take_events(500, within=0.2):
+            await worker.aggregate(events)
+
+    app.agent(partials, name=AGGREGATOR_NAME)(aggregate)
     app.timer(options.tick_interval)(worker.tick)
 
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:

@@ -12,6 +12,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
+
+import msgspec
 
 from schemas.codec import Codec
 from schemas.errors import DecodeError, ValidationError
@@ -19,10 +22,39 @@ from schemas.validation import format_time, validate_event
 from streams.config import RuleConfig
 from streams.engine.partition import PartitionEngine
 from streams.engine.store import StateStore
+from streams.metrics.aggregate import encode as encode_partial
+from streams.metrics.windows import Partial, PartitionWindows, WindowTracker
 from streams.model import Command, DeadLetter, Mismatch, Source
 from streams.records import command_record, dead_letter_record, event_from_record, mismatch_record
 from topology.partitioner import partition_for
 from topology.topics import BY_ID, INPUTS, TopicId, Topology
+
+WINDOWS_KEY = b"windows"
+_windows_decoder = msgspec.msgpack.Decoder(PartitionWindows)
+_encoder = msgspec.msgpack.Encoder()
+
+
+class PartitionStore(StateStore, Protocol):
+    """The engine's store plus per-partition values (the metrics windows)."""
+
+    def get_blob(self, key: bytes) -> bytes | None:
+        """A per-partition value."""
+        ...
+
+    def put_blob(self, key: bytes, value: bytes) -> None:
+        """Set a per-partition value."""
+        ...
+
+
+@dataclass
+class PartitionCtx:
+    """What the runtime holds for one partition number."""
+
+    engine: PartitionEngine
+    store: PartitionStore
+    windows: PartitionWindows
+    windows_dirty: bool = False
+    all_idle: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,7 +77,7 @@ class Emit:
     partition: int
     key: bytes | None
     value: bytes
-    output: Mismatch | Command | DeadLetter
+    output: Mismatch | Command | DeadLetter | Partial
 
 
 def wall_ms() -> int:
@@ -70,7 +102,8 @@ class Runtime:
     """Turns consumed records into output records, one PartitionEngine per partition number."""
 
     def __init__(self, rules: RuleConfig, topology: Topology, codec: Codec,
-                 store_for: Callable[[int], StateStore], output_partitions: dict[TopicId, int],
+                 store_for: Callable[[int], PartitionStore],
+                 output_partitions: dict[TopicId, int],
                  input_partitions: int, worker_id: str,
                  clock: Callable[[], int] = wall_ms) -> None:
         self.rules = rules
@@ -82,28 +115,45 @@ class Runtime:
         self.started_at = clock()
         self.counters = Counters()
         self._store_for = store_for
-        self._engines: dict[int, PartitionEngine] = {}
+        self._parts: dict[int, PartitionCtx] = {}
+        self.tracker = WindowTracker(rules.metrics_window, max(rules.storm_threshold + 1, 10))
         self._out_partitions = output_partitions
         self._ids = topology.by_name()
         self._names = {t: topology.name(t) for t in BY_ID}
         #: (topic name, partition) -> wall ms of the last input record processed
         self.last_record_at: dict[tuple[str, int], int] = {}
 
+    def part(self, partition: int) -> PartitionCtx:
+        """Engine, store and metrics windows of a partition number (created on first use)."""
+        ctx = self._parts.get(partition)
+        if ctx is None:
+            store = self._store_for(partition)
+            raw = store.get_blob(WINDOWS_KEY)
+            windows = _windows_decoder.decode(raw) if raw else PartitionWindows()
+            ctx = PartitionCtx(PartitionEngine(self.rules, store, self.clock), store, windows)
+            meta = store.get_meta()
+            ctx.all_idle = meta is not None and _all_idle(meta.idle)
+            self._parts[partition] = ctx
+        return ctx
+
     def engine(self, partition: int) -> PartitionEngine:
-        """The engine of a partition number (created on first use)."""
-        engine = self._engines.get(partition)
-        if engine is None:
-            engine = PartitionEngine(self.rules, self._store_for(partition), self.clock)
-            self._engines[partition] = engine
-        return engine
+        """The engine of a partition number."""
+        return self.part(partition).engine
 
     def forget(self, partition: int) -> None:
         """Drop the engine of a partition this worker no longer owns."""
-        self._engines.pop(partition, None)
+        self._parts.pop(partition, None)
 
     def watermarks(self) -> dict[int, int | None]:
         """Current watermark of each partition this worker has an engine for."""
-        return {p: e.watermark for p, e in sorted(self._engines.items())}
+        return {p: c.engine.watermark for p, c in sorted(self._parts.items())}
+
+    def persist(self, partition: int) -> None:
+        """Hand the partition's metrics windows to its store (before the store is flushed)."""
+        ctx = self._parts.get(partition)
+        if ctx is not None and ctx.windows_dirty:
+            ctx.store.put_blob(WINDOWS_KEY, _encoder.encode(ctx.windows))
+            ctx.windows_dirty = False
 
     def handle(self, record: Record) -> list[Emit]:
         """Process one consumed record; never raises for bad input."""
@@ -119,16 +169,50 @@ class Runtime:
                 raise DecodeError(f"expected a {expected} record, got {info.name}")
             event = event_from_record(Source(topic.value), validate_event(topic, raw))
         except (DecodeError, ValidationError) as exc:
-            return [self._dead(record, str(exc))]
+            return self._dead_counted(record, str(exc))
         home = partition_for(event.order_id, self.input_partitions)
         if home != record.partition:
-            return [self._dead(record, f"misrouted: order {event.order_id!r} belongs to partition "
-                                       f"{home} (murmur2 of the order_id), record is on "
-                                       f"{record.partition}; key the record by order_id")]
+            return self._dead_counted(
+                record, f"misrouted: order {event.order_id!r} belongs to partition {home} "
+                f"(murmur2 of the order_id), record is on {record.partition}; "
+                "key the record by order_id")
         self.last_record_at[(record.topic, record.partition)] = self.clock()
         self.counters.events[topic.value] += 1
-        outputs = self.engine(record.partition).on_event(event)
-        return [self._emit(o) for o in outputs]
+        ctx = self.part(record.partition)
+        known = ctx.store.get_order(event.order_id)
+        if known is None or all(e.event_id != event.event_id for e in known.events):
+            self.tracker.on_event(ctx.windows, event)
+            ctx.windows_dirty = True
+        else:
+            self.counters.duplicates_ignored += 1
+        outputs = ctx.engine.on_event(event)
+        return self._judged(record.partition, ctx, outputs)
+
+    def _judged(self, partition: int, ctx: PartitionCtx,
+                outputs: list[Mismatch | Command]) -> list[Emit]:
+        """Emits for the outputs, plus a metrics Partial when windows closed."""
+        emits = [self._emit(o) for o in outputs]
+        if outputs:
+            self.tracker.on_outputs(ctx.windows, outputs)
+            ctx.windows_dirty = True
+        before = ctx.windows.closed_until
+        closed = self.tracker.close(ctx.windows, ctx.engine.watermark)
+        meta = ctx.store.get_meta()
+        all_idle = meta is not None and _all_idle(meta.idle)
+        if closed or ctx.windows.closed_until != before or all_idle != ctx.all_idle:
+            ctx.windows_dirty = True
+            ctx.all_idle = all_idle
+            partial = Partial(partition, ctx.engine.watermark, all_idle, closed)
+            name = self._names[TopicId.METRICS_PARTIALS]
+            emits.append(Emit(TopicId.METRICS_PARTIALS, name, 0, str(partition).encode(),
+                              encode_partial(partial), partial))
+        return emits
+
+    def _dead_counted(self, record: Record, reason: str) -> list[Emit]:
+        ctx = self.part(record.partition)
+        self.tracker.on_dead_letter(ctx.windows)
+        ctx.windows_dirty = True
+        return [self._dead(record, reason)]
 
     def _on_tick(self, record: Record) -> list[Emit]:
         try:
@@ -139,14 +223,14 @@ class Runtime:
         if origin != self.worker_id or tick["sent_at"] < self.started_at:
             return []  # another worker's or an earlier life's notice
         self.counters.ticks += 1
-        engine = self.engine(record.partition)
-        out: list[Emit] = []
+        ctx = self.part(record.partition)
+        outputs: list[Mismatch | Command] = []
         for topic_value in tick["idle_topics"]:
             topic = TopicId(topic_value)
             seen = self.last_record_at.get((self._names[topic], record.partition), 0)
             if seen <= tick["sent_at"]:
-                out.extend(self._emit(o) for o in engine.set_idle(Source(topic.value), True))
-        return out
+                outputs.extend(ctx.engine.set_idle(Source(topic.value), True))
+        return self._judged(record.partition, ctx, outputs)
 
     def _emit(self, output: Mismatch | Command) -> Emit:
         if isinstance(output, Mismatch):
@@ -175,7 +259,11 @@ class Runtime:
         return Emit(TopicId.DLQ, name, partition, record.key, value, letter)
 
 
-def describe(output: Mismatch | Command | DeadLetter) -> str:
+def _all_idle(idle: list[str]) -> bool:
+    return set(idle) >= {s.value for s in Source}
+
+
+def describe(output: Mismatch | Command | DeadLetter | Partial) -> str:
     """One human line about an output (for `worker --echo`)."""
     if isinstance(output, Mismatch):
         when = format_time(output.resolved_at if output.resolved_at is not None
@@ -190,5 +278,7 @@ def describe(output: Mismatch | Command | DeadLetter) -> str:
         stock = f" {output.quantity} x {output.sku}" if output.sku else ""
         return (f"COMMAND  {output.type.value:17} target={output.target_id} "
                 f"order={output.order_id}{money}{stock} id={output.command_id[:12]}")
+    if isinstance(output, Partial):
+        return f"METRICS  partition {output.partition}: {len(output.windows)} windows closed"
     return (f"DEAD     {output.source_topic}[{output.partition}]@{output.offset}: "
             f"{output.reason}")

@@ -76,6 +76,7 @@ class TableStore:
         self._due_removed: set[bytes] = set()
         self._meta: PartitionMeta | None = None
         self._meta_dirty = False
+        self._blobs: dict[bytes, bytes | None] = {}
         #: every index entry below this key has been popped (speeds up the scan start)
         self._scan_from = b""
 
@@ -147,12 +148,27 @@ class TableStore:
         self._meta = meta
         self._meta_dirty = True
 
+    # -- other per-partition values (in the meta table) -----------------------------------
+
+    def get_blob(self, key: bytes) -> bytes | None:
+        """A per-partition value of the meta table (e.g. the metrics windows)."""
+        if key in self._blobs:
+            return self._blobs[key]
+        value = self._db(self._meta_table).get(key)
+        return None if value is None else bytes(value)
+
+    def put_blob(self, key: bytes, value: bytes) -> None:
+        """Set a per-partition value of the meta table (written at flush)."""
+        assert key != META_KEY
+        self._blobs[key] = value
+
     # -- write-back -----------------------------------------------------------------------
 
     @property
     def dirty(self) -> bool:
         """Whether flush() has anything to write."""
-        return bool(self._orders or self._due_added or self._due_removed or self._meta_dirty)
+        return bool(self._orders or self._due_added or self._due_removed or self._meta_dirty
+                    or self._blobs)
 
     def flush(self) -> list[ChangelogWrite]:
         """Write every dirty key once to RocksDB; return the changelog records to produce.
@@ -183,6 +199,8 @@ class TableStore:
         if self._meta_dirty and self._meta is not None:
             meta_rows.append((META_KEY, encode_meta(self._meta)))
             self._meta_dirty = False
+        meta_rows.extend(self._blobs.items())
+        self._blobs.clear()
         for table, rows in ((self._orders_table, order_rows), (self._meta_table, meta_rows)):
             if not rows:
                 continue
@@ -204,6 +222,7 @@ class TableStore:
         self._due_removed.clear()
         self._meta = None
         self._meta_dirty = False
+        self._blobs.clear()
         path = self._index.path()
         self._index.close()
         Rdict.destroy(path)
@@ -230,3 +249,39 @@ def _open_index(path: Path) -> Rdict:
     path.mkdir(parents=True, exist_ok=True)
     Rdict.destroy(str(path))
     return Rdict(str(path), options=Options(raw_mode=True))
+
+
+class BlobTable:
+    """Raw values of one partition of a Faust table, written back once per batch."""
+
+    def __init__(self, table: TableLike, partition: int) -> None:
+        self._table = table
+        self.partition = partition
+        self._dirty: dict[bytes, bytes | None] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        """The current value (unflushed writes included)."""
+        if key in self._dirty:
+            return self._dirty[key]
+        value = self._table.data._db_for_partition(self.partition).get(key)
+        return None if value is None else bytes(value)
+
+    def put(self, key: bytes, value: bytes | None) -> None:
+        """Set (or, with None, delete) a value; written at flush."""
+        self._dirty[key] = value
+
+    def flush(self) -> list[ChangelogWrite]:
+        """Write the dirty values to RocksDB; return the changelog records to produce."""
+        if not self._dirty:
+            return []
+        batch = WriteBatch(raw_mode=True)
+        for key, value in self._dirty.items():
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        self._table.data._db_for_partition(self.partition).write(batch)
+        topic = self._table.changelog_topic.get_topic_name()
+        writes = [ChangelogWrite(topic, self.partition, k, v) for k, v in self._dirty.items()]
+        self._dirty.clear()
+        return writes
