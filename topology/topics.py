@@ -48,6 +48,8 @@ class TopicDef:
     #: None: the configured default partition count; 1 for single-partition topics.
     partitions: int | None = None
     description: str = ""
+    #: "avro" (Confluent wire format, schemas/*.avsc) or "msgpack" (internal topics only)
+    encoding: str = "avro"
 
 
 TOPICS: tuple[TopicDef, ...] = (
@@ -72,8 +74,8 @@ TOPICS: tuple[TopicDef, ...] = (
     TopicDef(TopicId.TICKS, "crosscheck.ticks", "partition number", "Tick", ORDER_GROUP,
              retention_ms=_DAY_MS, description="internal: idle-input notices per partition"),
     TopicDef(TopicId.METRICS_PARTIALS, "crosscheck.metrics.partials", "partition number",
-             "Partial (internal, msgpack: streams.metrics.windows.Partial)", None,
-             retention_ms=_DAY_MS, partitions=1,
+             "streams.metrics.windows.Partial", None,
+             retention_ms=_DAY_MS, partitions=1, encoding="msgpack",
              description="internal: per-partition metrics windows for the aggregator"),
     TopicDef(TopicId.BACKFILL_MISMATCHES, "crosscheck.backfill.mismatches", "order_id",
              "Mismatch", None, retention_ms=30 * _DAY_MS, description="replay output"),

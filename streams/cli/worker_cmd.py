@@ -61,6 +61,7 @@ def worker(ctx: click.Context, /, web_port: int | None, processing_guarantee: st
     """
     from streams.worker.app import WorkerOptions, create_worker
     from streams.worker.lifecycle import (
+        check_port_free,
         data_dir_for,
         discover_partitions,
         prepare_state_dir,
@@ -71,6 +72,7 @@ def worker(ctx: click.Context, /, web_port: int | None, processing_guarantee: st
     if processing_guarantee:
         s = dataclasses.replace(s, processing_guarantee=processing_guarantee)
     port = web_port or s.worker_port
+    check_port_free(port)
     inputs, outputs = discover_partitions(s)
     data_dir = data_dir_for(s, port)
     if prepare_state_dir(data_dir, s.processing_guarantee == "exactly_once"):

@@ -18,6 +18,21 @@ log = logging.getLogger("crosscheck.worker")
 CLEAN_MARKER = "clean-shutdown"
 
 
+def check_port_free(port: int) -> None:
+    """CrosscheckError unless 127.0.0.1:port can be bound (the worker's web server)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise CrosscheckError(
+                f"port {port} on 127.0.0.1 is already in use (another worker?): give each "
+                "worker its own --web-port or CROSSCHECK_WORKER_PORT"
+            ) from None
+
+
 def data_dir_for(settings: Settings, web_port: int) -> Path:
     """Where one worker keeps its RocksDB tables: one directory per app id and port."""
     return settings.home / "worker" / f"{settings.app_id}-{web_port}"

@@ -73,6 +73,7 @@ class TableStore:
         self._index = _open_index(index_dir)
         self._orders: dict[str, OrderState | object] = {}
         self._due_added: set[bytes] = set()
+        self._min_added = b""  # smallest key in _due_added (meaningless when it is empty)
         self._due_removed: set[bytes] = set()
         self._meta: PartitionMeta | None = None
         self._meta_dirty = False
@@ -110,13 +111,17 @@ class TableStore:
     def add_due(self, due: int, order_id: str) -> None:
         key = due_key(due, order_id)
         self._due_removed.discard(key)
+        if not self._due_added or key < self._min_added:
+            self._min_added = key
         self._due_added.add(key)
         if key < self._scan_from:
             self._scan_from = key
 
     def pop_due(self, up_to: int) -> list[tuple[int, str]]:
         limit = due_key(up_to, "\U0010ffff")
-        found: set[bytes] = {k for k in self._due_added if k <= limit}
+        found: set[bytes] = set()
+        if self._due_added and self._min_added <= limit:
+            found = {k for k in self._due_added if k <= limit}
         it = self._index.iter()
         it.seek(self._scan_from) if self._scan_from else it.seek_to_first()
         while it.valid():
@@ -131,6 +136,8 @@ class TableStore:
                 self._due_added.discard(key)
             else:
                 self._due_removed.add(key)
+        if found and self._due_added:
+            self._min_added = min(self._due_added)
         # every entry <= limit is gone now (from the overlay and, at flush, from RocksDB):
         # the next scan starts here instead of walking the deleted keys again
         self._scan_from = max(self._scan_from, limit)

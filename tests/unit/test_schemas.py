@@ -190,8 +190,13 @@ def test_schema_infos() -> None:
 
 
 def test_every_topic_has_a_bundled_value_schema() -> None:
-    for topic in TOPICS:
+    avro = [t for t in TOPICS if t.encoding == "avro"]
+    assert len(avro) >= len(TOPICS) - 1  # only the internal metrics partials are msgpack
+    for topic in avro:
         assert schema(topic.value_schema).name == topic.value_schema
+    for topic in TOPICS:
+        if topic.encoding != "avro":
+            assert topic.encoding == "msgpack" and topic.copartition_group is None
 
 
 def test_schema_files_are_pretty_and_namespaced() -> None:

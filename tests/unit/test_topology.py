@@ -43,7 +43,8 @@ def test_inputs_are_co_partitioned_by_order_id() -> None:
 
 def test_value_schemas_exist() -> None:
     for t in TOPICS:
-        assert t.value_schema in schemas()
+        if t.encoding == "avro":
+            assert t.value_schema in schemas()
     assert {t: BY_ID[t].value_schema for t in INPUTS} == {
         TopicId.ORDERS: "OrderEvent", TopicId.PAYMENTS: "PaymentEvent",
         TopicId.INVENTORY: "InventoryEvent", TopicId.SHIPPING: "ShippingEvent",
