@@ -5,7 +5,9 @@ PY     := $(VENV)/bin/python
 CC     := $(VENV)/bin/crosscheck
 SAMPLE ?= examples/sample-traffic.jsonl
 
-.PHONY: install run demo test unit integration lint bench clean-state
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install chromium run test unit integration lint
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "crosscheck needs Python >= 3.11"'
@@ -16,6 +18,13 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+## Headless Chromium for the dashboard test (Debian's package; skipped when one is there).
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  command -v google-chrome >/dev/null || \
+	  ($(SUDO) apt-get update -qq && \
+	   DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null)
+
 ## The main job on the embedded default: local broker, topics, sample traffic, worker.
 run: install
 	$(CC) broker start
@@ -24,13 +33,13 @@ run: install
 	$(CC) worker --echo
 
 ## Every test: unit tests, then integration tests against a broker the session starts.
-test: install
+test: install chromium
 	$(PY) -m pytest -q
 
 unit: install
 	$(PY) -m pytest -q tests/unit
 
-integration: install
+integration: install chromium
 	$(PY) -m pytest -q tests/integration
 
 lint: install

@@ -41,6 +41,8 @@ ENV_VARS: dict[str, str] = {
     "CROSSCHECK_RELEASE_TIMEOUT": "REFUND_WITHOUT_RELEASE horizon (10m)",
     "CROSSCHECK_TCC_GRACE": "TCC_EMPTY_ROLLBACK and OVERSHIPMENT horizon (1m)",
     "CROSSCHECK_METRICS_WINDOW": "tumbling event-time window of the metrics stream (1m)",
+    "CROSSCHECK_STATE_RETENTION": "an order's history is kept until no event came for this "
+    "long in event time, and every decision is made (7d)",
     "CROSSCHECK_STORM_THRESHOLD": "mismatches of one type per window above which one STORM "
     "alert replaces the single ones (20)",
 }
@@ -80,6 +82,8 @@ class RuleConfig:
     tcc_grace: int = 60_000
     metrics_window: int = 60_000
     storm_threshold: int = 20
+    #: an order's history is kept until its last event is this old (and every decision made)
+    state_retention: int = 7 * 86_400_000
 
     @property
     def horizon(self) -> int:
@@ -105,6 +109,7 @@ RULE_ENV = {
     "release_timeout": "CROSSCHECK_RELEASE_TIMEOUT",
     "tcc_grace": "CROSSCHECK_TCC_GRACE",
     "metrics_window": "CROSSCHECK_METRICS_WINDOW",
+    "state_retention": "CROSSCHECK_STATE_RETENTION",
 }
 
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 ORDERS_TABLE = "orders"
 #: Faust table of per-partition watermark state: "<app>-meta-changelog".
 META_TABLE = "meta"
+#: Keys of the meta table: the engine's watermark state, the metrics windows.
+META_KEY = b"meta"
+WINDOWS_KEY = b"windows"
 #: Faust table (one partition) of the metrics aggregator: "<app>-metrics-changelog".
 METRICS_TABLE = "metrics"
 #: The agent that judges the input topics.

@@ -14,7 +14,7 @@ from schemas.errors import DecodeError
 from streams.clients import confluent_config
 from streams.config import Settings
 from streams.engine.state import decode_meta
-from streams.names import META_TABLE, changelog_topic
+from streams.names import META_KEY, META_TABLE, changelog_topic
 from topology.topics import INPUTS, TopicId, Topology
 
 
@@ -136,8 +136,8 @@ def collect(settings: Settings, topology: Topology) -> Status:
     }))
     try:
         for msg in _read_to_end(reader, changelog_topic(settings.app_id, META_TABLE)):
-            if msg.value() is None:
-                continue
+            if msg.value() is None or msg.key() != META_KEY:
+                continue  # the same table also holds the metrics windows
             meta = decode_meta(msg.value())
             status.watermarks[msg.partition()] = meta.watermark
             status.idle[msg.partition()] = list(meta.idle)

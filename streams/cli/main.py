@@ -44,9 +44,20 @@ def settings_of(ctx: click.Context) -> Settings:
 
 
 def _register() -> None:
-    from streams.cli import broker_cmd, io_cmd, status_cmd, topics_cmd, worker_cmd
+    from streams.cli import (
+        bench_cmd,
+        broker_cmd,
+        io_cmd,
+        replay_cmd,
+        sim_cmd,
+        status_cmd,
+        topics_cmd,
+        watch_cmd,
+        worker_cmd,
+    )
 
-    for module in (broker_cmd, topics_cmd, io_cmd, worker_cmd, status_cmd):
+    for module in (broker_cmd, topics_cmd, io_cmd, worker_cmd, status_cmd, sim_cmd, watch_cmd,
+                   replay_cmd, bench_cmd):
         module.register(cli)
 
 

@@ -49,10 +49,14 @@ def describe_rules(settings: Settings) -> str:
               default="warn", show_default=True)
 @click.option("--echo", is_flag=True,
               help="Print every mismatch, resolution, command and dead letter as it is emitted.")
+@click.option("--alert-webhook", metavar="URL", default=None,
+              help="Also POST every alert as JSON to this http(s) URL (best-effort: retried "
+                   "with backoff from a bounded queue; the alerts topic stays the record).")
 @rule_options
 @click.pass_context
 def worker(ctx: click.Context, /, web_port: int | None, processing_guarantee: str | None,
-           batch_size: int, loglevel: str, echo: bool, **rules: Any) -> None:
+           batch_size: int, loglevel: str, echo: bool, alert_webhook: str | None,
+           **rules: Any) -> None:
     """Run the stream worker until SIGTERM or Ctrl-C (many can run in one group).
 
     It joins orders, payments, inventory and shipping per order in Faust tables (RocksDB,
@@ -68,6 +72,12 @@ def worker(ctx: click.Context, /, web_port: int | None, processing_guarantee: st
         run_faust,
     )
 
+    if alert_webhook:  # checked before anything starts; the message never shows secrets
+        from streams.worker.webhook import check_url
+        try:
+            check_url(alert_webhook)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--alert-webhook") from None
     s = apply_rule_options(settings_of(ctx), rules)
     if processing_guarantee:
         s = dataclasses.replace(s, processing_guarantee=processing_guarantee)
@@ -80,7 +90,7 @@ def worker(ctx: click.Context, /, web_port: int | None, processing_guarantee: st
                    "rebuilding it from the changelog topics", err=True)
     options = WorkerOptions(data_dir=data_dir, web_port=port, input_partitions=inputs,
                             output_partitions=outputs, batch_max=batch_size, loglevel=loglevel,
-                            echo=echo)
+                            echo=echo, alert_webhook=alert_webhook or None)
     w = create_worker(s, options)
     click.echo(f"crosscheck worker {w.runtime.worker_id}: group {s.app_id} on {s.bootstrap}, "
                f"{inputs} partitions, {s.processing_guarantee}, state in {data_dir}", err=True)

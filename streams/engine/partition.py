@@ -23,7 +23,11 @@ Processing model
   Mismatch still carries it). Opening schedules rechecks at the order's known event times > D.
 * A recheck at T re-evaluates every OPEN, resolvable mismatch decided before T as of T and
   resolves those that no longer hold (resolved_at = T, resolved_by = the smallest event_id at T).
-* Eviction: expire_at = max(every decision due scheduled, last event_time) + allowed_lateness.
+* Eviction: expire_at = max(every decision due scheduled, last event_time + state_retention)
+  + allowed_lateness. Rules also fire on an order's later events (a DISPATCHED hours after
+  payment, a REFUNDED days later), judged against its whole history, so the history is
+  kept until no event has come for state_retention (default 7 days of event time), not
+  merely until the last decision: state follows the orders active within that horizon.
   When the watermark reaches it with nothing pending, an order with an empty ledger is
   deleted; otherwise only its ledger is kept and its entries are frozen (no longer
   re-evaluated: their evidence is gone). An event arriving for an evicted order starts a
@@ -114,7 +118,8 @@ class PartitionEngine:
         state.events.append(event)
         view = OrderView(state.order_id, state.events)
         new = sorted(derive_decisions(view, self.rules) - before)
-        self._extend_expiry(state, max([event.event_time, *(d.due for d in new)]), wm)
+        self._extend_expiry(state, max([event.event_time + self.rules.state_retention,
+                                        *(d.due for d in new)]), wm)
         for decision in new:
             if wm is not None and decision.due <= wm:
                 self._decide(state, view, decision, wm, out)

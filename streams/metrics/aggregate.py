@@ -3,9 +3,12 @@
 A window is final when the global metrics watermark reaches its end. The global watermark is
 the minimum over the partitions that have reported and are not idle (all their inputs idle),
 or the maximum over all of them when every one is idle: the contract's idleness rule, one
-level up. Windows are emitted in order, from the first one any partition reported, empty
-ones included. A partial for a window already emitted (a partition that started late) only
-adds to the next window's late_events.
+level up. Given the partition count, nothing is final before every partition number has
+reported at least once (with a watermark, or idle). Windows are emitted in order, from the
+earliest one reported by the time the first window is final, empty ones included. A partial
+for a window already emitted (an idle partition's tail) goes into the next window: its
+events only as late_events, its outputs (mismatches, commands, dead letters, alert samples)
+as they are, the way stage 1 treats outputs that fall into a closed window.
 
 Alerts: for each window and mismatch type of severity CRITICAL or HIGH, one MISMATCH alert per
 mismatch opened in the window, unless the type opened more than `storm_threshold` in it: then
@@ -35,6 +38,7 @@ class AggregatorState(msgspec.Struct):
     idle: dict[int, bool] = msgspec.field(default_factory=dict)
     pending: dict[int, WindowCounts] = msgspec.field(default_factory=dict)
     next_emit: int | None = None
+    #: late events not yet added to a window (kept for states written by earlier versions)
     late_carry: int = 0
 
 
@@ -46,15 +50,21 @@ def alert_id(*parts: object) -> str:
 class Aggregator:
     """Combines partials into final MetricsWindow and Alert records (as Avro-ready dicts)."""
 
-    def __init__(self, size: int, storm_threshold: int, sample_limit: int) -> None:
+    def __init__(self, size: int, storm_threshold: int, sample_limit: int,
+                 partitions: int | None = None) -> None:
         self.size = size
         self.storm_threshold = storm_threshold
         self.sample_limit = sample_limit
+        #: input partition count; None: only the partitions that reported count
+        self.partitions = partitions
 
     def global_watermark(self, state: AggregatorState) -> int | None:
         """Min over non-idle reporting partitions; max over all when all are idle."""
         if not state.watermarks:
             return None
+        if self.partitions is not None and any(p not in state.idle
+                                               for p in range(self.partitions)):
+            return None  # a partition that has not reported yet may still hold any window
         active = [wm for p, wm in state.watermarks.items() if not state.idle.get(p, False)]
         return min(active) if active else max(state.watermarks.values())
 
@@ -68,19 +78,31 @@ class Aggregator:
         state.idle[partial.partition] = partial.all_idle
         for start, counts in partial.windows.items():
             if state.next_emit is not None and start < state.next_emit:
-                state.late_carry += _event_count(counts) + counts.late_events
+                self._add_late(state, state.next_emit, counts)
                 continue
             state.pending.setdefault(start, WindowCounts()).add(counts, self.sample_limit)
-        if state.next_emit is None and state.pending:
-            state.next_emit = min(state.pending)
         return self._emit(state)
+
+    def _add_late(self, state: AggregatorState, into: int, counts: WindowCounts) -> None:
+        """A window already emitted: its events count as late, its outputs as they are."""
+        late = msgspec.structs.replace(
+            counts, orders_placed=0, payments_succeeded=0, payments_failed=0, gmv={},
+            refunds=0, shipments_created=0,
+            late_events=_event_count(counts) + counts.late_events)
+        state.pending.setdefault(into, WindowCounts()).add(late, self.sample_limit)
 
     def _emit(self, state: AggregatorState) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         windows: list[dict[str, Any]] = []
         alerts: list[dict[str, Any]] = []
         wm = self.global_watermark(state)
-        if wm is None or state.next_emit is None:
+        if wm is None:
             return windows, alerts
+        if state.next_emit is None:
+            # the first window is fixed only when it is final: until then a partition may
+            # still report an earlier one
+            if not state.pending or min(state.pending) + self.size > wm:
+                return windows, alerts
+            state.next_emit = min(state.pending)
         while state.next_emit + self.size <= wm and len(windows) < MAX_WINDOWS_PER_STEP:
             start = state.next_emit
             counts = state.pending.pop(start, WindowCounts())

@@ -12,6 +12,7 @@ by destination topic and cannot reach topics it does not consume.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import uuid
@@ -38,6 +39,7 @@ from streams.metrics.aggregate import (
 from streams.metrics.aggregate import encode as encode_state
 from streams.names import AGENT_NAME, AGGREGATOR_NAME, META_TABLE, METRICS_TABLE, ORDERS_TABLE
 from streams.worker.idle import IdleTracker
+from streams.worker.offsets import fill_head_gap
 from streams.worker.runtime import Emit, Record, Runtime, describe, wall_ms
 from streams.worker.store import BlobTable, ChangelogWrite, TableStore
 from topology.partitioner import partition_for
@@ -45,9 +47,6 @@ from topology.topics import INPUTS, TopicId, Topology
 
 log = logging.getLogger("crosscheck.worker")
 
-
-_RAW: Any = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw",
-                    value_serializer="raw")
 
 
 @dataclass(frozen=True)
@@ -65,6 +64,8 @@ class WorkerOptions:
     loglevel: str = "warn"
     echo: bool = False
     report_every: float = 10.0
+    #: POST every alert to this URL too (best-effort, see streams/worker/webhook.py)
+    alert_webhook: str | None = None
 
 
 @dataclass
@@ -118,7 +119,8 @@ class Worker:
         if self.options.echo:
             for _m, out in emits:
                 for e in out:
-                    print(describe(e.output), flush=True)
+                    if e.topic is not TopicId.METRICS_PARTIALS:  # internal, not news
+                        print(describe(e.output), flush=True)
         if now - self._reported_at >= self.options.report_every * 1000:
             self._report(now)
 
@@ -137,23 +139,54 @@ class Worker:
     async def _produce(self, sends: list[tuple[Any, str, int, bytes | None, bytes | None]]
                        ) -> None:
         producer = self.app.producer
+        if self.exactly_once:
+            await self._produce_in_transactions(sends)
+            return
         futures = []
-        for source, topic, partition, key, value in sends:
-            tid = self._transactional_id(source) if self.exactly_once else None
-            futures.append(await producer.send(topic, key, value, partition, None, None,
-                                               transactional_id=tid))
-        if futures and not self.exactly_once:
+        for _source, topic, partition, key, value in sends:
+            futures.append(await producer.send(topic, key, value, partition, None, None))
+        if futures:
             # at-least-once: outputs are delivered before the batch's offsets are acked
             await asyncio.gather(*futures)
 
+    async def _produce_in_transactions(
+            self, sends: list[tuple[Any, str, int, bytes | None, bytes | None]]) -> None:
+        """Send one batch's records while holding the locks of all its transactions.
+
+        Faust commits a transaction (offsets + commit) under the same per-transactional-id
+        lock its ``send`` takes for every single record. Sending record by record let a
+        commit land in the middle of a batch: its changelog records committed, its outputs
+        left in the next transaction, lost when the process died before that one committed
+        (the restarted worker, its state restored with the batch applied, never re-emitted
+        them); and a stop's final commit (which ends the transactions) could come between
+        two of a batch's transactions. Holding every lock the batch needs (taken in sorted
+        order; Faust's commit takes one at a time) until all its records are sent keeps a
+        batch's state and outputs whole in the transactions that commit its offsets.
+        """
+        producer: Any = self.app.producer
+        by_tid: dict[str, list[tuple[str, int, bytes | None, bytes | None]]] = {}
+        for source, topic, partition, key, value in sends:
+            by_tid.setdefault(self._transactional_id(source), []).append(
+                (topic, partition, key, value))
+        async with contextlib.AsyncExitStack() as locks:
+            for tid in sorted(by_tid):
+                await locks.enter_async_context(producer._trn_locks[tid])
+            for tid, records in by_tid.items():
+                transaction = producer._transaction_producers.get(tid)
+                if transaction is None:
+                    raise RuntimeError(f"no transaction producer for {tid}")
+                for topic, partition, key, value in records:
+                    await transaction.send(topic, value, key=key, partition=partition)
+
     async def aggregate(self, events: Sequence[Any]) -> None:
         """Fold metrics partials into final windows and alerts (the aggregator agent)."""
+        await fill_head_gap(self.app, events[0].message)  # see streams/worker/offsets.py
         table = BlobTable(cast(Any, self.app.tables)[METRICS_TABLE], 0)
         raw = table.get(b"state")
         state = decode_state(raw) if raw else AggregatorState()
         rules = self.settings.rules
         aggregator = Aggregator(rules.metrics_window, rules.storm_threshold,
-                                max(rules.storm_threshold + 1, 10))
+                                max(rules.storm_threshold + 1, 10), self.options.input_partitions)
         sends: list[tuple[Any, str, int, bytes | None, bytes | None]] = []
         codec = self.runtime.codec
         metrics_name = self.topology.name(TopicId.METRICS)
@@ -169,6 +202,11 @@ class Worker:
                 sends.append((event.message, alerts_name, self._alert_partition(a),
                               a["mismatch_type"].encode(), codec.encode("Alert", a, alerts_name)))
                 self.recent_alerts.append(a)
+                # -- alert webhook (best-effort: enqueue is O(1), delivery in the background) --
+                if self.options.alert_webhook:
+                    from streams.worker.webhook import sender_for
+                    sender_for(self.options.alert_webhook).enqueue(a)
+                # -- end alert webhook --
                 if self.options.echo:
                     print(f"ALERT    {a['kind']:8} {a['severity']:8} {a['mismatch_type']:28} "
                           f"count={a['count']} orders={','.join(a['sample_order_ids'])}",
@@ -226,14 +264,15 @@ class Worker:
         committed = await self._committed([tp for tp in assigned
                                            if tp not in self.tracker.next_offset])
         idle = self.tracker.candidates(assigned, ends, committed, wall_ms())
-        by_partition: dict[int, list[str]] = {}
+        by_partition: dict[int, list[tuple[str, int]]] = {}
         names = self.topology.by_name()
-        for topic, partition in idle:
-            by_partition.setdefault(partition, []).append(names[topic].value)
+        for (topic, partition), offset in idle:
+            by_partition.setdefault(partition, []).append((names[topic].value, offset))
         ticks = self.topology.name(TopicId.TICKS)
         for partition, topics in sorted(by_partition.items()):
             value = self.runtime.codec.encode(
-                "Tick", {"partition": partition, "idle_topics": topics, "sent_at": wall_ms()},
+                "Tick", {"partition": partition, "idle_topics": [t for t, _ in topics],
+                         "offsets": [o for _, o in topics], "sent_at": wall_ms()},
                 ticks)
             key = f"{self.runtime.worker_id}/{partition}".encode()
             await self.app.producer.send(ticks, key, value, partition, None, None)
@@ -270,20 +309,30 @@ def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
         web_port=options.web_port,
         producer_linger_ms=10,
         consumer_auto_offset_reset="earliest",
+        # a killed worker's partitions move to a restarted one after 15 s, not 60 s; the
+        # heartbeat runs on Faust's consumer thread, so long batches do not miss it
+        broker_session_timeout=15.0,
+        broker_heartbeat_interval=3.0,
+        # stop without draining buffered records: what is not committed is redone later
+        stream_wait_empty=False,
         loghandlers=[],
     )
+    # key_type/value_type bytes make Faust use the raw serializer for the changelogs, so
+    # recovery copies our msgpack bytes as they are. (A `schema=` argument does not: the
+    # changelog would be decoded as JSON, and on a multi-topic channel it stops delivery.)
     for name in (ORDERS_TABLE, META_TABLE):
-        app.Table(name, partitions=options.input_partitions, schema=_RAW,
+        app.Table(name, partitions=options.input_partitions, key_type=bytes, value_type=bytes,
                   help=f"crosscheck {name} state")
-    app.Table(METRICS_TABLE, partitions=1, schema=_RAW, help="crosscheck metrics aggregator")
+    app.Table(METRICS_TABLE, partitions=1, key_type=bytes, value_type=bytes,
+              help="crosscheck metrics aggregator")
     codec = Codec(registry_from(settings.schema_registry_url, settings.schema_registry_auth))
     worker_id = uuid.uuid4().hex[:12]
     holder: dict[str, Worker] = {}
+    tracker = IdleTracker(settings.rules.idle_timeout, wall_ms())
     runtime = Runtime(settings.rules, topology, codec,
                       lambda p: holder["worker"].store_for(p), options.output_partitions,
-                      options.input_partitions, worker_id)
-    worker = Worker(app, settings, options, runtime,
-                    IdleTracker(settings.rules.idle_timeout, wall_ms()), topology)
+                      options.input_partitions, worker_id, position_of=tracker.position)
+    worker = Worker(app, settings, options, runtime, tracker, topology)
     holder["worker"] = worker
 
     channel = app.topic(*[topology.name(t) for t in INPUTS], topology.name(TopicId.TICKS),
@@ -291,8 +340,18 @@ def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
                         value_serializer="raw")
 
     async def judge(stream: Any) -> None:
-        async for events in stream.take_events(options.batch_max, within=options.batch_within):
-            await worker.process(events)
+        try:
+            async for events in stream.take_events(options.batch_max,
+                                                   within=options.batch_within):
+                # shielded: a stop cancels the agent (stream_wait_empty=False), and Faust
+                # acks a batch the agent was cancelled in (take_events acks in `finally`);
+                # the stop's final commit would then commit its offsets with only part of
+                # its records sent. The batch finishes; that commit waits for its locks.
+                await asyncio.shield(worker.process(events))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # bad input never raises: this is a bug or an outage
+            await fail(exc)
 
     app.agent(channel, name=AGENT_NAME)(judge)
 
@@ -300,8 +359,21 @@ def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
                          value_type=bytes, key_serializer="raw", value_serializer="raw")
 
     async def aggregate(stream: Any) -> None:
-        async for events in stream.take_events(500, within=0.2):
-            await worker.aggregate(events)
+        try:
+            async for events in stream.take_events(500, within=0.2):
+                await worker.aggregate(events)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await fail(exc)
+
+    async def fail(exc: BaseException) -> None:
+        """Stop the whole worker: an agent that died must not leave a worker that only
+        looks alive. Uncommitted work is aborted and redone after the restart."""
+        log.critical("crosscheck worker stops: %s: %s", type(exc).__name__, exc, exc_info=exc)
+        print(f"crosscheck: worker failed: {type(exc).__name__}: {exc}", file=sys.stderr,
+              flush=True)
+        await app.crash(exc)
 
     app.agent(partials, name=AGGREGATOR_NAME)(aggregate)
     app.timer(options.tick_interval)(worker.tick)
@@ -312,6 +384,11 @@ def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
         worker.tracker.forget([(tp.topic, tp.partition) for tp in revoked])
 
     app.on_partitions_revoked.connect(cast(Any, on_revoked))
+
+    # --- web endpoints and dashboard (streams/web: /, /health, /metrics, /orders/{id}, ...) ---
+    from streams.web import register_web
+    register_web(app, worker)
+    # --- end of web endpoints ---
 
     return worker
 

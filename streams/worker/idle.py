@@ -27,21 +27,27 @@ class IdleTracker:
         self.reported.discard(tp)
 
     def candidates(self, assigned: list[tuple[str, int]], end_offsets: dict[tuple[str, int], int],
-                   committed: dict[tuple[str, int], int], now: int) -> list[tuple[str, int]]:
-        """Assigned topic-partitions that just became idle (reported once each)."""
-        result: list[tuple[str, int]] = []
+                   committed: dict[tuple[str, int], int], now: int
+                   ) -> list[tuple[tuple[str, int], int]]:
+        """(topic-partition, caught-up offset) of those that just became idle (once each)."""
+        result: list[tuple[tuple[str, int], int]] = []
         for tp in assigned:
             if tp in self.reported:
                 continue
             if now - self.last_record_at.get(tp, self.started_at) < self.idle_timeout_ms:
                 continue
             end = end_offsets.get(tp)
-            position = self.next_offset.get(tp, committed.get(tp, 0))
-            if end is None or position < end:
+            position = self.next_offset.get(tp, committed.get(tp))
+            if end is None or position is None or position < end:
                 continue
-            result.append(tp)
+            self.next_offset[tp] = position  # known now, even with no record processed
+            result.append((tp, position))
             self.reported.add(tp)
         return result
+
+    def position(self, tp: tuple[str, int]) -> int | None:
+        """Next offset to process of tp, if this worker knows it (None after a revoke)."""
+        return self.next_offset.get(tp)
 
     def forget(self, tps: list[tuple[str, int]]) -> None:
         """Partitions were revoked: start over for them if they come back."""

@@ -6,6 +6,7 @@ import logging
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from streams.clients import admin
 from streams.config import Settings
@@ -85,6 +86,26 @@ def discover_partitions(settings: Settings) -> tuple[int, dict[TopicId, int]]:
     return inputs, outputs
 
 
+#: seconds a stopping worker gets before the process is ended regardless
+SHUTDOWN_GRACE = 60.0
+
+
+def _watchdog(seconds: float) -> None:
+    """End the process if a shutdown has not finished in time (Faust can hang when a
+    transaction is in a bad state); nothing committed is lost, the rest is redone."""
+    import os
+    import threading
+
+    def expire() -> None:
+        print(f"crosscheck: worker did not stop within {seconds:.0f}s; exiting", file=sys.stderr,
+              flush=True)
+        os._exit(3)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+
+
 def run_faust(worker_app: object, loglevel: str, data_dir: Path) -> int:
     """Run the Faust worker until SIGTERM/SIGINT; returns the exit code."""
     import faust
@@ -94,8 +115,17 @@ def run_faust(worker_app: object, loglevel: str, data_dir: Path) -> int:
     app.finalize()  # what Faust's own CLI does before starting a Worker
     # The loop must be handed over explicitly, as Faust's CLI does: without it the
     # worker runs on a loop the agent's stream never sees records on.
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False,
-                          loop=get_event_loop())
+    class GuardedWorker(faust.Worker):
+        def _schedule_shutdown(self, signal: Any) -> None:
+            _watchdog(SHUTDOWN_GRACE)
+            super()._schedule_shutdown(signal)
+
+        async def on_stop(self) -> None:
+            _watchdog(SHUTDOWN_GRACE)  # also after a crash
+            await super().on_stop()
+
+    worker = GuardedWorker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False,
+                           loop=get_event_loop())
     code = 0
     try:
         worker.execute_from_commandline()

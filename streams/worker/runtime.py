@@ -25,11 +25,11 @@ from streams.engine.store import StateStore
 from streams.metrics.aggregate import encode as encode_partial
 from streams.metrics.windows import Partial, PartitionWindows, WindowTracker
 from streams.model import Command, DeadLetter, Mismatch, Source
+from streams.names import WINDOWS_KEY
 from streams.records import command_record, dead_letter_record, event_from_record, mismatch_record
 from topology.partitioner import partition_for
 from topology.topics import BY_ID, INPUTS, TopicId, Topology
 
-WINDOWS_KEY = b"windows"
 _windows_decoder = msgspec.msgpack.Decoder(PartitionWindows)
 _encoder = msgspec.msgpack.Encoder()
 
@@ -105,13 +105,17 @@ class Runtime:
                  store_for: Callable[[int], PartitionStore],
                  output_partitions: dict[TopicId, int],
                  input_partitions: int, worker_id: str,
-                 clock: Callable[[], int] = wall_ms) -> None:
+                 clock: Callable[[], int] = wall_ms,
+                 position_of: Callable[[tuple[str, int]], int | None] = lambda tp: None,
+                 ) -> None:
         self.rules = rules
         self.topology = topology
         self.codec = codec
         self.clock = clock
         self.worker_id = worker_id
         self.input_partitions = input_partitions
+        #: next offset to process of an input topic-partition, as the idle ticker knows it
+        self.position_of = position_of
         self.started_at = clock()
         self.counters = Counters()
         self._store_for = store_for
@@ -225,10 +229,14 @@ class Runtime:
         self.counters.ticks += 1
         ctx = self.part(record.partition)
         outputs: list[Mismatch | Command] = []
-        for topic_value in tick["idle_topics"]:
+        offsets = tick.get("offsets") or []
+        for i, topic_value in enumerate(tick["idle_topics"]):
             topic = TopicId(topic_value)
-            seen = self.last_record_at.get((self._names[topic], record.partition), 0)
-            if seen <= tick["sent_at"]:
+            # accept only if this worker's processed position is still exactly where the
+            # ticker saw the topic-partition caught up: a record processed since, or an
+            # ownership change in between (positions are forgotten on revoke), voids it
+            if i < len(offsets) and self.position_of(
+                    (self._names[topic], record.partition)) == offsets[i]:
                 outputs.extend(ctx.engine.set_idle(Source(topic.value), True))
         return self._judged(record.partition, ctx, outputs)
 

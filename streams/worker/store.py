@@ -32,8 +32,11 @@ from streams.engine.state import (
     encode_meta,
     encode_order,
 )
+from streams.names import META_KEY
 
-META_KEY = b"meta"
+#: Faust keeps the last applied changelog offset under this key in each table's RocksDB
+#: (faust.stores.rocksdb.Store.offset_key): not an order.
+FAUST_OFFSET_KEY = b"__faust\0offset__"
 _DELETED = object()
 
 
@@ -241,6 +244,9 @@ class TableStore:
         it = self._db(self._orders_table).iter()
         it.seek_to_first()
         while it.valid():
+            if bytes(it.key()) == FAUST_OFFSET_KEY:
+                it.next()
+                continue
             state = decode_order(bytes(it.value()))
             for due in state.dues:
                 batch.put(due_key(due, state.order_id), b"")

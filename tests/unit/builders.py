@@ -21,6 +21,7 @@ RULES = RuleConfig(
     payment_grace=2_000,
     release_timeout=8_000,
     tcc_grace=3_000,
+    state_retention=0,  # evict once every decision is made (see test_engine_eviction)
 )
 CLOCK_MS = 42
 T0 = 1_000_000

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from builders import CLOCK_MS, FAR, RULES, T0, commands, inv, mismatches, of_type, pay
+from dataclasses import replace
+
+from builders import CLOCK_MS, FAR, RULES, T0, commands, inv, mismatches, of_type, pay, ship
 
 from streams.engine import MemoryStore, PartitionEngine
 from streams.model import Status
@@ -11,8 +13,31 @@ L = RULES.allowed_lateness
 D1 = T0 + RULES.payment_timeout
 
 
+#: these tests evict as soon as every decision is made (no retention after the last event)
+SHORT = replace(RULES, state_retention=0)
+
+
 def _engine(store: MemoryStore) -> PartitionEngine:
-    return PartitionEngine(RULES, store, lambda: CLOCK_MS)
+    return PartitionEngine(SHORT, store, lambda: CLOCK_MS)
+
+
+def test_a_later_event_within_the_retention_is_judged_on_the_whole_history() -> None:
+    """A shipment dispatched hours after payment must see the payment: no false
+    SHIPPED_WITHOUT_PAYMENT (and HOLD_SHIPMENT) from a history evicted too early."""
+    store = MemoryStore()
+    engine = PartitionEngine(replace(RULES, state_retention=86_400_000), store,
+                             lambda: CLOCK_MS)
+    engine.on_event(inv("RESERVED", T0))
+    engine.on_event(pay("SUCCEEDED", T0 + 10))
+    engine.on_event(inv("CONFIRMED", T0 + 20))
+    engine.on_event(ship("CREATED", T0 + 30))
+    assert engine.advance_to(T0 + RULES.shipment_timeout + 10 * L) == []
+    later = T0 + 6 * 3_600_000
+    engine.on_event(ship("DISPATCHED", later))
+    assert engine.advance_to(later + RULES.payment_grace + L) == []
+    assert store.order_ids() == ["o1"]
+    engine.advance_to(later + 86_400_000 + L)
+    assert store.order_ids() == []
 
 
 def test_order_without_mismatches_is_deleted_at_expire_at() -> None:

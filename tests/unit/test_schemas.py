@@ -92,8 +92,8 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
          "reason": "empty value (tombstone)", "failed_at": T},
     ],
     "Tick": [
-        {"partition": 2, "idle_topics": ["orders", "shipping"], "sent_at": T},
-        {"partition": 0, "idle_topics": [], "sent_at": T},
+        {"partition": 2, "idle_topics": ["orders", "shipping"], "offsets": [0, 17], "sent_at": T},
+        {"partition": 0, "idle_topics": [], "offsets": [], "sent_at": T},
     ],
 }
 

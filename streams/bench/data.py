@@ -1,0 +1,122 @@
+"""Benchmark input: simulated traffic on topics of its own, and the raw-consumer ceiling."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from schemas.codec import Codec
+from streams.clients import admin, confluent_config
+from streams.config import Settings
+from streams.errors import CrosscheckError
+from streams.produce import EventPublisher, ParsedLine
+from streams.simulate import FAULTS, SimConfig, simulate
+from topology.topics import INPUTS, TopicId, Topology
+
+Record = tuple[TopicId, dict[str, Any]]
+#: events per simulated order, on average (a little over 9): for sizing the simulation
+EVENTS_PER_ORDER = 9
+#: the fault mix of the benchmark traffic: every fault, 0.5 % of the orders each
+FAULT_RATE = 0.005
+#: the latency phase's traffic: every fault at 3 %, for enough mismatches to measure
+LATENCY_FAULT_RATE = 0.03
+
+
+def generate(events: int, seed: int, settings: Settings,
+             fault_rate: float = FAULT_RATE) -> list[Record]:
+    """``events`` simulated input events (publish order), every fault at ``fault_rate``."""
+    orders = max(1, events // EVENTS_PER_ORDER + 1)
+    while True:
+        traffic = simulate(SimConfig(orders=orders, seed=seed, rules=settings.rules,
+                                     faults=dict.fromkeys(FAULTS, fault_rate)))
+        if len(traffic.events) >= events:
+            return traffic.events[:events]
+        orders = orders * events // max(len(traffic.events), 1) + 10
+
+
+@dataclass
+class Loaded:
+    """What was published."""
+
+    events: int
+    seconds: float
+    first_time: int
+    last_time: int
+
+    @property
+    def rate(self) -> float:
+        """Events per second."""
+        return self.events / max(self.seconds, 1e-3)
+
+
+def preload(settings: Settings, records: list[Record]) -> Loaded:
+    """Publish the records to the input topics and wait until all are acknowledged."""
+    began = time.monotonic()
+    publisher = EventPublisher(settings)
+    for topic, record in records:
+        publisher.publish(ParsedLine(topic, record["order_id"], record))
+    publisher.flush(300)
+    if publisher.errors:
+        raise CrosscheckError(f"publishing failed: {publisher.errors[:3]}")
+    times = [r["event_time"] for _, r in records]
+    return Loaded(len(records), time.monotonic() - began, min(times), max(times))
+
+
+def input_tps(topology: Topology) -> list[TopicPartition]:
+    """Every input topic-partition."""
+    return [TopicPartition(topology.name(t), p)
+            for t in INPUTS for p in range(topology.partitions)]
+
+
+def ceiling(settings: Settings, topology: Topology, expected: int,
+            timeout: float = 600.0) -> tuple[int, float, float]:
+    """Read and Avro-decode every input record with a bare confluent-kafka consumer.
+
+    Read committed, from the start: the most any consumer here can do. Returns (records,
+    seconds from the first record to the last, seconds with the consumer's start-up).
+    """
+    codec = Codec()
+    consumer = Consumer(confluent_config(settings, **{
+        "group.id": f"{settings.app_id}-ceiling-{uuid.uuid4().hex[:8]}",
+        "enable.auto.commit": False, "isolation.level": "read_committed",
+        "enable.partition.eof": False,
+    }))
+    tps = input_tps(topology)
+    for tp in tps:
+        tp.offset = OFFSET_BEGINNING
+    consumer.assign(tps)
+    count = 0
+    began = time.monotonic()
+    first: float | None = None
+    try:
+        while count < expected:
+            for msg in consumer.consume(num_messages=10_000, timeout=0.5):
+                first = first or time.monotonic()
+                error = msg.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        raise CrosscheckError(f"ceiling consumer: {error}")
+                    continue
+                codec.decode(msg.value())
+                count += 1
+            if time.monotonic() - began > timeout:
+                raise CrosscheckError(f"ceiling consumer read {count}/{expected} records")
+        now = time.monotonic()
+        return count, now - (first or began), now - began
+    finally:
+        consumer.close()
+
+
+def drop_topics(settings: Settings, prefixes: list[str]) -> list[str]:
+    """Delete every topic whose name starts with one of the prefixes; returns their names."""
+    client = admin(settings)
+    names = [n for n in client.list_topics(timeout=15).topics
+             if any(n.startswith(p) for p in prefixes)]
+    if names:
+        for future in client.delete_topics(names, operation_timeout=60).values():
+            future.result()
+    return sorted(names)

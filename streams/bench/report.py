@@ -1,0 +1,103 @@
+"""The benchmark's results: the machine they come from, and the printed table."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from pathlib import Path
+from typing import Any
+
+from streams.config import Settings
+
+
+def machine(settings: Settings) -> dict[str, Any]:
+    """Where the figures come from: CPUs, memory, OS, Python, broker."""
+    model = ""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
+        model = found.group(1).strip() if found else ""
+    except OSError:
+        pass
+    memory = None
+    try:
+        found = re.search(r"^MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text(),
+                          re.MULTILINE)
+        memory = round(int(found.group(1)) / 1024 / 1024, 1) if found else None
+    except OSError:
+        pass
+    host = settings.bootstrap.split(",")[0].rsplit(":", 1)[0]
+    try:
+        from streams.broker_config import kafka_version
+
+        kafka = kafka_version()
+    except Exception:
+        kafka = "unknown"
+    return {
+        "cpus": os.cpu_count(), "cpu_model": model, "memory_gb": memory,
+        "os": platform.platform(), "python": platform.python_version(),
+        "broker": settings.bootstrap, "broker_on_this_host": host in ("127.0.0.1", "localhost"),
+        "kafka_version": kafka,
+    }
+
+
+def _mb(value: Any) -> str:
+    return "-" if value is None else f"{value / 1024 / 1024:,.0f} MB"
+
+
+def _rate(value: Any) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def table(results: dict[str, Any]) -> str:
+    """The results as a text table (what `crosscheck bench` prints)."""
+    m = results["machine"]
+    ceiling = results.get("ceiling", {}).get("records_per_s")
+    rows: list[tuple[str, ...]] = [("phase", "records/s", "of ceiling", "seconds", "peak RSS",
+                                    "RocksDB")]
+
+    def share(rate: float | None) -> str:
+        """A rate as a share of the ceiling."""
+        return f"{100 * rate / ceiling:.0f}%" if rate and ceiling else "-"
+
+    if "ceiling" in results:
+        c = results["ceiling"]
+        rows.append(("ceiling: raw consumer + Avro decode", _rate(c["records_per_s"]), "100%",
+                     f"{c['seconds']:.1f}", "-", "-"))
+    for key, label in (("exactly_once", "worker, exactly-once"),
+                       ("at_least_once", "worker, at-least-once")):
+        w = results.get("worker", {}).get(key)
+        if w:
+            rows.append((label, _rate(w["throughput"]), share(w["throughput"]),
+                         f"{w['seconds_to_zero_lag']:.1f} (start-up {w['startup_seconds']:.1f})",
+                         _mb(w["peak_rss_bytes"]), _mb(w["rocksdb_bytes"])))
+    r = results.get("replay")
+    if r:
+        rows.append(("replay (backfill, all events)", _rate(r["records_per_s"]),
+                     share(r["records_per_s"]), f"{r['seconds']:.1f}", _mb(r["peak_rss_bytes"]),
+                     _mb(r["state_bytes"])))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [f"crosscheck bench: {results['events']:,} events, {results['partitions']} "
+             f"partitions; {m['cpus']} CPUs ({m['cpu_model'] or 'unknown'}), "
+             f"{m['memory_gb']} GB, Kafka {m['kafka_version']} at {m['broker']}"
+             + (" (same host)" if m["broker_on_this_host"] else "")]
+    for i, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(widths[j]) if j == 0 else cell.rjust(widths[j])
+                               for j, cell in enumerate(row)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    lat = results.get("latency")
+    if lat:
+        def ms(v: Any) -> str:
+            """Milliseconds, or '-'."""
+            return "-" if v is None else f"{v:,.0f} ms"
+        lines.append(f"decision latency (watermark passes D -> mismatch readable, exactly-once, "
+                     f"{lat['rate']:,.0f} events/s): p50 {ms(lat['p50_ms'])}, p99 "
+                     f"{ms(lat['p99_ms'])}, max {ms(lat['max_ms'])} over {lat['mismatches']} "
+                     "mismatches")
+    p = results.get("preload")
+    if p:
+        lines.append(f"pre-load: {p['events']:,} events published in {p['seconds']:.1f}s "
+                     f"({p['events_per_s']:,.0f}/s); total {results.get('total_seconds', 0):.0f}s")
+    return "\n".join(lines)

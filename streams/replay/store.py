@@ -1,0 +1,196 @@
+"""The replay's own state: one local RocksDB with every partition's orders, meta and checkpoint.
+
+Engines read and write orders through an in-memory overlay; ``commit()`` writes every dirty
+order, every partition's meta and the checkpoint record in one atomic WriteBatch, so the
+saved state always matches the saved read positions. The due index is kept in memory (a
+heap per partition) and rebuilt from the stored orders when the store is opened: every
+order lists its own index entries (``OrderState.dues``), as in the worker's TableStore.
+
+Keys: ``o`` + partition (2 bytes) + order_id, ``m`` + partition, and ``checkpoint``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import shutil
+import struct
+from pathlib import Path
+
+from rocksdict import Options, Rdict, WriteBatch
+
+from streams.engine.state import (
+    OrderState,
+    PartitionMeta,
+    decode_meta,
+    decode_order,
+    encode_meta,
+    encode_order,
+)
+
+_PART = struct.Struct(">H")
+CHECKPOINT_KEY = b"checkpoint"
+_DELETED = object()
+
+
+def _order_key(partition: int, order_id: str) -> bytes:
+    return b"o" + _PART.pack(partition) + order_id.encode()
+
+
+def _meta_key(partition: int) -> bytes:
+    return b"m" + _PART.pack(partition)
+
+
+class PartitionState:
+    """The StateStore of one partition number (see the module docstring)."""
+
+    def __init__(self, db: Rdict, partition: int) -> None:
+        self._db = db
+        self.partition = partition
+        self._prefix = b"o" + _PART.pack(partition)
+        self._orders: dict[str, OrderState | object] = {}
+        self._heap: list[tuple[int, str]] = []
+        self._indexed: set[tuple[int, str]] = set()
+        raw = db.get(_meta_key(partition))
+        self._meta: PartitionMeta | None = decode_meta(raw) if raw is not None else None
+        self._meta_dirty = False
+        self.stored_orders = 0
+        self._rebuild_index()
+
+    def _rebuild_index(self) -> None:
+        it = self._db.iter()
+        it.seek(self._prefix)
+        while it.valid():
+            key = bytes(it.key())
+            if not key.startswith(self._prefix):
+                break
+            state = decode_order(bytes(it.value()))
+            self.stored_orders += 1
+            for due in state.dues:
+                self.add_due(due, state.order_id)
+            it.next()
+
+    # -- StateStore -----------------------------------------------------------------------
+
+    def get_order(self, order_id: str) -> OrderState | None:
+        """The order's state, or None."""
+        cached = self._orders.get(order_id)
+        if cached is _DELETED:
+            return None
+        if cached is not None:
+            assert isinstance(cached, OrderState)
+            return cached
+        raw = self._db.get(self._prefix + order_id.encode())
+        if raw is None:
+            return None
+        state = decode_order(raw)
+        self._orders[order_id] = state
+        return state
+
+    def put_order(self, order_id: str, state: OrderState) -> None:
+        """Store the order's state (written at the next commit)."""
+        self._orders[order_id] = state
+
+    def delete_order(self, order_id: str) -> None:
+        """Forget the order (at the next commit)."""
+        self._orders[order_id] = _DELETED
+
+    def add_due(self, due: int, order_id: str) -> None:
+        """Add the index entry (due, order_id) (a repeated entry is kept once)."""
+        entry = (due, order_id)
+        if entry not in self._indexed:
+            self._indexed.add(entry)
+            heapq.heappush(self._heap, entry)
+
+    def pop_due(self, up_to: int) -> list[tuple[int, str]]:
+        """Remove and return the index entries with due <= up_to, by (due, order_id)."""
+        popped: list[tuple[int, str]] = []
+        heap = self._heap
+        while heap and heap[0][0] <= up_to:
+            entry = heapq.heappop(heap)
+            self._indexed.discard(entry)
+            popped.append(entry)
+        return popped
+
+    def get_meta(self) -> PartitionMeta | None:
+        """The partition's watermark state, or None."""
+        return self._meta
+
+    def put_meta(self, meta: PartitionMeta) -> None:
+        """Store the partition's watermark state (written at the next commit)."""
+        self._meta = meta
+        self._meta_dirty = True
+
+    # -- write-back -----------------------------------------------------------------------
+
+    @property
+    def dirty_orders(self) -> int:
+        """Orders changed since the last commit."""
+        return len(self._orders)
+
+    def write_to(self, batch: WriteBatch) -> None:
+        """Add the changed orders and meta to ``batch``; the overlay starts empty again."""
+        for order_id, state in self._orders.items():
+            key = self._prefix + order_id.encode()
+            if state is _DELETED:
+                batch.delete(key)
+            else:
+                assert isinstance(state, OrderState)
+                batch.put(key, encode_order(state))
+        self._orders.clear()
+        if self._meta_dirty and self._meta is not None:
+            batch.put(_meta_key(self.partition), encode_meta(self._meta))
+            self._meta_dirty = False
+
+
+class ReplayStore:
+    """The replay's RocksDB: partition states plus the checkpoint record."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        self._db = Rdict(str(path), options=Options(raw_mode=True))
+        self._parts: dict[int, PartitionState] = {}
+
+    @staticmethod
+    def wipe(path: Path) -> None:
+        """Delete a replay's state directory (``--restart``)."""
+        if path.exists():
+            shutil.rmtree(path)
+
+    def partition(self, partition: int) -> PartitionState:
+        """The state of a partition number (opened, and its index rebuilt, on first use)."""
+        part = self._parts.get(partition)
+        if part is None:
+            part = self._parts[partition] = PartitionState(self._db, partition)
+        return part
+
+    def checkpoint(self) -> bytes | None:
+        """The last committed checkpoint record."""
+        raw = self._db.get(CHECKPOINT_KEY)
+        return None if raw is None else bytes(raw)
+
+    @property
+    def dirty_orders(self) -> int:
+        """Orders changed since the last commit, over all partitions."""
+        return sum(p.dirty_orders for p in self._parts.values())
+
+    def commit(self, checkpoint: bytes) -> None:
+        """Write every partition's changes and the checkpoint record atomically."""
+        batch = WriteBatch(raw_mode=True)
+        for part in self._parts.values():
+            part.write_to(batch)
+        batch.put(CHECKPOINT_KEY, checkpoint)
+        self._db.write(batch)
+
+    def put_checkpoint(self, checkpoint: bytes) -> None:
+        """Replace the checkpoint record alone (after its outputs were delivered)."""
+        self._db.put(CHECKPOINT_KEY, checkpoint)
+
+    def size_bytes(self) -> int:
+        """Bytes of the RocksDB files on disk."""
+        return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+
+    def close(self) -> None:
+        """Close the database (unflushed changes are dropped)."""
+        self._parts.clear()
+        self._db.close()

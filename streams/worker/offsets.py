@@ -1,0 +1,49 @@
+"""A workaround for Faust's offset bookkeeping on topics written in transactions.
+
+Faust commits a partition's offsets only up to the first gap in the offsets its streams
+acknowledged. On a topic written by transactional producers (the metrics partials: every
+transaction leaves a commit or abort marker, and a killed worker leaves aborted records),
+read_committed consumers never see some offsets, and Faust registers such gaps only while
+it knows the offset it read last. After a restart it may not: when the partition was
+fetched before Faust's "seek to committed offsets" (which resets that knowledge), the
+invisible offsets between the committed offset and the first record delivered are never
+registered. Faust then refuses every later commit of the partition ("gap at the head"),
+so the transaction of the agent consuming it never commits: its outputs stay invisible to
+read_committed readers, and are aborted when the transaction times out.
+
+``fill_head_gap`` registers that gap, when it is certain to hold only invisible offsets:
+no record of the partition below the head has been delivered and is still unacknowledged
+(records of one partition are delivered in offset order).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger("crosscheck.worker")
+
+
+async def fill_head_gap(app: Any, message: Any) -> bool:
+    """Before processing `message`: register invisible offsets between its partition's
+    committed offset and the lowest offset delivered since. True if a gap was added."""
+    try:
+        consumer = app.consumer
+        tp = message.tp
+        committed = consumer._committed_offset.get(tp)
+        acked = consumer._acked.get(tp) or ()
+        unacked = consumer._unacked_messages
+        add_gap = consumer._add_gap
+    except AttributeError:  # another Faust: nothing to work around
+        return False
+    if not committed:  # None or 0: Faust does not look for a head gap then
+        return False
+    head = min(message.offset, min(acked)) if acked else message.offset
+    if head - committed <= 1:
+        return False
+    if any(m.tp == tp and m.offset < head for m in list(unacked)):
+        return False  # a record below the head is still being processed
+    await add_gap(tp, committed, head - 1)
+    log.info("%s[%d]: offsets %d..%d not delivered (transaction markers or aborted "
+             "records): registered as a gap", tp.topic, tp.partition, committed, head - 1)
+    return True

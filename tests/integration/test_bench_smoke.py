@@ -1,0 +1,58 @@
+"""`crosscheck bench` on a tiny input: the shape of what it prints and writes, not its speed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from streams.bench.procs import crosscheck_argv, env_for
+from streams.clients import admin
+from streams.config import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def test_bench_prints_a_table_and_a_json_line_and_writes_the_results(
+        settings: Settings, tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    run = subprocess.run(
+        [*crosscheck_argv(), "bench", "--events", "3000", "--latency-events", "1500",
+         "--latency-rate", "1000", "--out", str(out), "--workdir", str(tmp_path / "work")],
+        env=env_for(settings), capture_output=True, text=True, timeout=400, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = run.stdout.strip().splitlines()
+    results = json.loads(lines[-1])
+    assert json.loads(out.read_text()) == results
+
+    # the table
+    assert lines[0].startswith("crosscheck bench: 3,000 events, 4 partitions")
+    assert lines[1].split()[:2] == ["phase", "records/s"]
+    phases = [line.split("  ")[0] for line in lines[3:7]]
+    assert phases == ["ceiling: raw consumer + Avro decode", "worker, exactly-once",
+                      "worker, at-least-once", "replay (backfill, all events)"]
+    assert any(line.startswith("decision latency") and "p50" in line and "p99" in line
+               for line in lines)
+
+    # the JSON
+    assert results["events"] == 3000 and results["partitions"] == 4
+    assert {"cpus", "cpu_model", "memory_gb", "kafka_version", "broker"} <= set(
+        results["machine"])
+    assert results["preload"]["events"] == 3000
+    assert results["ceiling"]["records"] == 3000 and results["ceiling"]["records_per_s"] > 0
+    for guarantee in ("exactly_once", "at_least_once"):
+        w = results["worker"][guarantee]
+        assert w["records"] == 3000 and w["throughput"] > 0
+        assert w["peak_rss_bytes"] > 10 * 2**20 and w["rocksdb_bytes"] > 0
+        assert w["seconds_to_zero_lag"] >= w["startup_seconds"] >= 0
+    r = results["replay"]
+    assert r["records"] == 3000 and r["records_per_s"] > 0 and r["peak_rss_bytes"] > 0
+    lat = results["latency"]
+    assert lat["events"] == 1500 and lat["mismatches"] > 0
+    assert 0 <= lat["p50_ms"] <= lat["p99_ms"] <= lat["max_ms"]
+
+    # nothing of the run is left on the broker
+    topics = admin(settings).list_topics(timeout=15).topics
+    assert not [t for t in topics if "bench-" in t]

@@ -1,0 +1,349 @@
+"""Helpers of the worker tests: run `crosscheck worker`, wait until it has judged everything,
+stop it, read its outputs back (read_committed) and compare them with the batch reference."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from streams.clients import confluent_config
+from streams.config import Settings
+from streams.export import read_topic
+from streams.produce import EventPublisher, ParsedLine
+from tests.integration.conftest import env_of
+from tests.integration.scenarios import (
+    RULES,
+    Line,
+    Outputs,
+    normalize_command,
+    normalize_mismatch,
+    sort_records,
+    worker_rule_args,
+)
+from topology.topics import INPUTS, TopicId, Topology
+
+CROSSCHECK = str(Path(sys.executable).with_name("crosscheck"))
+
+#: Faust reads these from the environment: a worker killed with SIGKILL leaves the group
+#: after 10 s instead of 60 s, so that its successor gets the partitions quickly.
+FAST_GROUP_ENV = {"BROKER_SESSION_TIMEOUT": "10", "BROKER_HEARTBEAT_INTERVAL": "1",
+                  "BROKER_REBALANCE_TIMEOUT": "20"}
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for the worker's web server)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class WorkerProcess:
+    """A `crosscheck worker` subprocess writing its output to a log file."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def crashes(self) -> list[str]:
+        """Log lines of Faust agents that crashed (the agent stops judging)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return []
+        return [line for line in text.splitlines() if "Crashed reason=" in line]
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        """SIGTERM, wait; SIGKILL if it does not stop in time. Returns the exit code."""
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return int(self.proc.wait(30))
+
+    def kill(self) -> None:
+        """SIGKILL (the process gets no chance to clean up) and reap it."""
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+
+def start_worker(settings: Settings, log_path: Path, *, port: int | None = None,
+                 extra_args: Sequence[str] = (), extra_env: dict[str, str] | None = None,
+                 ) -> WorkerProcess:
+    """Start `crosscheck worker` for `settings` with the scenario thresholds (RULES)."""
+    port = port or free_port()
+    env = env_of(settings)
+    env.update(extra_env or {})
+    args = [CROSSCHECK, "worker", "--web-port", str(port), *worker_rule_args(RULES),
+            *extra_args]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        log.write(f"\n=== {' '.join(args)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    return WorkerProcess(proc, port, log_path)
+
+
+@contextlib.contextmanager
+def running_worker(settings: Settings, log_path: Path, **kwargs: Any
+                   ) -> Iterator[WorkerProcess]:
+    """A worker that is stopped (SIGTERM, then SIGKILL after a timeout) on the way out."""
+    worker = start_worker(settings, log_path, **kwargs)
+    try:
+        yield worker
+    finally:
+        worker.terminate()
+
+
+# -- producing ------------------------------------------------------------------------------
+
+
+def produce(settings: Settings, lines: Iterable[Line],
+            publisher: EventPublisher | None = None) -> None:
+    """Publish input events keyed by order_id (murmur2), in the given order, and flush."""
+    own = publisher is None
+    pub = publisher or EventPublisher(settings)
+    for line in lines:
+        pub.publish(ParsedLine(line.topic, line.order_id, line.record))
+    pub.flush()
+    assert not pub.errors, pub.errors
+    if own:
+        pub.errors.clear()
+
+
+# -- progress -------------------------------------------------------------------------------
+
+
+@dataclass
+class Snapshot:
+    """Committed offsets of the worker group and end offsets of its topics."""
+
+    committed: dict[tuple[str, int], int]
+    ends: dict[tuple[str, int], int]
+    outputs: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def same(self, other: Snapshot | None) -> bool:
+        return other is not None and (self.committed, self.ends, self.outputs) == \
+            (other.committed, other.ends, other.outputs)
+
+
+class Progress:
+    """Reads the worker group's committed offsets and the topics' end offsets."""
+
+    def __init__(self, settings: Settings, topology: Topology) -> None:
+        self.settings = settings
+        self.topology = topology
+        self.consumer = Consumer(confluent_config(settings, **{
+            "group.id": settings.app_id, "enable.auto.commit": False,
+        }))
+        parts = topology.partitions
+        self.inputs = [(topology.name(t), p) for t in INPUTS for p in range(parts)]
+        self.ticks = [(topology.name(TopicId.TICKS), p) for p in range(parts)]
+        self.outputs: list[tuple[str, int]] = []
+        for t in (TopicId.MISMATCHES, TopicId.COMMANDS, TopicId.DLQ):
+            name = topology.name(t)
+            meta = self.consumer.list_topics(name, timeout=15).topics[name]
+            self.outputs += [(name, p) for p in sorted(meta.partitions)]
+
+    def close(self) -> None:
+        self.consumer.close()
+
+    def committed(self, tps: list[tuple[str, int]] | None = None) -> dict[tuple[str, int], int]:
+        """Committed offset of each topic-partition (0 when none)."""
+        tps = self.inputs + self.ticks if tps is None else tps
+        found = self.consumer.committed([TopicPartition(t, p) for t, p in tps], timeout=15)
+        return {(tp.topic, tp.partition): max(tp.offset, 0) for tp in found}
+
+    def ends(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """End offset (high watermark) of each topic-partition."""
+        return {(t, p): self.consumer.get_watermark_offsets(TopicPartition(t, p), timeout=15,
+                                                            cached=False)[1]
+                for t, p in tps}
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self.committed(), self.ends(self.inputs + self.ticks),
+                        self.ends(self.outputs))
+
+    def input_total(self) -> int:
+        return sum(self.ends(self.inputs).values())
+
+    def committed_inputs(self) -> int:
+        return sum(self.committed(self.inputs).values())
+
+    def caught_up(self, snap: Snapshot) -> bool:
+        """Every input and tick record committed, and every partition with input has had
+        ticks (the idle notices that let the final decisions come due)."""
+        if not any(snap.ends[tp] for tp in self.inputs):
+            return False
+        if any(snap.committed[tp] < snap.ends[tp] for tp in self.inputs + self.ticks):
+            return False
+        busy = {p for (_t, p) in self.inputs if snap.ends[(_t, p)]}
+        return all(snap.ends[(t, p)] > 0 for t, p in self.ticks if p in busy)
+
+
+def wait_until_judged(worker: WorkerProcess, progress: Progress, *, quiet: float = 6.0,
+                      timeout: float = 180.0) -> float:
+    """Wait until the worker has committed every input and tick, and nothing (offsets, ticks,
+    outputs) has changed for `quiet` seconds: by then the idle inputs have been ticked and
+    every decision the final watermark allows is committed. Returns the seconds waited."""
+    began = time.monotonic()
+    last: Snapshot | None = None
+    since = began
+    while True:
+        if not worker.alive():
+            raise AssertionError(f"worker exited with {worker.proc.returncode}:\n"
+                                 f"{worker.log_tail()}")
+        crashes = worker.crashes()
+        assert not crashes, f"worker agent crashed: {crashes[:3]}\n{worker.log_tail(80)}"
+        try:
+            snap = progress.snapshot()
+        except KafkaException:  # e.g. the group coordinator is still loading
+            time.sleep(0.5)
+            continue
+        now = time.monotonic()
+        if not (progress.caught_up(snap) and snap.same(last)):
+            last, since = snap, now
+        elif now - since >= quiet:
+            return now - began
+        if now - began > timeout:
+            lag = {tp: snap.ends[tp] - snap.committed[tp] for tp in snap.committed
+                   if snap.ends[tp] != snap.committed[tp]}
+            raise AssertionError(f"worker did not finish within {timeout:.0f}s; lag {lag}\n"
+                                 f"{worker.log_tail()}")
+        time.sleep(0.5)
+
+
+def wait_for_members(settings: Settings, worker: WorkerProcess, timeout: float = 90.0) -> None:
+    """Wait until the worker group is stable with a member that has partitions assigned."""
+    client = AdminClient(confluent_config(settings))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not worker.alive():
+            raise AssertionError(f"worker exited with {worker.proc.returncode}:\n"
+                                 f"{worker.log_tail()}")
+        try:
+            group = client.describe_consumer_groups([settings.app_id])[settings.app_id]
+            desc = group.result(timeout=10)
+            assigned = any(m.assignment and m.assignment.topic_partitions for m in desc.members)
+            if str(desc.state).endswith("STABLE") and assigned:
+                return
+        except Exception:  # the group does not exist yet
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"worker group never became stable\n{worker.log_tail()}")
+
+
+# -- reading outputs ------------------------------------------------------------------------
+
+
+@dataclass
+class WorkerOutputs:
+    """What the worker wrote, read back with read_committed."""
+
+    mismatches: list[dict[str, Any]]
+    commands: list[dict[str, Any]]
+    dead_letters: list[dict[str, Any]]
+
+    def normalized(self) -> Outputs:
+        return Outputs(sort_records([normalize_mismatch(m) for m in self.mismatches]),
+                       sort_records([normalize_command(c) for c in self.commands]))
+
+
+def read_records(settings: Settings, name: str, idle: float = 3.0) -> list[dict[str, Any]]:
+    """Every record of an output topic from the start (read_committed), decoded."""
+    errors: list[str] = []
+    records = [record for _info, record, _msg in read_topic(settings, name, idle,
+                                                              on_error=errors.append)]
+    assert not errors, errors[:5]
+    return records
+
+
+def read_outputs(settings: Settings, topology: Topology) -> WorkerOutputs:
+    """Mismatches, commands and dead letters (in parallel)."""
+    topics = [TopicId.MISMATCHES, TopicId.COMMANDS, TopicId.DLQ]
+    with ThreadPoolExecutor(len(topics)) as pool:
+        found = list(pool.map(lambda t: read_records(settings, topology.name(t)), topics))
+    return WorkerOutputs(*found)
+
+
+# -- comparing ------------------------------------------------------------------------------
+
+
+def _keyed(records: list[dict[str, Any]]) -> Counter[bytes]:
+    return Counter(orjson.dumps(r, option=orjson.OPT_SORT_KEYS) for r in records)
+
+
+def diff(actual: list[dict[str, Any]], expected: list[dict[str, Any]], what: str,
+         show: int = 6) -> str:
+    """'' if equal as multisets, else a short report of what is missing and extra."""
+    a, e = _keyed(actual), _keyed(expected)
+    missing, extra = e - a, a - e
+    if not missing and not extra:
+        return ""
+    lines = [f"{what}: {len(actual)} actual vs {len(expected)} expected; "
+             f"{sum(missing.values())} missing, {sum(extra.values())} extra"]
+    lines += [f"  missing {m.decode()}" for m in list(missing)[:show]]
+    lines += [f"  extra   {x.decode()}" for x in list(extra)[:show]]
+    return "\n".join(lines)
+
+
+def assert_same(actual: Outputs, expected: Outputs, context: str = "") -> None:
+    """The worker's normalised outputs equal the reference exactly."""
+    report = "\n".join(filter(None, [diff(actual.mismatches, expected.mismatches, "mismatches"),
+                                     diff(actual.commands, expected.commands, "commands")]))
+    assert not report, f"{report}\n{context}"
+    assert actual.mismatches == expected.mismatches
+    assert actual.commands == expected.commands
+
+
+def assert_no_duplicates(outputs: WorkerOutputs) -> None:
+    """Each (mismatch_id, status) and each command_id at most once; RESOLVED after OPEN."""
+    statuses = Counter((m["mismatch_id"], m["status"]) for m in outputs.mismatches)
+    twice = [k for k, n in statuses.items() if n > 1]
+    assert not twice, f"{len(twice)} mismatches emitted more than once: {twice[:5]}"
+    commands = Counter(c["command_id"] for c in outputs.commands)
+    again = [k for k, n in commands.items() if n > 1]
+    assert not again, f"{len(again)} commands issued more than once: {again[:5]}"
+    opened = {m["mismatch_id"] for m in outputs.mismatches if m["status"] == "OPEN"}
+    orphans = [m["mismatch_id"] for m in outputs.mismatches
+               if m["status"] == "RESOLVED" and m["mismatch_id"] not in opened]
+    assert not orphans, f"RESOLVED without OPEN: {orphans[:5]}"
+    issued = {c["command_id"] for c in outputs.commands}
+    dangling = [m["command_id"] for m in outputs.mismatches
+                if m["command_id"] is not None and m["command_id"] not in issued]
+    assert not dangling, f"mismatches name commands never issued: {dangling[:5]}"
+

@@ -1,0 +1,61 @@
+"""The benchmark's pure parts: percentiles, the printed table, the machine description."""
+
+from __future__ import annotations
+
+from streams.bench.latency import percentile
+from streams.bench.procs import env_for
+from streams.bench.report import machine, table
+from streams.config import RuleConfig, Settings
+
+RESULTS = {
+    "events": 200_000, "partitions": 4, "total_seconds": 321.0,
+    "machine": {"cpus": 2, "cpu_model": "Test CPU", "memory_gb": 8.0, "kafka_version": "3.9.1",
+                "broker": "127.0.0.1:19092", "broker_on_this_host": True},
+    "preload": {"events": 200_000, "seconds": 10.0, "events_per_s": 20_000},
+    "ceiling": {"records": 200_000, "seconds": 2.0, "records_per_s": 100_000},
+    "worker": {
+        "exactly_once": {"throughput": 5_000.0, "seconds_to_zero_lag": 48.0,
+                         "startup_seconds": 8.0, "peak_rss_bytes": 200 * 2**20,
+                         "rocksdb_bytes": 50 * 2**20},
+        "at_least_once": {"throughput": 6_000.0, "seconds_to_zero_lag": 40.0,
+                          "startup_seconds": 7.0, "peak_rss_bytes": None,
+                          "rocksdb_bytes": 0},
+    },
+    "replay": {"records_per_s": 25_000, "seconds": 8.0, "peak_rss_bytes": 100 * 2**20,
+               "state_bytes": 2**20},
+    "latency": {"mismatches": 120, "p50_ms": 1_500.0, "p99_ms": 3_100.0, "max_ms": 3_300.0,
+                "rate": 500.0},
+}
+
+
+def test_percentile_is_the_nearest_rank() -> None:
+    assert percentile([], 0.5) is None
+    assert percentile([7], 0.99) == 7
+    values = list(range(1, 101))
+    assert percentile(values, 0.5) in (50, 51)
+    assert percentile(values, 0.99) == 99
+    assert percentile(values, 1.0) == 100
+
+
+def test_table_has_a_row_per_phase_and_the_latency() -> None:
+    text = table(RESULTS)
+    lines = text.splitlines()
+    assert "200,000 events" in lines[0] and "2 CPUs (Test CPU)" in lines[0]
+    assert lines[1].split()[:2] == ["phase", "records/s"]
+    rows = {line.split("  ")[0].strip(): line for line in lines[3:7]}
+    assert "100,000" in rows["ceiling: raw consumer + Avro decode"]
+    assert "5%" in rows["worker, exactly-once"] and "200 MB" in rows["worker, exactly-once"]
+    assert "6,000" in rows["worker, at-least-once"]
+    assert "25%" in rows["replay (backfill, all events)"]
+    assert "p50 1,500 ms, p99 3,100 ms" in text
+
+
+def test_machine_and_environment() -> None:
+    settings = Settings(bootstrap_servers="127.0.0.1:1234", topic_prefix="x.",
+                        rules=RuleConfig(allowed_lateness=5_000))
+    info = machine(settings)
+    assert info["broker_on_this_host"] and info["cpus"] and info["python"]
+    env = env_for(settings)
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:1234"
+    assert env["CROSSCHECK_TOPIC_PREFIX"] == "x."
+    assert env["CROSSCHECK_ALLOWED_LATENESS"] == "5s"

@@ -1,0 +1,151 @@
+"""The JSON documents of the web endpoints and the recent-mismatch map (no Faust, no Kafka)."""
+
+from __future__ import annotations
+
+from builders import FAR, RULES, T0, inv, pay, placed, run_stream
+
+from schemas.validation import format_time
+from streams.engine import MemoryStore
+from streams.metrics.aggregate import Aggregator
+from streams.metrics.windows import WindowCounts
+from streams.model import Mismatch, MismatchType, Severity, Status
+from streams.web.documents import (
+    event_json,
+    lag_doc,
+    order_doc,
+    watermarks_doc,
+    windows_doc,
+)
+from streams.web.probe import PartitionLag
+from streams.web.recent import RecentMismatches
+
+SERVED = {"worker_id": "w1", "url": "http://127.0.0.1:6066"}
+
+
+def _mismatch(mid: str, status: Status = Status.OPEN, mtype: MismatchType =
+              MismatchType.AMOUNT_MISMATCH, order: str = "o1") -> Mismatch:
+    return Mismatch(mid, mtype, status, order, "p1", Severity.HIGH, T0, T0 + 5, ("e1",), None,
+                    {"amount": "1"}, T0 + 9 if status is Status.RESOLVED else None,
+                    "e9" if status is Status.RESOLVED else None)
+
+
+# -- recent mismatches --------------------------------------------------------------------
+
+
+def test_recent_keeps_the_latest_status_newest_first() -> None:
+    recent = RecentMismatches(capacity=10)
+    recent.add(_mismatch("m1"))
+    recent.add(_mismatch("m2", mtype=MismatchType.TCC_HANGING, order="o2"))
+    recent.add(_mismatch("m1", Status.RESOLVED))
+    assert len(recent) == 2
+    assert [m["mismatch_id"] for m in recent.query()] == ["m1", "m2"]  # m1 updated last
+    m1 = recent.get("m1")
+    assert m1 is not None and m1["status"] == "RESOLVED"
+    assert m1["resolved_at"] == format_time(T0 + 9) and m1["decided_at"] == format_time(T0)
+    assert [m["mismatch_id"] for m in recent.query(status="OPEN")] == ["m2"]
+    assert [m["mismatch_id"] for m in recent.query(mtype="TCC_HANGING")] == ["m2"]
+    assert [m["mismatch_id"] for m in recent.query(order_id="o1")] == ["m1"]
+    assert len(recent.query(limit=1)) == 1
+    assert recent.counts() == {"RESOLVED": {"AMOUNT_MISMATCH": 1}, "OPEN": {"TCC_HANGING": 1}}
+
+
+def test_recent_is_bounded_oldest_update_first_out() -> None:
+    recent = RecentMismatches(capacity=3)
+    for i in range(5):
+        recent.add(_mismatch(f"m{i}"))
+    recent.add(_mismatch("m2", Status.RESOLVED))  # refreshed: survives the next eviction
+    recent.add(_mismatch("m5"))
+    assert [m["mismatch_id"] for m in recent.query()] == ["m5", "m2", "m4"]
+
+
+# -- /orders/{id} -------------------------------------------------------------------------
+
+
+def test_order_doc_joins_events_pending_and_ledger() -> None:
+    store = MemoryStore()
+    events = [placed(T0, total=3000), inv("RESERVED", T0 + 1), pay("SUCCEEDED", T0 + 2,
+                                                                    amount=2500)]
+    out = run_stream(events, store=store, until=T0 + 100)
+    opened = [o for o in out if isinstance(o, Mismatch)]
+    assert [m.type for m in opened] == [MismatchType.AMOUNT_MISMATCH]
+    recent = RecentMismatches()
+    recent.add(opened[0])
+    state = store.get_order("o1")
+    assert state is not None
+    doc = order_doc(state, 3, recent, SERVED)
+    assert doc["order_id"] == "o1" and doc["partition"] == 3 and doc["served_by"] == SERVED
+    assert [e["event_id"] for e in doc["events"]] == [e.event_id for e in events]
+    assert doc["events"][2] == {"source": "payments", "event_id": events[2].event_id,
+                                "type": "SUCCEEDED", "event_time": format_time(T0 + 2),
+                                "entity_id": "p1", "amount": 2500, "currency": "CNY"}
+    [m] = doc["mismatches"]
+    assert m["mismatch_id"] == opened[0].mismatch_id and m["status"] == "OPEN"
+    assert m["decided_at"] == format_time(opened[0].decided_at)
+    assert m["detected_at"] == format_time(opened[0].detected_at)  # remembered by the worker
+    assert m["frozen"] is False
+    assert doc["open_mismatches"] == 1 and doc["history_evicted"] is False
+    # decisions still waiting for the watermark, with their rule names
+    assert {p["rule"] for p in doc["pending"] if p["kind"] == "DECIDE"} >= \
+        {"RESERVATION_WITHOUT_PAYMENT"}
+    assert all(p["due"].endswith("Z") for p in doc["pending"])
+    # a worker that does not remember the emission: detected_at is unknown
+    assert order_doc(state, 3, RecentMismatches(), SERVED)["mismatches"][0]["detected_at"] \
+        is None
+
+
+def test_order_doc_after_eviction_keeps_the_ledger() -> None:
+    store = MemoryStore()
+    run_stream([placed(T0), inv("RESERVED", T0 + 1)], store=store, until=FAR)
+    state = store.get_order("o1")
+    assert state is not None
+    doc = order_doc(state, 0, RecentMismatches(), SERVED)
+    assert doc["events"] == [] and doc["history_evicted"] is True
+    assert [m["type"] for m in doc["mismatches"]] == ["RESERVATION_WITHOUT_PAYMENT"]
+    assert doc["mismatches"][0]["decided_at"] == format_time(T0 + 1 + RULES.payment_timeout)
+
+
+def test_event_json_has_items_and_no_empty_fields() -> None:
+    body = event_json(placed(T0, total=1200, currency="USD"))
+    assert body["items"] == [{"sku": "A", "quantity": 1, "unit_price": 1200}]
+    assert body["total_amount"] == 1200 and body["currency"] == "USD"
+    assert "amount" not in body and "sku" not in body
+
+
+# -- /health pieces ------------------------------------------------------------------------
+
+
+def test_lag_doc_sums_what_is_known() -> None:
+    doc = lag_doc([PartitionLag("payments", 0, 10, 7), PartitionLag("payments", 1, 5, 5),
+                   PartitionLag("orders", 0, None, 3)])
+    assert doc["records"] == 3 and doc["complete"] is False
+    assert [r["lag"] for r in doc["partitions"]] == [3, 0, None]
+    assert lag_doc([])["complete"] is True
+
+
+def test_watermarks_doc_ages_in_seconds() -> None:
+    doc = watermarks_doc({1: T0, 0: None}, T0 + 90_500)
+    assert doc == [
+        {"partition": 0, "watermark": None, "watermark_ms": None, "age_seconds": None},
+        {"partition": 1, "watermark": format_time(T0), "watermark_ms": T0, "age_seconds": 90.5},
+    ]
+
+
+# -- /api/windows --------------------------------------------------------------------------
+
+
+def test_windows_doc_converts_times_and_limits() -> None:
+    agg = Aggregator(60_000, 20, 21)
+    counts = WindowCounts(orders_placed=3, payments_succeeded=2, payments_failed=1,
+                          gmv={"CNY": 6000}, mismatches_opened={"AMOUNT_MISMATCH": 1})
+    windows = [agg.window_record(T0 + i * 60_000, counts) for i in range(5)]
+    alerts = [{"alert_id": f"a{i}", "kind": "MISMATCH", "mismatch_type": "AMOUNT_MISMATCH",
+               "severity": "HIGH", "count": 1, "window_start": T0, "window_end": T0 + 60_000,
+               "sample_order_ids": ["o1"]} for i in range(4)]
+    doc = windows_doc(windows, alerts, SERVED, limit=2, alert_limit=3)
+    assert [w["window_start"] for w in doc["windows"]] == \
+        [format_time(T0 + 3 * 60_000), format_time(T0 + 4 * 60_000)]
+    w = doc["windows"][0]
+    assert w["payment_success_rate"] == 2 / 3 and w["gmv"] == {"CNY": 6000}
+    assert [a["alert_id"] for a in doc["alerts"]] == ["a3", "a2", "a1"]  # newest first
+    assert doc["alerts"][0]["window_end"] == format_time(T0 + 60_000)
+    assert windows_doc(windows, alerts, SERVED, 0, 0)["windows"] == []
