@@ -278,16 +278,26 @@ class Worker:
             await self.app.producer.send(ticks, key, value, partition, None, None)
 
     async def _committed(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Where the group resumes each topic-partition it has not processed a record of:
+        the committed offset, or (no commit yet: auto.offset.reset=earliest) the log start."""
         if not tps:
             return {}
         consumer: Any = self.app.consumer
         thread = consumer._thread  # aiokafka lives on Faust's consumer thread
         aio = thread._ensure_consumer()
         result: dict[tuple[str, int], int] = {}
+        fresh: list[Any] = []
         for topic, partition in tps:
-            offset = await thread.call_thread(aio.committed, faust.types.TP(topic, partition))
+            tp = faust.types.TP(topic, partition)
+            offset = await thread.call_thread(aio.committed, tp)
             if offset is not None:
                 result[(topic, partition)] = offset
+            else:
+                fresh.append(tp)
+        if fresh:
+            starts = await thread.call_thread(aio.beginning_offsets, fresh)
+            for tp, offset in starts.items():
+                result[(tp.topic, tp.partition)] = offset
         return result
 
 

@@ -325,7 +325,13 @@ def _wait_for_windows(world: World, last_start: int, timeout: float = 90.0) -> N
     want = format_time(last_start)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        doc = world.get("/api/windows?limit=100")
+        try:
+            doc = world.get("/api/windows?limit=100")
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503:  # 503: starting, rebalancing or route not known yet
+                raise
+            time.sleep(0.5)
+            continue
         if any(w["window_start"] == want for w in doc["windows"]):
             return
         time.sleep(0.5)
