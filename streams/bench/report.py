@@ -94,7 +94,7 @@ def table(results: dict[str, Any]) -> str:
             return "-" if v is None else f"{v:,.0f} ms"
         lines.append(f"decision latency (watermark passes D -> mismatch readable, exactly-once, "
                      f"{lat['rate']:,.0f} events/s): p50 {ms(lat['p50_ms'])}, p99 "
-                     f"{ms(lat['p99_ms'])}, max {ms(lat['max_ms'])} over {lat['mismatches']} "
+                     f"{ms(lat['p99_ms'])}, max {ms(lat['max_ms'])} over {lat['mismatches']:,} "
                      "mismatches")
     p = results.get("preload")
     if p:

@@ -14,6 +14,7 @@ from streams.bench.procs import Child, dir_size, peak_rss
 from streams.clients import confluent_config
 from streams.config import Settings
 from streams.errors import CrosscheckError
+from streams.replay.offsets import committed_offsets
 from streams.worker.lifecycle import data_dir_for
 from topology.topics import INPUTS, Topology
 
@@ -36,8 +37,7 @@ class GroupOffsets:
 
     def committed(self) -> int:
         """Sum of the committed offsets (0 where none)."""
-        found = self.consumer.committed(self.tps, timeout=15)
-        return sum(max(tp.offset, 0) for tp in found)
+        return sum(max(offset, 0) for offset in committed_offsets(self.consumer, self.tps))
 
     def ends(self) -> int:
         """Sum of the end offsets."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import heapq
 from typing import Protocol
 
+from streams.engine.overlay import HeapIndex
 from streams.engine.state import (
     OrderState,
     PartitionMeta,
@@ -62,8 +62,7 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._orders: dict[str, bytes] = {}
-        self._index: list[tuple[int, str]] = []
-        self._indexed: set[tuple[int, str]] = set()
+        self._index = HeapIndex()
         self._meta: bytes | None = None
 
     def get_order(self, order_id: str) -> OrderState | None:
@@ -81,19 +80,11 @@ class MemoryStore:
 
     def add_due(self, due: int, order_id: str) -> None:
         """Add the index entry (due, order_id) (a repeated entry is kept once)."""
-        entry = (due, order_id)
-        if entry not in self._indexed:
-            self._indexed.add(entry)
-            heapq.heappush(self._index, entry)
+        self._index.add(due, order_id)
 
     def pop_due(self, up_to: int) -> list[tuple[int, str]]:
         """Remove and return the index entries with due <= up_to, by (due, order_id)."""
-        popped: list[tuple[int, str]] = []
-        while self._index and self._index[0][0] <= up_to:
-            entry = heapq.heappop(self._index)
-            self._indexed.discard(entry)
-            popped.append(entry)
-        return popped
+        return self._index.pop(up_to)
 
     def get_meta(self) -> PartitionMeta | None:
         """The partition's watermark state, or None."""

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from streams.errors import CrosscheckError
 
@@ -55,6 +55,37 @@ class _Search:
             self.hi = probe
         else:
             self.lo = found[0] + 1
+
+
+_COORDINATOR_NOT_READY = frozenset({
+    KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError._TIMED_OUT,
+})
+
+
+def committed_partitions(consumer: Consumer, tps: list[TopicPartition],
+                         attempts: int = 20) -> list[TopicPartition]:
+    """A group's committed offsets (with metadata), retrying while its coordinator is not ready.
+
+    A broker that has just started answers NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS
+    for a while.
+    """
+    for attempt in range(attempts):
+        try:
+            return list(consumer.committed(tps, timeout=15))
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            transient = isinstance(error, KafkaError) and (
+                error.retriable() or error.code() in _COORDINATOR_NOT_READY)
+            if attempt == attempts - 1 or not transient:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
+def committed_offsets(consumer: Consumer, tps: list[TopicPartition]) -> list[int]:
+    """A group's committed offsets (negative where none), as committed_partitions."""
+    return [tp.offset for tp in committed_partitions(consumer, tps)]
 
 
 def where(msg: Message) -> tuple[TP, int]:

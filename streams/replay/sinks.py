@@ -25,6 +25,7 @@ from streams.export import to_json_record
 from streams.model import Command, Mismatch
 from streams.records import command_record, mismatch_record
 from streams.replay.checkpoint import Position
+from streams.replay.offsets import committed_partitions
 from topology.partitioner import partition_for
 
 Output = Mismatch | Command
@@ -133,7 +134,7 @@ class KafkaSink:
     def committed(self, positions: Sequence[Position], tag: str) -> bool:
         """Whether the transaction of a checkpoint committed (the offsets carry its tag)."""
         wanted = [TopicPartition(p.topic, p.partition) for p in positions]
-        found = self._consumer.committed(wanted, timeout=30)
+        found = committed_partitions(self._consumer, wanted)
         return bool(found) and all(tp.metadata == tag for tp in found)
 
     def close(self) -> None:

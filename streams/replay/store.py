@@ -11,25 +11,23 @@ Keys: ``o`` + partition (2 bytes) + order_id, ``m`` + partition, and ``checkpoin
 
 from __future__ import annotations
 
-import heapq
 import shutil
 import struct
 from pathlib import Path
 
 from rocksdict import Options, Rdict, WriteBatch
 
+from streams.engine.overlay import HeapIndex, OrderOverlay
 from streams.engine.state import (
     OrderState,
     PartitionMeta,
     decode_meta,
     decode_order,
     encode_meta,
-    encode_order,
 )
 
 _PART = struct.Struct(">H")
 CHECKPOINT_KEY = b"checkpoint"
-_DELETED = object()
 
 
 def _order_key(partition: int, order_id: str) -> bytes:
@@ -47,9 +45,8 @@ class PartitionState:
         self._db = db
         self.partition = partition
         self._prefix = b"o" + _PART.pack(partition)
-        self._orders: dict[str, OrderState | object] = {}
-        self._heap: list[tuple[int, str]] = []
-        self._indexed: set[tuple[int, str]] = set()
+        self._orders = OrderOverlay(lambda oid: db.get(self._prefix + oid.encode()))
+        self._index = HeapIndex()
         raw = db.get(_meta_key(partition))
         self._meta: PartitionMeta | None = decode_meta(raw) if raw is not None else None
         self._meta_dirty = False
@@ -73,43 +70,23 @@ class PartitionState:
 
     def get_order(self, order_id: str) -> OrderState | None:
         """The order's state, or None."""
-        cached = self._orders.get(order_id)
-        if cached is _DELETED:
-            return None
-        if cached is not None:
-            assert isinstance(cached, OrderState)
-            return cached
-        raw = self._db.get(self._prefix + order_id.encode())
-        if raw is None:
-            return None
-        state = decode_order(raw)
-        self._orders[order_id] = state
-        return state
+        return self._orders.get(order_id)
 
     def put_order(self, order_id: str, state: OrderState) -> None:
         """Store the order's state (written at the next commit)."""
-        self._orders[order_id] = state
+        self._orders.put(order_id, state)
 
     def delete_order(self, order_id: str) -> None:
         """Forget the order (at the next commit)."""
-        self._orders[order_id] = _DELETED
+        self._orders.delete(order_id)
 
     def add_due(self, due: int, order_id: str) -> None:
         """Add the index entry (due, order_id) (a repeated entry is kept once)."""
-        entry = (due, order_id)
-        if entry not in self._indexed:
-            self._indexed.add(entry)
-            heapq.heappush(self._heap, entry)
+        self._index.add(due, order_id)
 
     def pop_due(self, up_to: int) -> list[tuple[int, str]]:
         """Remove and return the index entries with due <= up_to, by (due, order_id)."""
-        popped: list[tuple[int, str]] = []
-        heap = self._heap
-        while heap and heap[0][0] <= up_to:
-            entry = heapq.heappop(heap)
-            self._indexed.discard(entry)
-            popped.append(entry)
-        return popped
+        return self._index.pop(up_to)
 
     def get_meta(self) -> PartitionMeta | None:
         """The partition's watermark state, or None."""
@@ -129,14 +106,12 @@ class PartitionState:
 
     def write_to(self, batch: WriteBatch) -> None:
         """Add the changed orders and meta to ``batch``; the overlay starts empty again."""
-        for order_id, state in self._orders.items():
+        for order_id, value in self._orders.drain():
             key = self._prefix + order_id.encode()
-            if state is _DELETED:
+            if value is None:
                 batch.delete(key)
             else:
-                assert isinstance(state, OrderState)
-                batch.put(key, encode_order(state))
-        self._orders.clear()
+                batch.put(key, value)
         if self._meta_dirty and self._meta is not None:
             batch.put(_meta_key(self.partition), encode_meta(self._meta))
             self._meta_dirty = False

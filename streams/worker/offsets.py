@@ -13,7 +13,8 @@ read_committed readers, and are aborted when the transaction times out.
 
 ``fill_head_gap`` registers that gap, when it is certain to hold only invisible offsets:
 no record of the partition below the head has been delivered and is still unacknowledged
-(records of one partition are delivered in offset order).
+(records of one partition are delivered in offset order), and Faust has not registered it
+itself. A registered gap only ever covers offsets no stream will ack.
 """
 
 from __future__ import annotations
@@ -29,18 +30,23 @@ async def fill_head_gap(app: Any, message: Any) -> bool:
     committed offset and the lowest offset delivered since. True if a gap was added."""
     try:
         consumer = app.consumer
+        if consumer._commit_fut is not None:
+            # a running commit has taken its offsets out of `acked` but not yet put them
+            # into `committed`: look once it is done (no await from here on)
+            await consumer.maybe_wait_for_commit_to_finish()
         tp = message.tp
         committed = consumer._committed_offset.get(tp)
         acked = consumer._acked.get(tp) or ()
         unacked = consumer._unacked_messages
         add_gap = consumer._add_gap
+        gaps = consumer._gap.get(tp)
     except AttributeError:  # another Faust: nothing to work around
         return False
     if not committed:  # None or 0: Faust does not look for a head gap then
         return False
     head = min(message.offset, min(acked)) if acked else message.offset
-    if head - committed <= 1:
-        return False
+    if head - committed <= 1 or (gaps and gaps.overlaps(committed + 1)):
+        return False  # no gap at the head, or Faust knows it
     if any(m.tp == tp and m.offset < head for m in list(unacked)):
         return False  # a record below the head is still being processed
     await add_gap(tp, committed, head - 1)

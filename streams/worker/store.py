@@ -24,20 +24,19 @@ from typing import Any, NamedTuple, Protocol
 
 from rocksdict import Options, Rdict, WriteBatch
 
+from streams.engine.overlay import OrderOverlay
 from streams.engine.state import (
     OrderState,
     PartitionMeta,
     decode_meta,
     decode_order,
     encode_meta,
-    encode_order,
 )
 from streams.names import META_KEY
 
 #: Faust keeps the last applied changelog offset under this key in each table's RocksDB
 #: (faust.stores.rocksdb.Store.offset_key): not an order.
 FAUST_OFFSET_KEY = b"__faust\0offset__"
-_DELETED = object()
 
 
 class TableLike(Protocol):
@@ -74,7 +73,7 @@ class TableStore:
         self._orders_table, self._meta_table = orders, meta
         self.partition = partition
         self._index = _open_index(index_dir)
-        self._orders: dict[str, OrderState | object] = {}
+        self._orders = OrderOverlay(lambda oid: self._db(orders).get(oid.encode()))
         self._due_added: set[bytes] = set()
         self._min_added = b""  # smallest key in _due_added (meaningless when it is empty)
         self._due_removed: set[bytes] = set()
@@ -90,24 +89,13 @@ class TableStore:
     # -- orders ---------------------------------------------------------------------------
 
     def get_order(self, order_id: str) -> OrderState | None:
-        cached = self._orders.get(order_id)
-        if cached is _DELETED:
-            return None
-        if cached is not None:
-            assert isinstance(cached, OrderState)
-            return cached
-        raw = self._db(self._orders_table).get(order_id.encode())
-        if raw is None:
-            return None
-        state = decode_order(raw)
-        self._orders[order_id] = state
-        return state
+        return self._orders.get(order_id)
 
     def put_order(self, order_id: str, state: OrderState) -> None:
-        self._orders[order_id] = state
+        self._orders.put(order_id, state)
 
     def delete_order(self, order_id: str) -> None:
-        self._orders[order_id] = _DELETED
+        self._orders.delete(order_id)
 
     # -- due index ------------------------------------------------------------------------
 
@@ -188,14 +176,7 @@ class TableStore:
         bounded by one batch.
         """
         writes: list[ChangelogWrite] = []
-        order_rows: list[tuple[bytes, bytes | None]] = []
-        for order_id, state in self._orders.items():
-            if state is _DELETED:
-                order_rows.append((order_id.encode(), None))
-            else:
-                assert isinstance(state, OrderState)
-                order_rows.append((order_id.encode(), encode_order(state)))
-        self._orders.clear()
+        order_rows = [(oid.encode(), value) for oid, value in self._orders.drain()]
         if self._due_added or self._due_removed:
             index_batch = WriteBatch(raw_mode=True)
             for key in self._due_added:

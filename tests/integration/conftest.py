@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -15,26 +14,9 @@ from streams.broker import LocalBroker
 from streams.broker_config import kafka_version
 from streams.clients import admin
 from streams.config import Settings, load_settings
+from tests.integration.net import free_port_pair
 from topology.admin import create_topics
 from topology.topics import Topology
-
-
-def free_port_pair() -> int:
-    """A port p such that p and p + 1 are both free on 127.0.0.1."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if port >= 65000:
-            continue
-        try:
-            with socket.socket() as a, socket.socket() as b:
-                a.bind(("127.0.0.1", port))
-                b.bind(("127.0.0.1", port + 1))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no free pair of adjacent ports")
 
 
 @pytest.fixture(scope="session")

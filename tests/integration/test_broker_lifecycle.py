@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import socket
 import time
 import uuid
@@ -17,33 +16,11 @@ from confluent_kafka.cimpl import NewTopic
 from streams.broker import LocalBroker
 from streams.broker_config import kafka_version
 from streams.errors import BrokerError
+from tests.integration.net import free_port_pair
 
 pytestmark = pytest.mark.integration
 
 MakeBroker = Callable[..., LocalBroker]
-
-
-def _free_port_pair() -> int:
-    """A port p such that p (broker) and p + 1 (controller) are both free on 127.0.0.1.
-
-    Chosen below the kernel's ephemeral range, so that no client connection made during the
-    test (ours or another process's) can take the port between this check and the broker's bind.
-    """
-    try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(20000, max(20002, min(low, 32768)) - 1)
-        try:
-            with socket.socket() as a, socket.socket() as b:
-                a.bind(("127.0.0.1", port))
-                b.bind(("127.0.0.1", port + 1))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no free pair of adjacent ports")
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +37,7 @@ def make_broker(tmp_path: Path, shared_jars: Path) -> Iterator[MakeBroker]:
 
     def build(port: int | None = None, heap: str = "384m", name: str = "home") -> LocalBroker:
         broker = LocalBroker(
-            tmp_path / name, port=port or _free_port_pair(), heap=heap, jars_dir=shared_jars
+            tmp_path / name, port=port or free_port_pair(), heap=heap, jars_dir=shared_jars
         )
         made.append(broker)
         return broker
@@ -75,7 +52,7 @@ def running_broker(
     tmp_path_factory: pytest.TempPathFactory, shared_jars: Path
 ) -> Iterator[LocalBroker]:
     home = tmp_path_factory.mktemp("txn-broker")
-    broker = LocalBroker(home, port=_free_port_pair(), heap="384m", jars_dir=shared_jars)
+    broker = LocalBroker(home, port=free_port_pair(), heap="384m", jars_dir=shared_jars)
     broker.start(timeout=120.0)
     try:
         yield broker
@@ -122,7 +99,7 @@ def test_start_status_stop_restart(make_broker: MakeBroker) -> None:
 
 
 def test_port_in_use_is_reported_before_java_starts(make_broker: MakeBroker) -> None:
-    port = _free_port_pair()
+    port = free_port_pair()
     for busy in (port, port + 1):
         with socket.socket() as listener:
             listener.bind(("127.0.0.1", busy))

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaException
 
 from schemas.validation import parse_event_time
 from streams.config import Settings
@@ -428,7 +429,11 @@ def kill_midway(worker: WorkerProcess, progress: Progress, total: int,
     while time.monotonic() < deadline:
         if not worker.alive():
             raise AssertionError(f"worker exited early:\n{worker.log_tail()}")
-        done = progress.committed_inputs()
+        try:
+            done = progress.committed_inputs()
+        except KafkaException:  # e.g. NOT_COORDINATOR while a fresh broker settles
+            time.sleep(0.2)
+            continue
         if done >= total * 0.6:
             raise AssertionError(f"{done} of {total} records committed before the kill")
         if done >= total * 0.1:

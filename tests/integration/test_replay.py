@@ -27,7 +27,7 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from schemas.validation import parse_event_json
+from schemas.validation import parse_event_json, parse_event_time
 from streams.batch import evaluate
 from streams.bench.procs import Child, crosscheck_argv, env_for
 from streams.bench.worker import free_port
@@ -38,6 +38,7 @@ from streams.model import Command, Mismatch
 from streams.produce import EventPublisher, ParsedLine
 from streams.records import command_record, event_from_record, mismatch_record, source_of
 from streams.replay import Replay, ReplayOptions, ReplayWindow, default_warmup, select_records
+from streams.replay.offsets import committed_offsets
 from streams.replay.sinks import COMMANDS_FILE, MISMATCHES_FILE
 from streams.simulate import FAULTS, SimConfig, simulate
 from topology.partitioner import partition_for
@@ -100,16 +101,8 @@ def records_of(outputs: list[Mismatch | Command]) -> tuple[list[dict[str, Any]],
 
 def as_epoch(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """JSON-exported records with their times back in epoch ms (to compare with Avro ones)."""
-    from schemas.validation import parse_event_time
-
-    out = []
-    for r in records:
-        r = dict(r)
-        for key in ("decided_at", "detected_at", "resolved_at", "issued_at"):
-            if isinstance(r.get(key), str):
-                r[key] = parse_event_time(r[key])
-        out.append(r)
-    return out
+    return [{k: parse_event_time(v) if k.endswith("_at") and isinstance(v, str) else v
+             for k, v in r.items()} for r in records]
 
 
 def replay(settings: Settings, window: ReplayWindow, out: Path | None, name: str,
@@ -144,8 +137,7 @@ def run_live_worker(settings: Settings, topology: Topology, log: Path,
             since = began
             while True:
                 assert worker.alive(), worker.log_tail()
-                committed = [max(tp.offset, 0) for tp in
-                             consumer.committed(inputs + ticks, timeout=15)]
+                committed = [max(o, 0) for o in committed_offsets(consumer, inputs + ticks)]
                 snapshot = (committed, ends(inputs + ticks), ends(outputs))
                 caught_up = committed == snapshot[1] and any(snapshot[1][len(inputs):])
                 now = time.monotonic()
@@ -162,11 +154,8 @@ def run_live_worker(settings: Settings, topology: Topology, log: Path,
 def read_live(settings: Settings, topology: Topology) -> tuple[list[dict[str, Any]],
                                                                list[dict[str, Any]]]:
     """The live worker's mismatches and commands (read_committed)."""
-    got = []
-    for topic in (TopicId.MISMATCHES, TopicId.COMMANDS):
-        got.append([record for _info, record, _msg in
-                    read_topic(settings, topology.name(topic), 3.0)])
-    return got[0], got[1]
+    return (read_topic_records(settings, topology.name(TopicId.MISMATCHES)),
+            read_topic_records(settings, topology.name(TopicId.COMMANDS)))
 
 
 # -- tests ----------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ def stop_midway(worker: WorkerProcess, progress: Progress, total: int, how: str,
         if not worker.alive():
             raise AssertionError(f"worker exited early:\n{worker.log_tail()}")
         done = progress.committed_inputs()
-        if done >= total * 0.6:
+        if done >= total * 0.85:
             raise AssertionError(f"the worker committed {done} of {total} input records "
                                  "before it could be stopped midway")
         if done >= total * 0.1:

@@ -57,9 +57,14 @@ def judge(settings: Settings, topology: Topology, log: Path, *,
             if live:
                 wait_for_members(settings, worker)
                 publisher = EventPublisher(settings)
-                for chunk in live:
+                for chunk in live[:-1]:
                     produce(settings, chunk, publisher)
                     time.sleep(pause)
+                # the worker judged while the input was still being written
+                live_committed = progress.committed_inputs()
+                assert live_committed > len(before or ()), \
+                    f"nothing committed while producing\n{worker.log_tail()}"
+                produce(settings, live[-1], publisher)
             wait_until_judged(worker, progress)
             code = worker.terminate()
             assert code == 0, f"worker exited with {code}\n{worker.log_tail()}"

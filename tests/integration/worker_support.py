@@ -135,14 +135,11 @@ def running_worker(settings: Settings, log_path: Path, **kwargs: Any
 def produce(settings: Settings, lines: Iterable[Line],
             publisher: EventPublisher | None = None) -> None:
     """Publish input events keyed by order_id (murmur2), in the given order, and flush."""
-    own = publisher is None
     pub = publisher or EventPublisher(settings)
     for line in lines:
         pub.publish(ParsedLine(line.topic, line.order_id, line.record))
     pub.flush()
     assert not pub.errors, pub.errors
-    if own:
-        pub.errors.clear()
 
 
 # -- progress -------------------------------------------------------------------------------
