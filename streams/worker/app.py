@@ -38,6 +38,7 @@ from streams.metrics.aggregate import (
 )
 from streams.metrics.aggregate import encode as encode_state
 from streams.names import AGENT_NAME, AGGREGATOR_NAME, META_TABLE, METRICS_TABLE, ORDERS_TABLE
+from streams.worker import faust_patch
 from streams.worker.idle import IdleTracker
 from streams.worker.offsets import fill_head_gap
 from streams.worker.runtime import Emit, Record, Runtime, describe, wall_ms
@@ -303,6 +304,7 @@ class Worker:
 
 def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
     """Build the Faust app, its tables and agent for these settings."""
+    faust_patch.apply()
     topology = Topology(options.input_partitions, settings.topic_prefix, settings.topic_overrides)
     app = faust.App(
         settings.app_id,
@@ -371,7 +373,7 @@ def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
     async def aggregate(stream: Any) -> None:
         try:
             async for events in stream.take_events(500, within=0.2):
-                await worker.aggregate(events)
+                await asyncio.shield(worker.aggregate(events))  # as judge: never half a batch
         except asyncio.CancelledError:
             raise
         except Exception as exc:
