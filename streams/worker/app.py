@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 import uuid
 from collections import deque
@@ -48,6 +49,11 @@ from topology.topics import INPUTS, TopicId, Topology
 
 log = logging.getLogger("crosscheck.worker")
 
+
+
+#: A worker with input waiting and no record processed for this long exits with this code.
+STALL_LIMIT_MS = 60_000
+STALL_EXIT_CODE = 75
 
 
 @dataclass(frozen=True)
@@ -264,7 +270,20 @@ class Worker:
                 ends[(topic, partition)] = end
         committed = await self._committed([tp for tp in assigned
                                            if tp not in self.tracker.next_offset])
-        idle = self.tracker.candidates(assigned, ends, committed, wall_ms())
+        now = wall_ms()
+        app: Any = self.app
+        if app.rebalancing or not app.tables.recovery.completed.is_set():
+            self.tracker.last_progress = now  # recovering tables is progress, not a stall
+        stuck = self.tracker.stalled(assigned, ends, committed, now, STALL_LIMIT_MS)
+        if stuck:
+            # records wait and nothing moved for a minute: exit so the supervisor restarts
+            # the worker (open transactions abort; committed work is kept)
+            print(f"crosscheck: worker stalled: no record processed for "
+                  f"{STALL_LIMIT_MS // 1000}s while {len(stuck)} input partitions have records "
+                  f"waiting (e.g. {stuck[0][0]}[{stuck[0][1]}]); exiting with code "
+                  f"{STALL_EXIT_CODE} for a restart", file=sys.stderr, flush=True)
+            os._exit(STALL_EXIT_CODE)
+        idle = self.tracker.candidates(assigned, ends, committed, now)
         by_partition: dict[int, list[tuple[str, int]]] = {}
         names = self.topology.by_name()
         for (topic, partition), offset in idle:

@@ -20,11 +20,26 @@ class IdleTracker:
     last_record_at: dict[tuple[str, int], int] = field(default_factory=dict)
     reported: set[tuple[str, int]] = field(default_factory=set)
 
+    last_progress: int = 0
+
     def saw(self, tp: tuple[str, int], offset: int, now: int) -> None:
         """A record of tp at offset was processed."""
         self.next_offset[tp] = offset + 1
         self.last_record_at[tp] = now
+        self.last_progress = now
         self.reported.discard(tp)
+
+    def stalled(self, assigned: list[tuple[str, int]], end_offsets: dict[tuple[str, int], int],
+                committed: dict[tuple[str, int], int], now: int, limit_ms: int
+                ) -> list[tuple[str, int]]:
+        """Topic-partitions with records waiting while nothing at all was processed for
+        limit_ms: the worker is stuck (a liveness failure to escalate, not to wait out)."""
+        if now - max(self.last_progress, self.started_at) < limit_ms:
+            return []
+        return [tp for tp in assigned
+                if (end := end_offsets.get(tp)) is not None
+                and (pos := self.next_offset.get(tp, committed.get(tp))) is not None
+                and pos < end]
 
     def candidates(self, assigned: list[tuple[str, int]], end_offsets: dict[tuple[str, int], int],
                    committed: dict[tuple[str, int], int], now: int

@@ -58,6 +58,23 @@ class WorkerProcess:
     proc: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    restarts: int = 0
+
+    def restart_if_stalled(self) -> bool:
+        """Like a supervisor: start the worker again if it exited because it stalled
+        (exit code 75, see streams.worker.app.STALL_EXIT_CODE). True if restarted."""
+        if self.alive() or self.proc.returncode != 75 or self.restarts >= 3:
+            return False
+        self.restarts += 1
+        with self.log_path.open("ab") as log:
+            log.write(f"\n=== restart after a stall: {' '.join(self.args)}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(self.args, env=self.env, stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+        return True
 
     @property
     def pid(self) -> int:
@@ -115,7 +132,7 @@ def start_worker(settings: Settings, log_path: Path, *, port: int | None = None,
         log.flush()
         proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
-    return WorkerProcess(proc, port, log_path)
+    return WorkerProcess(proc, port, log_path, args, env)
 
 
 @contextlib.contextmanager
@@ -182,7 +199,15 @@ class Progress:
     def committed(self, tps: list[tuple[str, int]] | None = None) -> dict[tuple[str, int], int]:
         """Committed offset of each topic-partition (0 when none)."""
         tps = self.inputs + self.ticks if tps is None else tps
-        found = self.consumer.committed([TopicPartition(t, p) for t, p in tps], timeout=15)
+        for attempt in range(20):  # the coordinator may still be loading (NOT_COORDINATOR)
+            try:
+                found = self.consumer.committed([TopicPartition(t, p) for t, p in tps],
+                                                timeout=15)
+                break
+            except KafkaException:
+                if attempt == 19:
+                    raise
+                time.sleep(0.5)
         return {(tp.topic, tp.partition): max(tp.offset, 0) for tp in found}
 
     def ends(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
@@ -221,6 +246,8 @@ def wait_until_judged(worker: WorkerProcess, progress: Progress, *, quiet: float
     last: Snapshot | None = None
     since = began
     while True:
+        if not worker.alive() and worker.restart_if_stalled():
+            continue
         if not worker.alive():
             raise AssertionError(f"worker exited with {worker.proc.returncode}:\n"
                                  f"{worker.log_tail()}")

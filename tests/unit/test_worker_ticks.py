@@ -97,3 +97,14 @@ def test_a_stale_tick_is_ignored() -> None:
     positions[("shipping", 0)] = 3
     _tick(rt, ["shipping"], [3])
     assert rt.watermarks()[0] == 40_000 - 1000
+
+
+def test_a_worker_with_waiting_records_and_no_progress_is_stalled() -> None:
+    tracker = IdleTracker(idle_timeout_ms=2000, started_at=0)
+    assigned, ends = [TP_PAY], {TP_PAY: 10}
+    assert tracker.stalled(assigned, ends, {TP_PAY: 5}, now=30_000, limit_ms=60_000) == []
+    assert tracker.stalled(assigned, ends, {TP_PAY: 5}, now=61_000, limit_ms=60_000) == [TP_PAY]
+    tracker.saw(TP_PAY, offset=6, now=61_000)  # progress resets the clock
+    assert tracker.stalled(assigned, ends, {}, now=100_000, limit_ms=60_000) == []
+    tracker.saw(TP_PAY, offset=9, now=100_000)  # caught up: quiet is not stuck
+    assert tracker.stalled(assigned, ends, {}, now=900_000, limit_ms=60_000) == []
