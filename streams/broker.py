@@ -243,7 +243,9 @@ class LocalBroker:
         cmd = [
             java, "-Xmx256m", f"-Dlog4j.configuration=file:{self.paths.log4j_properties}",
             "-cp", self._classpath(), "kafka.tools.StorageTool", "format",
-            "-t", cluster_id(self.paths), "-c", str(self.paths.server_properties),
+            # "--cluster-id=ID": a base64url id may begin with "-", which argparse would
+            # otherwise read as an option
+            f"--cluster-id={cluster_id(self.paths)}", "-c", str(self.paths.server_properties),
             "--ignore-formatted",
         ]  # fmt: skip
         try:

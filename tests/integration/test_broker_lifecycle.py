@@ -207,3 +207,13 @@ def test_failing_maven_reports_its_last_lines(
         broker.ensure_jars()
     assert not broker.jars_dir.exists()
     assert list(broker.jars_dir.parent.iterdir()) == []  # the temporary directory is gone
+
+
+def test_a_cluster_id_beginning_with_a_dash_formats(make_broker: MakeBroker) -> None:
+    """Base64url cluster ids may begin with '-': formatting must not read it as an option."""
+    broker = make_broker()
+    broker.paths.cluster_id_file.parent.mkdir(parents=True, exist_ok=True)
+    broker.paths.cluster_id_file.write_text("-" + "A" * 21 + "\n", encoding="utf-8")
+    result = broker.start()
+    assert not result.already_running and broker.status().answering
+    assert broker.stop()
