@@ -212,3 +212,17 @@ def assert_robust(
 def of_type(outputs: Iterable[Output], kind: str) -> list[Mismatch]:
     """The Mismatch records of one type, in output order."""
     return [m for m in mismatches(outputs) if m.type.value == kind]
+
+
+class BlobStore(MemoryStore):
+    """MemoryStore with the per-partition blobs the Runtime keeps its windows in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blobs: dict[bytes, bytes] = {}
+
+    def get_blob(self, key: bytes) -> bytes | None:
+        return self.blobs.get(key)
+
+    def put_blob(self, key: bytes, value: bytes) -> None:
+        self.blobs[key] = value

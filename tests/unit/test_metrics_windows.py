@@ -6,13 +6,12 @@ from typing import Any
 
 import msgspec
 import orjson
-from builders import inv, pay, placed, ship
+from builders import BlobStore, inv, pay, placed, ship
 
 from schemas.codec import Codec
 from schemas.registry import LocalRegistry
 from schemas.validation import parse_event_json
 from streams.config import RuleConfig
-from streams.engine import MemoryStore
 from streams.metrics.aggregate import decode_partial
 from streams.metrics.windows import Partial, PartitionWindows, WindowCounts, WindowTracker
 from streams.model import (
@@ -236,20 +235,6 @@ RULES = RuleConfig(allowed_lateness=1_000, payment_timeout=10_000, reservation_t
                    tcc_grace=3_000, metrics_window=MIN)
 PARTITIONS = 4
 P = 1
-
-
-class BlobStore(MemoryStore):
-    """MemoryStore with the per-partition blobs the Runtime keeps its windows in."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.blobs: dict[bytes, bytes] = {}
-
-    def get_blob(self, key: bytes) -> bytes | None:
-        return self.blobs.get(key)
-
-    def put_blob(self, key: bytes, value: bytes) -> None:
-        self.blobs[key] = value
 
 
 def orders_on(partition: int, count: int) -> list[str]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from builders import BlobStore
+
 from schemas.codec import Codec
 from streams.config import RuleConfig
-from streams.engine.store import MemoryStore
 from streams.worker.idle import IdleTracker
 from streams.worker.runtime import Record, Runtime
 from topology.topics import TopicId, Topology
@@ -12,20 +13,6 @@ from topology.topics import TopicId, Topology
 RULES = RuleConfig(allowed_lateness=1000, idle_timeout=2000)
 TOPO = Topology(1, "", {})
 TP_PAY = ("payments", 0)
-
-
-class BlobMemoryStore(MemoryStore):
-    """MemoryStore plus the per-partition values the runtime keeps (metrics windows)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.blobs: dict[bytes, bytes] = {}
-
-    def get_blob(self, key: bytes) -> bytes | None:
-        return self.blobs.get(key)
-
-    def put_blob(self, key: bytes, value: bytes) -> None:
-        self.blobs[key] = value
 
 
 def test_tracker_reports_a_caught_up_quiet_partition_once_with_its_offset() -> None:
@@ -50,7 +37,7 @@ def test_tracker_uses_the_committed_offset_of_a_partition_it_never_read() -> Non
 
 
 def _runtime(positions: dict[tuple[str, int], int]) -> Runtime:
-    store = BlobMemoryStore()
+    store = BlobStore()
     return Runtime(RULES, TOPO, Codec(), lambda p: store, {t: 1 for t in TopicId}, 1, "w1",
                    clock=lambda: 1000, position_of=positions.get)
 
