@@ -124,8 +124,6 @@ class Runtime:
         self._out_partitions = output_partitions
         self._ids = topology.by_name()
         self._names = {t: topology.name(t) for t in BY_ID}
-        #: (topic name, partition) -> wall ms of the last input record processed
-        self.last_record_at: dict[tuple[str, int], int] = {}
 
     def part(self, partition: int) -> PartitionCtx:
         """Engine, store and metrics windows of a partition number (created on first use)."""
@@ -180,7 +178,6 @@ class Runtime:
                 record, f"misrouted: order {event.order_id!r} belongs to partition {home} "
                 f"(murmur2 of the order_id), record is on {record.partition}; "
                 "key the record by order_id")
-        self.last_record_at[(record.topic, record.partition)] = self.clock()
         self.counters.events[topic.value] += 1
         ctx = self.part(record.partition)
         known = ctx.store.get_order(event.order_id)
