@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.bench.procs import env_for
 from streams.broker import LocalBroker
 from streams.broker_config import kafka_version
 from streams.clients import admin
@@ -63,12 +64,4 @@ def topology(settings: Settings) -> Topology:
 
 def env_of(settings: Settings) -> dict[str, str]:
     """Environment variables that make a `crosscheck` subprocess use `settings`."""
-    env = dict(os.environ)
-    env.update({
-        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap,
-        "CROSSCHECK_HOME": str(settings.home),
-        "CROSSCHECK_TOPIC_PREFIX": settings.topic_prefix,
-        "CROSSCHECK_APP_ID": settings.app_id,
-        "CROSSCHECK_PARTITIONS": str(settings.partitions),
-    })
-    return env
+    return env_for(settings)

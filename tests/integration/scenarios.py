@@ -149,6 +149,15 @@ def healthy_cancelled(b: OrderBuilder) -> None:
      .inv("RELEASED", 12))
 
 
+def paid_in(currency: str, amount: int) -> Template:
+    """A consistent order in another currency."""
+    def template(b: OrderBuilder) -> None:
+        (b.placed(0, total=amount, currency=currency).inv("RESERVED", 0.5)
+         .pay("SUCCEEDED", 1, amount=amount, currency=currency).inv("CONFIRMED", 1.5)
+         .ship("CREATED", 2))
+    return template
+
+
 def _faults(r: RuleConfig) -> dict[str, Template]:
     """name -> template; follow-ups come 5 s after the decision they resolve."""
     pt, rt, st = r.payment_timeout / SECOND, r.reservation_timeout / SECOND, \

@@ -53,6 +53,7 @@ from tests.integration.scenarios import (
     Scenario,
     Template,
     healthy,
+    paid_in,
 )
 from tests.integration.worker_support import (
     Progress,
@@ -233,14 +234,6 @@ def _ids_on(partition: int, prefix: str) -> Iterator[str]:
         n += 1
         if partition_for(candidate, PARTITIONS) == partition:
             yield candidate
-
-
-def paid_in(currency: str, amount: int) -> Template:
-    def template(b: OrderBuilder) -> None:
-        (b.placed(0, total=amount, currency=currency).inv("RESERVED", 0.5)
-         .pay("SUCCEEDED", 1, amount=amount, currency=currency).inv("CONFIRMED", 1.5)
-         .ship("CREATED", 2))
-    return template
 
 
 def failed_payment(b: OrderBuilder) -> None:

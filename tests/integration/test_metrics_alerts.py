@@ -46,6 +46,7 @@ from tests.integration.scenarios import (
     Template,
     fault_horizon,
     healthy,
+    paid_in,
     worker_rule_args,
 )
 from tests.integration.worker_support import (
@@ -89,15 +90,6 @@ def paid_after_failure(currency: str, amount: int) -> Template:
         (b.placed(0, total=amount, currency=currency).inv("RESERVED", 0.5)
          .pay("FAILED", 1, "p1", amount, currency).pay("SUCCEEDED", 1.5, "p2", amount, currency)
          .inv("CONFIRMED", 2).ship("CREATED", 2.5))
-    return template
-
-
-def paid_in(currency: str, amount: int) -> Template:
-    """A consistent order in another currency."""
-    def template(b: OrderBuilder) -> None:
-        (b.placed(0, total=amount, currency=currency).inv("RESERVED", 0.5)
-         .pay("SUCCEEDED", 1, amount=amount, currency=currency).inv("CONFIRMED", 1.5)
-         .ship("CREATED", 2))
     return template
 
 
