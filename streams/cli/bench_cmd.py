@@ -11,6 +11,8 @@ import click
 from streams.cli.main import settings_of
 from streams.cli.worker_cmd import apply_rule_options, rule_options
 from streams.clients import check_reachable
+from streams.config import parse_duration_ms
+from streams.errors import ConfigError
 
 
 @click.command("bench")
@@ -65,6 +67,55 @@ def bench(ctx: click.Context, /, events: int, seed: int, latency_events: int,
     log(f"results written to {out_path}")
 
 
+@click.command("soak")
+@click.option("--duration", default="10m", show_default=True, metavar="DURATION",
+              help="Wall-clock time of publishing.")
+@click.option("--rate", type=click.FloatRange(min=1), default=1000.0, show_default=True,
+              metavar="EVENTS_PER_S", help="Events published per second.")
+@click.option("--span", default="30d", show_default=True, metavar="DURATION",
+              help="Event time the orders arrive over: longer than the state retention "
+                   "(7d), so that state is dropped several times over during the run.")
+@click.option("--sample-every", default="10s", show_default=True, metavar="DURATION",
+              help="Time between samples.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Simulator seed.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("soak-results.json"), show_default=True,
+              help="Where the samples and verdict are written (JSON).")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Logs of the run [default: $CROSSCHECK_HOME/soak/<tag>].")
+@click.option("--keep", is_flag=True, help="Keep the run's topics and worker state.")
+@rule_options
+@click.pass_context
+def soak(ctx: click.Context, /, duration: str, rate: float, span: str, sample_every: str,
+         seed: int, out_path: Path, workdir: Path | None, keep: bool, **rules: Any) -> None:
+    """Show the worker's RocksDB size staying flat on a long live run (not a test).
+
+    Publishes simulated traffic whose event time runs far faster than the wall clock
+    (--span of orders in --duration) at --rate to topics of the run's own, while one
+    exactly-once worker consumes it. Every --sample-every it notes the worker's RocksDB
+    directory size, peak RSS, committed records, lowest watermark and the orders live at
+    that watermark; then prints the samples and the ratio of the largest size in the last
+    third of the run to the middle third (past one retention period): near 1 means flat.
+    """
+    from streams.bench.soak import SoakConfig, run_soak, table
+
+    settings = apply_rule_options(settings_of(ctx), rules)
+    try:
+        config = SoakConfig(
+            seconds=parse_duration_ms(duration, "--duration") / 1000, rate=rate,
+            span=parse_duration_ms(span, "--span"),
+            sample_every=parse_duration_ms(sample_every, "--sample-every") / 1000,
+            seed=seed, keep=keep, workdir=workdir)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    check_reachable(settings)
+    results = run_soak(settings, config, lambda m: click.echo(f"soak: {m}", err=True))
+    out_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    click.echo(table(results))
+    click.echo(f"results written to {out_path}", err=True)
+
+
 def register(cli: click.Group) -> None:
     """Add the commands of this module."""
     cli.add_command(bench)
+    cli.add_command(soak)

@@ -1,4 +1,4 @@
-"""`crosscheck bench` on a tiny input: the shape of what it prints and writes, not its speed."""
+"""`crosscheck bench` and `crosscheck soak` on tiny inputs: the shape of their output, not speed."""
 
 from __future__ import annotations
 
@@ -56,3 +56,33 @@ def test_bench_prints_a_table_and_a_json_line_and_writes_the_results(
     # nothing of the run is left on the broker
     topics = admin(settings).list_topics(timeout=15).topics
     assert not [t for t in topics if "bench-" in t]
+
+
+def test_soak_samples_the_state_while_event_time_passes_retention(
+        settings: Settings, tmp_path: Path) -> None:
+    out = tmp_path / "soak.json"
+    run = subprocess.run(
+        [*crosscheck_argv(), "soak", "--duration", "24s", "--rate", "400", "--span", "4d",
+         "--state-retention", "12h", "--sample-every", "2s", "--out", str(out),
+         "--workdir", str(tmp_path / "work")],
+        env=env_for(settings), capture_output=True, text=True, timeout=400, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert results["events"] == 24 * 400 and results["caught_up"] is True
+    assert results["state_retention_ms"] == 12 * 3600 * 1000
+    samples = results["samples"]
+    assert len(samples) >= 8
+    committed = [s["committed"] for s in samples]
+    assert committed == sorted(committed) and committed[-1] == 24 * 400
+    marks = [s["watermark"] for s in samples if s["watermark"] is not None]
+    assert marks == sorted(marks) and marks[-1] - marks[0] > 2 * 86_400_000
+    assert all(s["rocksdb_bytes"] > 0 for s in samples[1:])
+    assert max(s["live_orders"] for s in samples) > 0
+    verdict = results["verdict"]
+    assert verdict["ratio"] is not None and verdict["steady_samples"] >= 6
+    lines = run.stdout.strip().splitlines()
+    assert lines[0].split()[:2] == ["elapsed", "committed"]
+    assert len(lines) == 1 + len(samples) + 1 and lines[-1].startswith("verdict: ")
+
+    topics = admin(settings).list_topics(timeout=15).topics
+    assert not [t for t in topics if "soak-" in t]

@@ -1,0 +1,66 @@
+"""The soak run's pure parts: live-order counting, the flat-state verdict, the table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.bench.soak import LiveOrders, Sample, table, verdict
+from topology.topics import TopicId
+
+DAY = 86_400_000
+
+
+def rec(order_id: str, t: int) -> tuple[TopicId, dict[str, Any]]:
+    return TopicId.ORDERS, {"order_id": order_id, "event_time": t}
+
+
+def test_live_orders_counts_from_first_event_to_last_plus_retention() -> None:
+    live = LiveOrders([rec("a", 10), rec("a", 50), rec("b", 40), rec("b", 30)], retention=100)
+    assert live.at(None) == 0
+    assert live.at(9) == 0
+    assert live.at(10) == 1  # a begins
+    assert live.at(30) == 2  # b's first event (published after its later one)
+    assert live.at(139) == 2  # b: last 40 + 100
+    assert live.at(140) == 1
+    assert live.at(149) == 1
+    assert live.at(150) == 0
+
+
+def samples(sizes: list[int], step: int = DAY) -> list[Sample]:
+    return [Sample(float(i), i, i, i * step, 100, size, None) for i, size in enumerate(sizes)]
+
+
+def test_verdict_is_near_one_when_the_size_is_flat() -> None:
+    # retention 7 days; one sample per day: samples 7.. are past one retention
+    sizes = [10 * i for i in range(7)] + [100, 104, 98, 101, 99, 103, 100, 102, 97]
+    v = verdict(samples(sizes), retention=7 * DAY)
+    assert v["steady_samples"] == 9
+    assert v["middle_max_bytes"] == 103
+    assert v["last_max_bytes"] == 102
+    assert v["ratio"] == round(102 / 103, 3)
+
+
+def test_verdict_follows_growth_when_the_size_grows_with_history() -> None:
+    sizes = [10 * i for i in range(16)]
+    v = verdict(samples(sizes), retention=7 * DAY)
+    assert v["middle_max_bytes"] == 120
+    assert v["last_max_bytes"] == 150
+    assert v["ratio"] == 1.25
+
+
+def test_verdict_needs_samples_past_one_retention() -> None:
+    v = verdict(samples([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), retention=7 * DAY)
+    assert v["ratio"] is None
+    assert "only 3 samples" in v["reason"]
+    no_wm = [Sample(0.0, 0, 0, None, 0, 1, None)]
+    assert verdict(no_wm, retention=DAY)["reason"] == "no watermark was ever read"
+
+
+def test_table_shows_every_sample_and_the_verdict() -> None:
+    s = samples([2**20 * i for i in range(16)])
+    results = {"samples": [vars(x) for x in s], "verdict": verdict(s, retention=7 * DAY)}
+    text = table(results)
+    lines = text.splitlines()
+    assert len(lines) == 1 + 16 + 1
+    assert "15.0" in lines[-2]  # the last sample: 15 MiB
+    assert lines[-1].startswith("verdict:") and "= 1.25" in lines[-1]
