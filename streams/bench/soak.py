@@ -18,6 +18,7 @@ It is a figure to read, not an assertion: these machines are shared and noisy.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
 import time
@@ -78,6 +79,8 @@ class Sample:
     #: orders of the traffic whose state must be held at that watermark
     live_orders: int
     rocksdb_bytes: int
+    #: of which in write-ahead logs (writes not yet flushed to table files)
+    wal_bytes: int
     peak_rss_bytes: int | None
 
 
@@ -139,6 +142,16 @@ def generate(config: SoakConfig, settings: Settings) -> list[Record]:
         orders = orders * wanted // max(len(traffic.events), 1) + 10
 
 
+def wal_size(path: Path) -> int:
+    """Bytes of RocksDB write-ahead logs (``NNNNNN.log``) under a directory."""
+    total = 0
+    for f in path.rglob("*.log"):
+        with contextlib.suppress(OSError):
+            if f.name[:-4].isdigit():
+                total += f.stat().st_size
+    return total
+
+
 def lowest_watermark(port: int) -> int | None:
     """The worker's lowest partition watermark from its /metrics, or None."""
     try:
@@ -182,11 +195,13 @@ def run_soak(settings: Settings, config: SoakConfig,
             def sample() -> Sample:
                 wm = lowest_watermark(port)
                 s = Sample(round(time.monotonic() - began, 1), pacer.sent, offsets.committed(),
-                           wm, live.at(wm), dir_size(state_dir), peak_rss(child.pid))
+                           wm, live.at(wm), dir_size(state_dir), wal_size(state_dir),
+                           peak_rss(child.pid))
                 samples.append(s)
                 log(f"{s.elapsed_s:7.1f}s  published {s.published:>9,}  committed "
                     f"{s.committed:>9,}  watermark {format_time(wm) if wm else '-':24}  "
-                    f"live orders {s.live_orders:>7,}  rocksdb {s.rocksdb_bytes / 2**20:7.1f} MiB")
+                    f"live orders {s.live_orders:>7,}  rocksdb {s.rocksdb_bytes / 2**20:7.1f} MiB "
+                    f"(WAL {s.wal_bytes / 2**20:.1f})")
                 return s
 
             while True:
@@ -246,12 +261,13 @@ def verdict(samples: list[Sample], retention: int) -> dict[str, Any]:
 def table(results: dict[str, Any]) -> str:
     """The samples and the verdict as text."""
     lines = [f"{'elapsed':>8}  {'committed':>10}  {'watermark':24}  {'live orders':>11}  "
-             f"{'RocksDB MiB':>11}  {'RSS MiB':>8}"]
+             f"{'RocksDB MiB':>11}  {'of it WAL':>9}  {'RSS MiB':>8}"]
     for s in results["samples"]:
         wm = format_time(s["watermark"]) if s["watermark"] else "-"
         rss = f"{s['peak_rss_bytes'] / 2**20:8.0f}" if s["peak_rss_bytes"] else f"{'-':>8}"
         lines.append(f"{s['elapsed_s']:7.1f}s  {s['committed']:>10,}  {wm:24}  "
-                     f"{s['live_orders']:>11,}  {s['rocksdb_bytes'] / 2**20:11.1f}  {rss}")
+                     f"{s['live_orders']:>11,}  {s['rocksdb_bytes'] / 2**20:11.1f}  "
+                     f"{s['wal_bytes'] / 2**20:9.1f}  {rss}")
     v = results["verdict"]
     if v.get("ratio") is None:
         lines.append(f"verdict: none ({v['reason']})")

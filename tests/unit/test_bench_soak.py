@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from streams.bench.soak import LiveOrders, Sample, table, verdict
+from streams.bench.soak import LiveOrders, Sample, table, verdict, wal_size
 from topology.topics import TopicId
 
 DAY = 86_400_000
@@ -27,7 +28,8 @@ def test_live_orders_counts_from_first_event_to_last_plus_retention() -> None:
 
 
 def samples(sizes: list[int], step: int = DAY) -> list[Sample]:
-    return [Sample(float(i), i, i, i * step, 100, size, None) for i, size in enumerate(sizes)]
+    return [Sample(float(i), i, i, i * step, 100, size, size // 2, None)
+            for i, size in enumerate(sizes)]
 
 
 def test_verdict_is_near_one_when_the_size_is_flat() -> None:
@@ -52,7 +54,7 @@ def test_verdict_needs_samples_past_one_retention() -> None:
     v = verdict(samples([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), retention=7 * DAY)
     assert v["ratio"] is None
     assert "only 3 samples" in v["reason"]
-    no_wm = [Sample(0.0, 0, 0, None, 0, 1, None)]
+    no_wm = [Sample(0.0, 0, 0, None, 0, 1, 0, None)]
     assert verdict(no_wm, retention=DAY)["reason"] == "no watermark was ever read"
 
 
@@ -62,5 +64,17 @@ def test_table_shows_every_sample_and_the_verdict() -> None:
     text = table(results)
     lines = text.splitlines()
     assert len(lines) == 1 + 16 + 1
-    assert "15.0" in lines[-2]  # the last sample: 15 MiB
+    assert lines[-2].split()[-3:-1] == ["15.0", "7.5"]  # the last sample: 15 MiB, half WAL
     assert lines[-1].startswith("verdict:") and "= 1.25" in lines[-1]
+
+
+def test_wal_size_counts_write_ahead_logs_only(tmp_path: Path) -> None:
+    db = tmp_path / "v1" / "tables" / "orders-0.db"
+    db.mkdir(parents=True)
+    (db / "000004.log").write_bytes(b"x" * 100)
+    (db / "000009.log").write_bytes(b"x" * 20)
+    (db / "LOG").write_bytes(b"x" * 1000)  # RocksDB's info log
+    (db / "LOG.old.1700000000").write_bytes(b"x" * 1000)
+    (db / "000005.sst").write_bytes(b"x" * 5000)
+    assert wal_size(tmp_path) == 120
+    assert wal_size(tmp_path / "missing") == 0
