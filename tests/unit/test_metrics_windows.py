@@ -7,6 +7,8 @@ from typing import Any
 import msgspec
 import orjson
 from builders import BlobStore, inv, pay, placed, ship
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.codec import Codec
 from schemas.registry import LocalRegistry
@@ -227,6 +229,44 @@ def test_partition_windows_survive_a_msgpack_round_trip() -> None:
     data = msgspec.msgpack.encode(state)
     assert msgspec.msgpack.decode(data, type=PartitionWindows) == state
 
+
+
+def _close_by_definition(t: WindowTracker, state: PartitionWindows,
+                         watermark: int) -> dict[int, WindowCounts]:
+    """close() without its shortcut: pop and sort every window, every time."""
+    until = t.start_of(watermark)
+    carry = state.open.pop(-1, None)
+    closed = {start: state.open.pop(start) for start in sorted(state.open) if start < until}
+    if carry is not None:
+        if closed:
+            closed[min(closed)].add(carry, t.sample_limit)
+        else:
+            state.open[-1] = carry
+    if state.closed_until is None or until > state.closed_until:
+        state.closed_until = until
+    return closed
+
+
+_step = st.one_of(
+    st.tuples(st.just("event"), st.integers(0, 8 * MIN)),
+    st.tuples(st.just("dead"), st.just(0)),
+    st.tuples(st.just("close"), st.integers(-MIN, 9 * MIN)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_step, max_size=40))
+def test_close_is_the_same_as_closing_by_definition(steps: list[tuple[str, int]]) -> None:
+    t, mine, reference = tracker(), PartitionWindows(), PartitionWindows()
+    for i, (kind, value) in enumerate(steps):
+        for state in (mine, reference):
+            if kind == "event":
+                t.on_event(state, placed(value, order=f"o{i}"))
+            elif kind == "dead":
+                t.on_dead_letter(state)
+        if kind == "close":
+            assert t.close(mine, value) == _close_by_definition(t, reference, value)
+        assert msgspec.msgpack.encode(mine) == msgspec.msgpack.encode(reference)
 
 # -- through the Runtime: redeliveries, dead letters, partials ------------------------------
 
