@@ -19,6 +19,7 @@ decision then costs no changelog records of its own.
 
 from __future__ import annotations
 
+import heapq
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -37,6 +38,8 @@ from streams.names import META_KEY
 #: Faust keeps the last applied changelog offset under this key in each table's RocksDB
 #: (faust.stores.rocksdb.Store.offset_key): not an order.
 FAUST_OFFSET_KEY = b"__faust\0offset__"
+#: above every index key (they start with hex digits)
+_NO_KEY = b"\xff"
 
 
 class TableLike(Protocol):
@@ -75,8 +78,10 @@ class TableStore:
         self._index = _open_index(index_dir)
         self._orders = OrderOverlay(lambda oid: self._db(orders).get(oid.encode()))
         self._due_added: set[bytes] = set()
-        self._min_added = b""  # smallest key in _due_added (meaningless when it is empty)
+        self._added_heap: list[bytes] = []  # the keys of _due_added, as a heap
         self._due_removed: set[bytes] = set()
+        #: no key of the RocksDB index below this one is live (None: not known)
+        self._db_floor: bytes | None = None
         self._meta: PartitionMeta | None = None
         self._meta_dirty = False
         self._blobs: dict[bytes, bytes | None] = {}
@@ -102,33 +107,36 @@ class TableStore:
     def add_due(self, due: int, order_id: str) -> None:
         key = due_key(due, order_id)
         self._due_removed.discard(key)
-        if not self._due_added or key < self._min_added:
-            self._min_added = key
-        self._due_added.add(key)
+        if key not in self._due_added:
+            self._due_added.add(key)
+            heapq.heappush(self._added_heap, key)
         if key < self._scan_from:
             self._scan_from = key
 
     def pop_due(self, up_to: int) -> list[tuple[int, str]]:
         limit = due_key(up_to, "\U0010ffff")
         found: set[bytes] = set()
-        if self._due_added and self._min_added <= limit:
-            found = {k for k in self._due_added if k <= limit}
-        it = self._index.iter()
-        it.seek(self._scan_from) if self._scan_from else it.seek_to_first()
-        while it.valid():
-            key = bytes(it.key())
-            if key > limit:
-                break
-            if key not in self._due_removed:
-                found.add(key)
-            it.next()
-        for key in found:
-            if key in self._due_added:
-                self._due_added.discard(key)
-            else:
-                self._due_removed.add(key)
-        if found and self._due_added:
-            self._min_added = min(self._due_added)
+        heap = self._added_heap
+        while heap and heap[0] <= limit:
+            found.add(heapq.heappop(heap))
+        if self._db_floor is None or self._db_floor <= limit:
+            # RocksDB may hold a live entry <= limit (most calls skip this scan: the
+            # watermark moved, but not past the next due time)
+            it = self._index.iter()
+            it.seek(self._scan_from) if self._scan_from else it.seek_to_first()
+            self._db_floor = _NO_KEY
+            while it.valid():
+                key = bytes(it.key())
+                if key > limit:
+                    self._db_floor = key
+                    break
+                if key not in self._due_removed:
+                    found.add(key)
+                it.next()
+        # deleted at flush (whether or not RocksDB has them yet: an entry added again after
+        # a flush is in both)
+        self._due_added -= found
+        self._due_removed |= found
         # every entry <= limit is gone now (from the overlay and, at flush, from RocksDB):
         # the next scan starts here instead of walking the deleted keys again
         self._scan_from = max(self._scan_from, limit)
@@ -184,7 +192,10 @@ class TableStore:
             for key in self._due_removed:
                 index_batch.delete(key)
             self._index.write(index_batch)
+            if self._added_heap and self._db_floor is not None:
+                self._db_floor = min(self._db_floor, self._added_heap[0])
             self._due_added.clear()
+            self._added_heap.clear()
             self._due_removed.clear()
         meta_rows: list[tuple[bytes, bytes | None]] = []
         if self._meta_dirty and self._meta is not None:
@@ -210,6 +221,7 @@ class TableStore:
         """Drop unflushed changes (after a rebalance took the partition) and the index."""
         self._orders.clear()
         self._due_added.clear()
+        self._added_heap.clear()
         self._due_removed.clear()
         self._meta = None
         self._meta_dirty = False
@@ -235,6 +247,7 @@ class TableStore:
             it.next()
         self._index.write(batch)
         self._scan_from = b""
+        self._db_floor = None
         return count
 
 

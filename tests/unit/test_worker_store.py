@@ -1,0 +1,88 @@
+"""The worker's TableStore due index: the same entries as an in-memory heap, across flushes."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rocksdict import Options, Rdict
+
+from streams.engine.overlay import HeapIndex
+from streams.engine.state import OrderState
+from streams.worker.store import TableStore
+
+
+class _Data:
+    """What TableStore uses of a Faust table's RocksDB store."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.root, self.name = root, name
+        self.dbs: dict[int, Rdict] = {}
+
+    def _db_for_partition(self, partition: int) -> Rdict:
+        if partition not in self.dbs:
+            path = str(self.root / f"{self.name}-{partition}")
+            self.dbs[partition] = Rdict(path, options=Options(raw_mode=True))
+        return self.dbs[partition]
+
+
+class _Changelog:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+
+class _Table:
+    def __init__(self, root: Path, name: str) -> None:
+        self.data = _Data(root, name)
+        self.changelog_topic = _Changelog(f"{name}-changelog")
+
+
+def _store(root: Path) -> TableStore:
+    return TableStore(_Table(root, "orders"), _Table(root, "meta"), 0, root / "index")
+
+
+#: one operation: ("add", due, order), ("pop", up_to), ("flush",) or ("reopen",)
+_op = st.one_of(
+    st.tuples(st.just("add"), st.integers(0, 60), st.sampled_from("abc")),
+    st.tuples(st.just("pop"), st.integers(0, 70)),
+    st.tuples(st.just("flush")),
+    st.tuples(st.just("reopen")),
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_op, max_size=60))
+def test_due_index_pops_what_a_heap_pops(ops: list[tuple[Any, ...]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        store, model = _store(root), HeapIndex()
+        dues: dict[str, set[int]] = {}
+        for op in ops:
+            if op[0] == "add":
+                store.add_due(op[1], op[2])
+                model.add(op[1], op[2])
+                dues.setdefault(op[2], set()).add(op[1])
+            elif op[0] == "pop":
+                popped = store.pop_due(op[1])
+                assert popped == model.pop(op[1])
+                for due, order in popped:
+                    dues[order].discard(due)
+            elif op[0] == "flush":
+                for order, times in dues.items():  # the orders list their entries
+                    store.put_order(order, OrderState(order, dues=sorted(times)))
+                store.flush()
+            else:  # a new store over the flushed tables: the index is rebuilt from them
+                for order, times in dues.items():
+                    store.put_order(order, OrderState(order, dues=sorted(times)))
+                store.flush()
+                tables = (store._orders_table, store._meta_table)
+                store.close()
+                store = TableStore(tables[0], tables[1], 0, root / "index")
+                store.rebuild_index()
+        assert store.pop_due(10**6) == model.pop(10**6)
