@@ -8,9 +8,9 @@ evaluator both use it.
   (PAID_NOT_SHIPPED, subject = order_id, key = the CONFIRMED reservation) and rule 8
   (REFUND_WITHOUT_RELEASE, key = the refunded payment; its subjects, the reservations still
   active at D, are found when the decision is evaluated).
-* Decisions are *derived* from the events (``derive_decisions``). A decision with decision
-  time D depends only on events with event_time <= D, so deriving from the events up to D
-  gives the same answer as deriving from all of them.
+* Decisions are *derived* from the events (``derive_decisions``, in ``triggers``). A
+  decision with decision time D depends only on events with event_time <= D, so deriving
+  from the events up to D gives the same answer as deriving from all of them.
 * ``decide`` evaluates a decision as of D: it returns one ``Finding`` (a mismatch to open)
   per subject for which the rule fires, or nothing.
 * ``holds`` is a rule's fires-when condition for one subject re-evaluated at a time T; an OPEN
@@ -21,7 +21,6 @@ evaluator both use it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -38,10 +37,10 @@ from streams.model import (
     Status,
 )
 from streams.rules.entities import ACTIVE_PAYMENT, ACTIVE_RESERVATION, LIVE_SHIPMENT, OrderView
-from streams.rules.entities import trigger_key as _trigger_key
 from streams.rules.ids import command_id, mismatch_id
-
-FOREVER = 2**62  # "no upper bound" for event-time queries
+from streams.rules.triggers import Decision as Decision  # re-exported
+from streams.rules.triggers import derive_decisions as derive_decisions  # re-exported
+from streams.rules.triggers import trigger_of
 
 MT, CT, SV = MismatchType, CommandType, Severity
 PAY, INV, SHIP = Source.PAYMENTS, Source.INVENTORY, Source.SHIPPING
@@ -71,14 +70,6 @@ RULES: dict[int, RuleSpec] = {
     9: RuleSpec(9, MT.TCC_EMPTY_ROLLBACK, SV.LOW, None),
     10: RuleSpec(10, MT.TCC_HANGING, SV.MEDIUM, CT.RELEASE_STOCK, resolvable=False),
 }
-
-
-class Decision(NamedTuple):
-    """One decision to make: at ``due`` (event time D), rule ``rule`` for ``key``."""
-
-    due: int
-    rule: int
-    key: str
 
 
 class CommandSpec(NamedTuple):
@@ -126,62 +117,6 @@ def iso(ms: int) -> str:
     """Epoch milliseconds as ISO-8601 UTC with milliseconds and Z."""
     moment = datetime.fromtimestamp(ms // 1000, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-
-
-# -- derivation ---------------------------------------------------------------------------
-
-
-def _triggers(view: OrderView, rules: RuleConfig, at: int) -> dict[Decision, Event]:
-    """Every decision derivable from the events up to ``at``, with its trigger event.
-
-    When several events trigger the same decision, the first by (event_time, event_id) is
-    the trigger (it leads the evidence).
-    """
-    found: dict[Decision, Event] = {}
-
-    def add(rule: int, key: str, due: int, event: Event) -> None:
-        decision = Decision(due, rule, key)
-        current = found.get(decision)
-        if current is None or _trigger_key(event) < _trigger_key(current):
-            found[decision] = event
-
-    for reservation in view.entity_ids(INV):
-        first = view.first(INV, reservation, ACTIVE_RESERVATION, at)
-        if first is not None:
-            add(1, reservation, first.event_time + rules.payment_timeout, first)
-    placed = view.placed(at)
-    for e in view.events:
-        t, kind = e.event_time, e.type
-        if t > at:
-            break
-        if e.source is PAY and kind == "SUCCEEDED":
-            add(2, e.entity_id, t + rules.reservation_timeout, e)
-            add(5, e.entity_id, t, e)
-            if placed is not None:
-                add(6, e.entity_id, max(t, placed.event_time), e)
-        elif e.source is PAY and kind == "REFUNDED":
-            add(8, e.entity_id, t + rules.release_timeout, e)
-        elif e.source is INV and kind == "CONFIRMED":
-            add(3, e.entity_id, t + rules.shipment_timeout, e)
-        elif e.source is INV and kind == "RELEASED":
-            add(9, e.entity_id, t + rules.tcc_grace, e)
-        elif e.source is INV and kind == "RESERVED":
-            add(10, e.entity_id, t, e)
-        elif e.source is SHIP and kind in ("CREATED", "DISPATCHED"):
-            add(4, e.entity_id, t + rules.payment_grace, e)
-            if kind == "CREATED":
-                add(7, e.entity_id, t + rules.tcc_grace, e)
-    return {d: ev for d, ev in found.items() if d.due <= at}
-
-
-def derive_decisions(events: Iterable[Event] | OrderView, rules: RuleConfig) -> set[Decision]:
-    """All decisions the given events of one order (or a view of them) call for."""
-    if isinstance(events, OrderView):
-        return set(_triggers(events, rules, FOREVER))
-    evs = list(events)
-    if not evs:
-        return set()
-    return set(_triggers(OrderView(evs[0].order_id, evs), rules, FOREVER))
 
 
 # -- conditions ---------------------------------------------------------------------------
@@ -316,7 +251,7 @@ def decide(decision: Decision, view: OrderView, rules: RuleConfig) -> list[Findi
     looked at, so the result does not depend on events that arrive after D.
     """
     at = decision.due
-    trigger = _triggers(view, rules, at).get(decision)
+    trigger = trigger_of(view, rules, decision)
     if trigger is None:
         return []
     rule = decision.rule

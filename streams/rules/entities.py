@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from operator import attrgetter
 
 from streams.model import Event, Source
 
@@ -19,6 +20,7 @@ ACTIVE_PAYMENT = frozenset({"SUCCEEDED"})
 ACTIVE_RESERVATION = frozenset({"RESERVED", "CONFIRMED"})
 LIVE_SHIPMENT = frozenset({"CREATED", "DISPATCHED", "DELIVERED"})
 SHIPPED = frozenset({"DISPATCHED", "DELIVERED"})
+_PLACED = frozenset({"PLACED"})
 
 _UNKNOWN_RANK = 99
 
@@ -29,6 +31,10 @@ def lifecycle_key(event: Event) -> tuple[int, int, str]:
     return (event.event_time, rank, event.event_id)
 
 
+#: trigger_key as a C-level key function (what the sorts and min() here use)
+_by_trigger: Callable[[Event], tuple[int, str]] = attrgetter("event_time", "event_id")
+
+
 def trigger_key(event: Event) -> tuple[int, str]:
     """Order of triggers when a rule wants the *first* event: (event_time, event_id)."""
     return (event.event_time, event.event_id)
@@ -36,13 +42,16 @@ def trigger_key(event: Event) -> tuple[int, str]:
 
 def dedup(events: Iterable[Event]) -> list[Event]:
     """The events with duplicate event_ids removed (the first occurrence is kept)."""
+    result = list(events)
+    if len({event.event_id for event in result}) == len(result):
+        return result  # the usual case: an order's stored history has no duplicates
     seen: set[str] = set()
-    result: list[Event] = []
-    for event in events:
+    unique: list[Event] = []
+    for event in result:
         if event.event_id not in seen:
             seen.add(event.event_id)
-            result.append(event)
-    return result
+            unique.append(event)
+    return unique
 
 
 class OrderView:
@@ -55,17 +64,24 @@ class OrderView:
 
     def __init__(self, order_id: str, events: Iterable[Event]) -> None:
         self.order_id = order_id
-        self.events: list[Event] = sorted(dedup(events), key=lambda e: trigger_key(e))
+        self.events: list[Event] = sorted(dedup(events), key=_by_trigger)
         grouped: dict[tuple[Source, str], list[Event]] = defaultdict(list)
         for event in self.events:
             grouped[(event.source, event.entity_id)].append(event)
-        self._entities = {key: sorted(evs, key=lifecycle_key) for key, evs in grouped.items()}
+        self._entities = {key: evs if len(evs) == 1 else sorted(evs, key=lifecycle_key)
+                          for key, evs in grouped.items()}
+        self._ids: dict[Source, list[str]] = {}
 
     # -- single entities -------------------------------------------------------------------
 
     def history(self, source: Source, entity_id: str, at: int) -> list[Event]:
-        """The entity's events with event_time <= at, in lifecycle order."""
-        return [e for e in self._entities.get((source, entity_id), ()) if e.event_time <= at]
+        """The entity's events with event_time <= at, in lifecycle order (do not modify)."""
+        events = self._entities.get((source, entity_id))
+        if not events:
+            return []
+        if events[-1].event_time <= at:  # lifecycle order is by event_time first
+            return events
+        return [e for e in events if e.event_time <= at]
 
     def latest(self, source: Source, entity_id: str, at: int) -> Event | None:
         """The event that defines the entity's state at ``at`` (None: not yet seen)."""
@@ -80,11 +96,15 @@ class OrderView:
     def first(self, source: Source, entity_id: str, types: frozenset[str], at: int) -> Event | None:
         """The entity's first event of one of ``types`` by (event_time, event_id), up to ``at``."""
         found = [e for e in self.history(source, entity_id, at) if e.type in types]
-        return min(found, key=trigger_key) if found else None
+        return min(found, key=_by_trigger) if found else None
 
     def entity_ids(self, source: Source) -> list[str]:
-        """Every entity of a source the order has seen, sorted."""
-        return sorted(entity for (src, entity) in self._entities if src == source)
+        """Every entity of a source the order has seen, sorted (do not modify)."""
+        ids = self._ids.get(source)
+        if ids is None:
+            ids = self._ids[source] = sorted(
+                entity for (src, entity) in self._entities if src == source)
+        return ids
 
     # -- the order's entities in a state ---------------------------------------------------
 
@@ -117,7 +137,7 @@ class OrderView:
 
     def placed(self, at: int) -> Event | None:
         """The order's first PLACED event by (event_time, event_id), up to ``at``."""
-        return self.first(Source.ORDERS, self.order_id, frozenset({"PLACED"}), at)
+        return self.first(Source.ORDERS, self.order_id, _PLACED, at)
 
     # -- quantities ------------------------------------------------------------------------
 

@@ -1,0 +1,91 @@
+"""Decisions and triggers: ``triggers`` against its definition, ``trigger_of`` against both."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.config import RuleConfig
+from streams.model import Event, Item, Source
+from streams.rules.entities import ACTIVE_RESERVATION, OrderView, trigger_key
+from streams.rules.triggers import FOREVER, Decision, trigger_of, triggers
+
+RULES = RuleConfig(payment_timeout=40, reservation_timeout=20, shipment_timeout=60,
+                   payment_grace=10, release_timeout=30, tcc_grace=5)
+TYPES = {
+    Source.ORDERS: ["PLACED", "CANCELLED"],
+    Source.PAYMENTS: ["SUCCEEDED", "FAILED", "REFUNDED"],
+    Source.INVENTORY: ["RESERVED", "CONFIRMED", "RELEASED"],
+    Source.SHIPPING: ["CREATED", "DISPATCHED", "DELIVERED", "CANCELLED"],
+}
+PAY, INV, SHIP = Source.PAYMENTS, Source.INVENTORY, Source.SHIPPING
+
+
+def by_definition(view: OrderView, rules: RuleConfig, at: int) -> dict[Decision, Event]:
+    """Every decision up to ``at``: each candidate trigger compared with the kept one."""
+    found: dict[Decision, Event] = {}
+
+    def add(rule: int, key: str, due: int, event: Event) -> None:
+        decision = Decision(due, rule, key)
+        current = found.get(decision)
+        if current is None or trigger_key(event) < trigger_key(current):
+            found[decision] = event
+
+    for reservation in view.entity_ids(INV):
+        first = view.first(INV, reservation, ACTIVE_RESERVATION, at)
+        if first is not None:
+            add(1, reservation, first.event_time + rules.payment_timeout, first)
+    placed = view.placed(at)
+    for e in view.events:
+        t, kind = e.event_time, e.type
+        if t > at:
+            continue
+        if e.source is PAY and kind == "SUCCEEDED":
+            add(2, e.entity_id, t + rules.reservation_timeout, e)
+            add(5, e.entity_id, t, e)
+            if placed is not None:
+                add(6, e.entity_id, max(t, placed.event_time), e)
+        elif e.source is PAY and kind == "REFUNDED":
+            add(8, e.entity_id, t + rules.release_timeout, e)
+        elif e.source is INV and kind == "CONFIRMED":
+            add(3, e.entity_id, t + rules.shipment_timeout, e)
+        elif e.source is INV and kind == "RELEASED":
+            add(9, e.entity_id, t + rules.tcc_grace, e)
+        elif e.source is INV and kind == "RESERVED":
+            add(10, e.entity_id, t, e)
+        elif e.source is SHIP and kind in ("CREATED", "DISPATCHED"):
+            add(4, e.entity_id, t + rules.payment_grace, e)
+            if kind == "CREATED":
+                add(7, e.entity_id, t + rules.tcc_grace, e)
+    return {d: ev for d, ev in found.items() if d.due <= at}
+
+
+@st.composite
+def events(draw: st.DrawFn) -> list[Event]:
+    """One order's events: few entities, coarse times (many ties), some repeated ids."""
+    result: list[Event] = []
+    for n in range(draw(st.integers(0, 10))):
+        source = draw(st.sampled_from(list(Source)))
+        kind = draw(st.sampled_from(TYPES[source]))
+        t = draw(st.integers(0, 12)) * 5
+        entity = "o" if source is Source.ORDERS else draw(st.sampled_from(["a", "b"]))
+        eid = f"e{draw(st.integers(0, n))}"  # a repeated id: deduplicated by the view
+        result.append(Event(source, eid, "o", kind, t, entity, amount=100, currency="CNY",
+                            sku="A", quantity=1, items=(Item("A", 1),), total_amount=100))
+    return result
+
+
+@settings(max_examples=400, deadline=None)
+@given(events(), st.integers(0, 130))
+def test_triggers_and_trigger_of_agree_with_the_definition(evs: list[Event], at: int) -> None:
+    view = OrderView("o", evs)
+    assert triggers(view, RULES, at) == by_definition(view, RULES, at)
+    everything = by_definition(view, RULES, FOREVER)
+    for decision in everything:
+        assert trigger_of(view, RULES, decision) == by_definition(
+            view, RULES, decision.due).get(decision)
+        for due in (decision.due - 5, decision.due + 5):  # a decision not called for (or is)
+            other = decision._replace(due=due)
+            assert trigger_of(view, RULES, other) == by_definition(view, RULES, due).get(other)
+    assert trigger_of(view, RULES, Decision(at, 1, "a")) == by_definition(
+        view, RULES, at).get(Decision(at, 1, "a"))
