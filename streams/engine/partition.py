@@ -170,8 +170,9 @@ class PartitionEngine:
         self, state: OrderState, limit: int, out: list[Output], view: OrderView | None = None
     ) -> None:
         """Handle the order's pending work due up to ``limit``, then evict or store it."""
-        view = view or OrderView(state.order_id, state.events)
         while state.pending and state.pending[0].due <= limit:
+            if view is None:  # built on demand: an order woken for its expiry needs none
+                view = OrderView(state.order_id, state.events)
             item = state.pending.pop(0)
             if item.kind == DECIDE:
                 self._decide(state, view, Decision(item.due, item.rule, item.key), limit, out)
