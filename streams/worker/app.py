@@ -43,7 +43,7 @@ from streams.worker import faust_patch
 from streams.worker.idle import IdleTracker
 from streams.worker.offsets import fill_head_gap
 from streams.worker.runtime import Emit, Record, Runtime, describe, wall_ms
-from streams.worker.store import BlobTable, ChangelogWrite, TableStore
+from streams.worker.store import TABLE_ROCKSDB_OPTIONS, BlobTable, ChangelogWrite, TableStore
 from topology.partitioner import partition_for
 from topology.topics import INPUTS, TopicId, Topology
 
@@ -54,18 +54,6 @@ log = logging.getLogger("crosscheck.worker")
 #: A worker with input waiting and no record processed for this long exits with this code.
 STALL_LIMIT_MS = 60_000
 STALL_EXIT_CODE = 75
-
-
-#: RocksDB options of every table partition: Kafka Streams' defaults rather than Faust's.
-#: Faust opens each with 64 MiB memtables (up to 3) and a 2 GiB block cache; with two tables
-#: per input partition that is gigabytes of memory at a few partitions, and a write-ahead log
-#: that grows to 64 MiB per partition before the first flush. (The state itself is small and
-#: bounded: see README, "State".)
-TABLE_ROCKSDB_OPTIONS: dict[str, int] = {
-    "write_buffer_size": 16 * 2**20,
-    "max_write_buffer_number": 3,
-    "block_cache_size": 64 * 2**20,
-}
 
 
 @dataclass(frozen=True)
