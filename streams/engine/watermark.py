@@ -19,19 +19,26 @@ from streams.engine.state import PartitionMeta
 from streams.model import Source
 
 SOURCES: tuple[Source, ...] = tuple(Source)
+_NAMES: tuple[str, ...] = tuple(s.value for s in SOURCES)
 
 
 def candidate(meta: PartitionMeta, allowed_lateness: int) -> int | None:
     """The watermark the sources currently allow (ignoring the never-backwards rule)."""
-    idle = set(meta.idle)
-    active = [s for s in SOURCES if s.value not in idle]
-    if active:
-        if any(s.value not in meta.max_time for s in active):
-            return None
-        return min(meta.max_time[s.value] for s in active) - allowed_lateness
-    if not meta.max_time:
+    idle, max_time = meta.idle, meta.max_time
+    lowest: int | None = None
+    for name in _NAMES:
+        if name in idle:
+            continue
+        t = max_time.get(name)
+        if t is None:
+            return None  # an active source that has not spoken holds the watermark
+        if lowest is None or t < lowest:
+            lowest = t
+    if lowest is not None:
+        return lowest - allowed_lateness
+    if not max_time:
         return None
-    return max(meta.max_time.values()) - allowed_lateness
+    return max(max_time.values()) - allowed_lateness
 
 
 def _settle(meta: PartitionMeta, allowed_lateness: int) -> PartitionMeta:
@@ -45,11 +52,12 @@ def observe(
     meta: PartitionMeta, source: Source, event_time: int, allowed_lateness: int
 ) -> PartitionMeta:
     """Account for an event read on ``source``: raise its max time, clear its idle flag."""
-    current = meta.max_time.get(source.value)
+    name = source.value
+    current = meta.max_time.get(name)
     if current is None or event_time > current:
-        meta.max_time[source.value] = event_time
-    if source.value in meta.idle:
-        meta.idle.remove(source.value)
+        meta.max_time[name] = event_time
+    if name in meta.idle:
+        meta.idle.remove(name)
     return _settle(meta, allowed_lateness)
 
 

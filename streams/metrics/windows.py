@@ -176,7 +176,8 @@ class WindowTracker:
                 state.open[-1] = carry
             return {}
         carry = state.open.pop(-1, None)  # dead letters counted before any window existed
-        closed = {start: state.open.pop(start) for start in sorted(state.open) if start < until}
+        closed = {start: state.open.pop(start)
+                  for start in sorted([s for s in state.open if s < until])}
         if carry is not None:
             if closed:
                 closed[min(closed)].add(carry, self.sample_limit)

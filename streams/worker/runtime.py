@@ -264,8 +264,11 @@ class Runtime:
         return Emit(TopicId.DLQ, name, partition, record.key, value, letter)
 
 
+_SOURCE_NAMES = frozenset(s.value for s in Source)
+
+
 def _all_idle(idle: list[str]) -> bool:
-    return set(idle) >= {s.value for s in Source}
+    return _SOURCE_NAMES.issubset(idle)
 
 
 def describe(output: Mismatch | Command | DeadLetter | Partial) -> str:
