@@ -41,12 +41,21 @@ def env_for(settings: Settings) -> dict[str, str]:
 
 def peak_rss(pid: int) -> int | None:
     """Peak resident set size of a live process in bytes (Linux VmHWM), or None."""
+    return _status_bytes(pid, "VmHWM:")
+
+
+def current_rss(pid: int) -> int | None:
+    """Resident set size of a live process in bytes now (Linux VmRSS), or None."""
+    return _status_bytes(pid, "VmRSS:")
+
+
+def _status_bytes(pid: int, field: str) -> int | None:
     try:
         text = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
     for line in text.splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field):
             return int(line.split()[1]) * 1024
     return None
 

@@ -5,7 +5,7 @@ follows the orders that are open, not the history) shown on a real worker: simul
 whose event time runs many times faster than the wall clock (by default 30 days of orders in
 10 minutes, so the 7-day ``state_retention`` passes several times over) is published at a
 steady rate to topics of the run's own while one exactly-once worker consumes it. Every
-``sample_every`` seconds the run notes the worker's RocksDB directory size, its peak RSS,
+``sample_every`` seconds the run notes the worker's RocksDB directory size, its RSS,
 the records it has committed, its lowest partition watermark (read from its ``/metrics``),
 and how many orders of the traffic are *live* at that watermark (first event seen, last
 event less than ``state_retention`` ago): the population the state must follow.
@@ -33,7 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from schemas.validation import format_time
 from streams.bench.data import FAULT_RATE, Record, drop_topics
 from streams.bench.latency import wait_for_assignment
-from streams.bench.procs import Child, dir_size, peak_rss
+from streams.bench.procs import Child, current_rss, dir_size
 from streams.bench.worker import GroupOffsets, free_port
 from streams.clients import admin
 from streams.config import Settings
@@ -81,7 +81,8 @@ class Sample:
     rocksdb_bytes: int
     #: of which in write-ahead logs (writes not yet flushed to table files)
     wal_bytes: int
-    peak_rss_bytes: int | None
+    #: resident set size of the worker at that moment
+    rss_bytes: int | None
 
 
 class Pacer(threading.Thread):
@@ -196,7 +197,7 @@ def run_soak(settings: Settings, config: SoakConfig,
                 wm = lowest_watermark(port)
                 s = Sample(round(time.monotonic() - began, 1), pacer.sent, offsets.committed(),
                            wm, live.at(wm), dir_size(state_dir), wal_size(state_dir),
-                           peak_rss(child.pid))
+                           current_rss(child.pid))
                 samples.append(s)
                 log(f"{s.elapsed_s:7.1f}s  published {s.published:>9,}  committed "
                     f"{s.committed:>9,}  watermark {format_time(wm) if wm else '-':24}  "
@@ -251,8 +252,12 @@ def verdict(samples: list[Sample], retention: int) -> dict[str, Any]:
     middle, last = steady[third:2 * third], steady[2 * third:]
     mid_max = max(s.rocksdb_bytes for s in middle)
     last_max = max(s.rocksdb_bytes for s in last)
+    rss_mid = max((s.rss_bytes or 0 for s in middle), default=0)
+    rss_last = max((s.rss_bytes or 0 for s in last), default=0)
     return {"ratio": round(last_max / max(mid_max, 1), 3),
             "middle_max_bytes": mid_max, "last_max_bytes": last_max,
+            "rss_ratio": round(rss_last / rss_mid, 3) if rss_mid else None,
+            "middle_max_rss_bytes": rss_mid or None, "last_max_rss_bytes": rss_last or None,
             "middle_live_orders": max(s.live_orders for s in middle),
             "last_live_orders": max(s.live_orders for s in last),
             "steady_samples": len(steady)}
@@ -264,7 +269,7 @@ def table(results: dict[str, Any]) -> str:
              f"{'RocksDB MiB':>11}  {'of it WAL':>9}  {'RSS MiB':>8}"]
     for s in results["samples"]:
         wm = format_time(s["watermark"]) if s["watermark"] else "-"
-        rss = f"{s['peak_rss_bytes'] / 2**20:8.0f}" if s["peak_rss_bytes"] else f"{'-':>8}"
+        rss = f"{s['rss_bytes'] / 2**20:8.0f}" if s["rss_bytes"] else f"{'-':>8}"
         lines.append(f"{s['elapsed_s']:7.1f}s  {s['committed']:>10,}  {wm:24}  "
                      f"{s['live_orders']:>11,}  {s['rocksdb_bytes'] / 2**20:11.1f}  "
                      f"{s['wal_bytes'] / 2**20:9.1f}  {rss}")
@@ -277,4 +282,8 @@ def table(results: dict[str, Any]) -> str:
                      f"({v['last_max_bytes'] / 2**20:.1f} / {v['middle_max_bytes'] / 2**20:.1f} "
                      f"MiB; live orders {v['last_live_orders']:,} / "
                      f"{v['middle_live_orders']:,})")
+        if v.get("rss_ratio") is not None:
+            lines.append(f"         RSS, the same way: {v['rss_ratio']} "
+                         f"({v['last_max_rss_bytes'] / 2**20:.0f} / "
+                         f"{v['middle_max_rss_bytes'] / 2**20:.0f} MiB)")
     return "\n".join(lines)

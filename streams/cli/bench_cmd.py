@@ -93,7 +93,7 @@ def soak(ctx: click.Context, /, duration: str, rate: float, span: str, sample_ev
     Publishes simulated traffic whose event time runs far faster than the wall clock
     (--span of orders in --duration) at --rate to topics of the run's own, while one
     exactly-once worker consumes it. Every --sample-every it notes the worker's RocksDB
-    directory size, peak RSS, committed records, lowest watermark and the orders live at
+    directory size, RSS, committed records, lowest watermark and the orders live at
     that watermark; then prints the samples and the ratio of the largest size in the last
     third of the run to the middle third (past one retention period): near 1 means flat.
     """

@@ -40,6 +40,18 @@ def test_verdict_is_near_one_when_the_size_is_flat() -> None:
     assert v["middle_max_bytes"] == 103
     assert v["last_max_bytes"] == 102
     assert v["ratio"] == round(102 / 103, 3)
+    assert v["rss_ratio"] is None  # no RSS sampled
+
+
+def test_verdict_compares_the_rss_the_same_way() -> None:
+    s = samples([100] * 16)
+    for i, x in enumerate(s):
+        x.rss_bytes = 2**20 * (200 + 10 * i)
+    v = verdict(s, retention=7 * DAY)
+    assert (v["middle_max_rss_bytes"], v["last_max_rss_bytes"]) == (2**20 * 320, 2**20 * 350)
+    assert v["rss_ratio"] == round(350 / 320, 3)
+    assert table({"samples": [vars(x) for x in s], "verdict": v}).splitlines()[-1] == (
+        f"         RSS, the same way: {v['rss_ratio']} (350 / 320 MiB)")
 
 
 def test_verdict_follows_growth_when_the_size_grows_with_history() -> None:
