@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import shutil
 import sys
@@ -106,6 +107,22 @@ def _watchdog(seconds: float) -> None:
     timer.start()
 
 
+#: gc thresholds of a worker: the first generation is collected every 50k allocations, not 700
+GC_THRESHOLDS = (50_000, 20, 20)
+
+
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a long-running worker.
+
+    What exists at start (modules, the app, its tables and clients) lives as long as the
+    process: frozen, collections no longer walk it. Per-event objects are freed by reference
+    counting (cycles are rare), so the young generation is collected far less often. This
+    was about a tenth of the worker's CPU time with the defaults.
+    """
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def run_faust(worker_app: object, loglevel: str, data_dir: Path) -> int:
     """Run the Faust worker until SIGTERM/SIGINT; returns the exit code."""
     import faust
@@ -126,6 +143,7 @@ def run_faust(worker_app: object, loglevel: str, data_dir: Path) -> int:
 
     worker = GuardedWorker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False,
                            loop=get_event_loop())
+    tune_gc()
     code = 0
     try:
         worker.execute_from_commandline()
