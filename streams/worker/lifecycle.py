@@ -128,6 +128,8 @@ def run_faust(worker_app: object, loglevel: str, data_dir: Path) -> int:
     import faust
     from mode.utils.loops import get_event_loop
 
+    from streams.worker import diagnostics
+
     app: faust.App = worker_app  # type: ignore[assignment]
     app.finalize()  # what Faust's own CLI does before starting a Worker
     # The loop must be handed over explicitly, as Faust's CLI does: without it the
@@ -144,6 +146,7 @@ def run_faust(worker_app: object, loglevel: str, data_dir: Path) -> int:
     worker = GuardedWorker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False,
                            loop=get_event_loop())
     tune_gc()
+    diagnostics.install()
     code = 0
     try:
         worker.execute_from_commandline()
