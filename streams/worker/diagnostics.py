@@ -29,7 +29,57 @@ def dump_tasks() -> None:
               f"{len(tasks)} tasks", file=sys.stderr)
         for task in tasks:
             task.print_stack(limit=12, file=sys.stderr)
+    for line in [*faust_flow(), *consumer_positions()]:
+        print(line, file=sys.stderr)
     sys.stderr.flush()
+
+
+def faust_flow() -> list[str]:
+    """Faust's view of its consumer: flow active, recovery, and which partitions it asks the
+    fetcher for (active), holds back (paused) or skips while a stream buffer is full."""
+    try:
+        from faust.transport.consumer import Consumer
+    except ImportError:  # pragma: no cover
+        return []
+    lines: list[str] = []
+    for c in [o for o in gc.get_objects() if isinstance(o, Consumer)]:
+        try:
+            app = c.app
+            lines.append(
+                f"faust consumer: flow_active={c.flow_active} "
+                f"can_resume_flow={c.can_resume_flow.is_set()} in_recovery={app.in_recovery} "
+                f"rebalancing={app.rebalancing} "
+                f"active={sorted(map(str, c._active_partitions or ()))} "
+                f"paused={sorted(map(str, c._paused_partitions))} "
+                f"buffer_full={sorted(map(str, c._buffered_partitions))}")
+        except Exception as exc:
+            lines.append(f"faust consumer: {exc!r}")
+    return lines
+
+
+def consumer_positions() -> list[str]:
+    """Per assigned partition of every aiokafka consumer: position, highwater, last stable
+    offset, paused, and whether fetched records wait unconsumed (why a consumer fetches no
+    more: paused, or stuck behind an open transaction's last stable offset)."""
+    try:
+        from aiokafka import AIOKafkaConsumer
+    except ImportError:  # pragma: no cover
+        return []
+    lines: list[str] = []
+    for consumer in [o for o in gc.get_objects() if isinstance(o, AIOKafkaConsumer)]:
+        try:
+            paused = consumer.paused()
+            buffered = set(getattr(consumer._fetcher, "_records", {}) or {})
+            for tp in sorted(consumer.assignment()):
+                state = consumer._subscription.subscription.assignment.state_value(tp)
+                position = state.position if state.has_valid_position else None
+                lines.append(
+                    f"consumer {tp.topic}[{tp.partition}]: position={position} "
+                    f"highwater={consumer.highwater(tp)} lso={consumer.last_stable_offset(tp)} "
+                    f"paused={tp in paused} buffered={tp in buffered}")
+        except Exception as exc:  # a consumer being set up or torn down
+            lines.append(f"consumer: {exc!r}")
+    return lines
 
 
 def install() -> None:

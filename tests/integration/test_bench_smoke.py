@@ -82,7 +82,8 @@ def test_soak_samples_the_state_while_event_time_passes_retention(
     assert verdict["ratio"] is not None and verdict["steady_samples"] >= 6
     lines = run.stdout.strip().splitlines()
     assert lines[0].split()[:2] == ["elapsed", "committed"]
-    assert len(lines) == 1 + len(samples) + 1 and lines[-1].startswith("verdict: ")
+    assert len(lines) == 1 + len(samples) + 2
+    assert lines[-2].startswith("verdict: ") and "RSS, the same way" in lines[-1]
 
     topics = admin(settings).list_topics(timeout=15).topics
     assert not [t for t in topics if "soak-" in t]
