@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 import uuid
 from collections import Counter, deque
@@ -189,12 +190,14 @@ def render(state: WatchState, header: str, now_ms: int, width: int = 100,
     return [_clip(line, width) if not st.enabled else line for line in lines]
 
 
-class _Stop(Exception):
-    """SIGTERM: stop like Ctrl-C."""
+#: set by SIGINT/SIGTERM: the loop ends after the current consume() (at most 0.2 s). An
+#: exception raised by the handler instead would interrupt librdkafka mid-call, after which
+#: closing the consumer was seen to hang for over 30 s on a loaded machine.
+_STOP = threading.Event()
 
 
-def _on_term(signum: int, frame: FrameType | None) -> None:
-    raise _Stop()
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    _STOP.set()
 
 
 def _consume(settings: Settings, topology: Topology, from_beginning: bool
@@ -219,7 +222,7 @@ def _consume(settings: Settings, topology: Topology, from_beginning: bool
             start = OFFSET_BEGINNING if from_beginning else OFFSET_END
             assignment += [TopicPartition(name, p, start) for p in sorted(meta.partitions)]
         consumer.assign(assignment)
-        while True:
+        while not _STOP.is_set():
             batch = consumer.consume(num_messages=1000, timeout=0.2)
             if not batch:
                 yield None
@@ -265,7 +268,8 @@ def watch_loop(settings: Settings, topology: Topology, out: IO[str], *,
             if clock() >= next_draw:
                 draw()
                 next_draw = clock() + interval
-    except (KeyboardInterrupt, _Stop):
+        draw()  # stopped by a signal
+    except KeyboardInterrupt:
         draw()
     finally:
         stream.close()  # closes the consumer (leaves no group member behind)
@@ -298,12 +302,14 @@ def watch(ctx: click.Context, from_beginning: bool, interval: float, alert_rows:
     tty = sys.stdout.isatty()
     ansi = tty and not plain
     colour = ansi and not os.environ.get("NO_COLOR")
-    previous = signal.signal(signal.SIGTERM, _on_term)
+    _STOP.clear()
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         watch_loop(s, topology_of(ctx), sys.stdout, from_beginning=from_beginning,
                    interval=interval, ansi=ansi, colour=colour, alert_rows=alert_rows)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def register(cli: click.Group) -> None:
