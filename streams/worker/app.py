@@ -41,7 +41,7 @@ from streams.metrics.aggregate import encode as encode_state
 from streams.names import AGENT_NAME, AGGREGATOR_NAME, META_TABLE, METRICS_TABLE, ORDERS_TABLE
 from streams.worker import faust_patch
 from streams.worker.idle import IdleTracker
-from streams.worker.offsets import fill_head_gap
+from streams.worker.offsets import TailProbe, fill_head_gap
 from streams.worker.runtime import Emit, Record, Runtime, describe, wall_ms
 from streams.worker.store import TABLE_ROCKSDB_OPTIONS, BlobTable, ChangelogWrite, TableStore
 from topology.partitioner import partition_for
@@ -85,6 +85,7 @@ class Worker:
     runtime: Runtime
     tracker: IdleTracker
     topology: Topology
+    tail_probe: TailProbe
     stores: dict[int, TableStore] = field(default_factory=dict)
     batches: int = 0
     records: int = 0
@@ -271,6 +272,11 @@ class Worker:
         committed = await self._committed([tp for tp in assigned
                                            if tp not in self.tracker.next_offset])
         now = wall_ms()
+        for (topic, partition), position, end in self.tracker.quiet_behind(
+                assigned, ends, committed, now):
+            if not await asyncio.to_thread(self.tail_probe.visible_between, topic, partition,
+                                           position, end):
+                self.tracker.caught_up_at((topic, partition), end)  # only markers were left
         app: Any = self.app
         if app.rebalancing or not app.tables.recovery.completed.is_set():
             self.tracker.last_progress = now  # recovering tables is progress, not a stall
@@ -363,7 +369,7 @@ def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
     runtime = Runtime(settings.rules, topology, codec,
                       lambda p: holder["worker"].store_for(p), options.output_partitions,
                       options.input_partitions, worker_id, position_of=tracker.position)
-    worker = Worker(app, settings, options, runtime, tracker, topology)
+    worker = Worker(app, settings, options, runtime, tracker, topology, TailProbe(settings))
     holder["worker"] = worker
 
     channel = app.topic(*[topology.name(t) for t in INPUTS], topology.name(TopicId.TICKS),

@@ -19,6 +19,8 @@ class IdleTracker:
     next_offset: dict[tuple[str, int], int] = field(default_factory=dict)
     last_record_at: dict[tuple[str, int], int] = field(default_factory=dict)
     reported: set[tuple[str, int]] = field(default_factory=set)
+    #: tp -> (position, end, when) of the last quiet_behind answer, so each is probed once
+    probed: dict[tuple[str, int], tuple[int, int, int]] = field(default_factory=dict)
 
     last_progress: int = 0
 
@@ -60,6 +62,37 @@ class IdleTracker:
             self.reported.add(tp)
         return result
 
+    def quiet_behind(self, assigned: list[tuple[str, int]],
+                     end_offsets: dict[tuple[str, int], int],
+                     committed: dict[tuple[str, int], int], now: int
+                     ) -> list[tuple[tuple[str, int], int, int]]:
+        """(tp, position, end) of partitions quiet for the idle timeout yet below their end
+        offset: records are waiting, or only offsets no read_committed consumer sees (see
+        streams.worker.offsets.TailProbe). Each (position, end) is returned once per idle
+        timeout."""
+        result: list[tuple[tuple[str, int], int, int]] = []
+        for tp in assigned:
+            if tp in self.reported:
+                continue
+            if now - self.last_record_at.get(tp, self.started_at) < self.idle_timeout_ms:
+                continue
+            end = end_offsets.get(tp)
+            position = self.next_offset.get(tp, committed.get(tp))
+            if end is None or position is None or position >= end:
+                continue
+            last = self.probed.get(tp)
+            if last is not None and last[:2] == (position, end) and \
+                    now - last[2] < self.idle_timeout_ms:
+                continue
+            self.probed[tp] = (position, end, now)
+            result.append((tp, position, end))
+        return result
+
+    def caught_up_at(self, tp: tuple[str, int], end: int) -> None:
+        """Nothing a consumer can read lies below `end`: tp's position is `end` now."""
+        if self.next_offset.get(tp, -1) < end:
+            self.next_offset[tp] = end
+
     def position(self, tp: tuple[str, int]) -> int | None:
         """Next offset to process of tp, if this worker knows it (None after a revoke)."""
         return self.next_offset.get(tp)
@@ -70,3 +103,4 @@ class IdleTracker:
             self.next_offset.pop(tp, None)
             self.last_record_at.pop(tp, None)
             self.reported.discard(tp)
+            self.probed.pop(tp, None)

@@ -1,4 +1,4 @@
-"""A workaround for Faust's offset bookkeeping on topics written in transactions.
+"""Offsets no read_committed consumer sees (transaction markers, aborted records): workarounds.
 
 Faust commits a partition's offsets only up to the first gap in the offsets its streams
 acknowledged. On a topic written by transactional producers (the metrics partials: every
@@ -20,7 +20,11 @@ itself. A registered gap only ever covers offsets no stream will ack.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
+
+from streams.clients import confluent_config
+from streams.config import Settings
 
 log = logging.getLogger("crosscheck.worker")
 
@@ -53,3 +57,46 @@ async def fill_head_gap(app: Any, message: Any) -> bool:
     log.info("%s[%d]: offsets %d..%d not delivered (transaction markers or aborted "
              "records): registered as a gap", tp.topic, tp.partition, committed, head - 1)
     return True
+
+
+class TailProbe:
+    """Whether the offsets between a partition's processed position and its end offset hold
+    any record a read_committed consumer would see.
+
+    An input written by a transactional producer ends with a commit marker: an offset that
+    no consumer ever receives. The worker's processed position then stays below the log's
+    end offset for good, the input never counts as caught up, is never ticked idle, and the
+    watermark waits for it forever. When such an input has been quiet for the idle timeout,
+    this reads [position, end) read_committed with a consumer of its own (blocking: call it
+    in a thread); if it finds no record there, the partition is caught up at ``end``. Reading
+    the log itself, not Faust's buffers, leaves no race with records being delivered.
+    """
+
+    def __init__(self, settings: Settings, timeout: float = 5.0) -> None:
+        self._settings = settings
+        self._timeout = timeout
+        self._consumer: Any = None
+
+    def visible_between(self, topic: str, partition: int, start: int, end: int) -> bool:
+        """True if a committed record has an offset in [start, end), or if that is unknown."""
+        from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+        if self._consumer is None:
+            self._consumer = Consumer(confluent_config(self._settings, **{
+                "group.id": f"{self._settings.app_id}-tail-probe",
+                "enable.auto.commit": False, "isolation.level": "read_committed",
+                "enable.partition.eof": True}))
+        consumer = self._consumer
+        consumer.assign([TopicPartition(topic, partition, start)])
+        deadline = time.monotonic() + self._timeout
+        try:
+            while time.monotonic() < deadline:
+                for msg in consumer.consume(num_messages=10, timeout=0.2):
+                    error = msg.error()
+                    if error is None:
+                        return bool(msg.offset() < end)
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        return False  # the end of what read_committed readers see
+            return True
+        finally:
+            consumer.unassign()

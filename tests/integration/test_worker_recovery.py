@@ -8,12 +8,16 @@ import time
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Producer
 
+from schemas.codec import Codec
+from streams.clients import confluent_config
 from streams.config import Settings
-from tests.integration.scenarios import Scenario, mixed_scenario
+from tests.integration.scenarios import Line, Outputs, Scenario, mixed_scenario
 from tests.integration.worker_support import (
     FAST_GROUP_ENV,
     Progress,
+    WorkerOutputs,
     WorkerProcess,
     assert_no_duplicates,
     assert_same,
@@ -24,7 +28,7 @@ from tests.integration.worker_support import (
     start_worker,
     wait_until_judged,
 )
-from topology.topics import Topology
+from topology.topics import BY_ID, INPUTS, Topology
 
 pytestmark = pytest.mark.integration
 
@@ -97,3 +101,73 @@ def test_sigterm_midway_and_restart_equals_clean_run(settings: Settings, topolog
     """A clean stop in the middle keeps the local state; the restart continues from it."""
     run_interrupted(settings, topology, tmp_path, mixed_scenario(3000, seed=22), "term")
 
+
+
+def produce_in_transactions(settings: Settings, lines: list[Line], per_transaction: int = 40,
+                            abort_every: int = 4) -> None:
+    """Publish like a service with a transactional producer: the lines in transactions of
+    `per_transaction`, and before every `abort_every`-th one an aborted transaction of
+    undecodable records (read_committed readers never see them; a worker that did would
+    dead-letter them). Every partition then ends with a commit marker."""
+    codec = Codec()
+    topo = Topology(settings.partitions, settings.topic_prefix, settings.topic_overrides)
+    names = {t: topo.name(t) for t in INPUTS}
+    encoders = {t: codec.encoder(BY_ID[t].value_schema, names[t]) for t in INPUTS}
+    producer = Producer(confluent_config(settings, **{
+        "partitioner": "murmur2_random", "transactional.id": f"{settings.app_id}-service"}))
+    producer.init_transactions(60)
+    for n, i in enumerate(range(0, len(lines), per_transaction)):
+        chunk = lines[i:i + per_transaction]
+        if n % abort_every == abort_every - 1:
+            producer.begin_transaction()
+            for line in chunk:
+                producer.produce(names[line.topic], b"aborted, never to be read",
+                                 line.order_id.encode())
+            producer.abort_transaction(60)
+        producer.begin_transaction()
+        for line in chunk:
+            producer.produce(names[line.topic], encoders[line.topic](line.record),
+                             line.order_id.encode())
+        producer.commit_transaction(60)
+
+
+def wait_for_outputs(worker: WorkerProcess, settings: Settings, topology: Topology,
+                     expected: Outputs, timeout: float = 240.0) -> WorkerOutputs:
+    """Read the outputs until they equal `expected` (committed offsets cannot show the end
+    here: a partition's last offset is a commit marker no consumer receives)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert worker.alive(), f"worker exited:\n{worker.log_tail()}"
+        outputs = read_outputs(settings, topology)
+        if outputs.normalized() == expected or time.monotonic() > deadline:
+            return outputs
+        time.sleep(2)
+
+
+def test_inputs_written_in_transactions_sigkill_and_restart(
+        settings: Settings, topology: Topology, tmp_path: Path) -> None:
+    """Input services that write in transactions leave commit and abort markers and aborted
+    records in the input topics. The worker never reads an aborted record, and an input
+    whose only unread offsets are markers counts as caught up (idle), so the final
+    decisions come; also after a SIGKILL and a restart."""
+    scenario = mixed_scenario(1500, seed=23)
+    produce_in_transactions(settings, scenario.in_time_order())
+    expected = scenario.expected()
+    log = tmp_path / "worker.log"
+    port = free_port()
+    progress = Progress(settings, topology)
+    try:
+        first = start_worker(settings, log, port=port, extra_env=ENV)
+        try:
+            stop_midway(first, progress, progress.input_total(), "kill")
+        finally:
+            first.terminate()
+        with running_worker(settings, log, port=port, extra_env=ENV) as second:
+            outputs = wait_for_outputs(second, settings, topology, expected)
+            assert "stalled" not in log.read_text(), second.log_tail()
+            assert second.terminate() == 0
+    finally:
+        progress.close()
+    assert_same(outputs.normalized(), expected, f"worker log: {log}")
+    assert_no_duplicates(outputs)
+    assert not outputs.dead_letters

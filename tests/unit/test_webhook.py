@@ -30,6 +30,7 @@ from streams.names import METRICS_TABLE
 from streams.worker import app as app_module
 from streams.worker import webhook
 from streams.worker.idle import IdleTracker
+from streams.worker.offsets import TailProbe
 from streams.worker.webhook import WebhookSender, alert_payload, check_url, redact
 from topology.topics import TopicId, Topology
 
@@ -323,7 +324,7 @@ def test_worker_with_a_dead_webhook_still_produces_every_alert(
     fake_app = SimpleNamespace(tables={METRICS_TABLE: {}}, producer=producer)
     worker = app_module.Worker(fake_app, settings, options,  # type: ignore[arg-type]
                                SimpleNamespace(codec=codec),  # type: ignore[arg-type]
-                               IdleTracker(1000, 0), Topology(1, "", {}))
+                               IdleTracker(1000, 0), Topology(1, "", {}), TailProbe(settings))
     # window 0: 5 HIGH AMOUNT_MISMATCH (5 alerts) and 30 CRITICAL DUPLICATE_PAYMENT (1 storm)
     tracker, windows = WindowTracker(MIN, 21), PartitionWindows()
     tracker.on_outputs(windows, [

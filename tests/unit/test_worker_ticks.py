@@ -95,3 +95,37 @@ def test_a_worker_with_waiting_records_and_no_progress_is_stalled() -> None:
     assert tracker.stalled(assigned, ends, {}, now=100_000, limit_ms=60_000) == []
     tracker.saw(TP_PAY, offset=9, now=100_000)  # caught up: quiet is not stuck
     assert tracker.stalled(assigned, ends, {}, now=900_000, limit_ms=60_000) == []
+
+
+def test_a_quiet_partition_below_its_end_is_offered_for_a_probe_once() -> None:
+    """A transactional producer's partition ends with a commit marker: the processed
+    position stays one below the end offset. Such a partition is offered for a probe of
+    the tail once it has been quiet for the idle timeout, once per (position, end)."""
+    tracker = IdleTracker(idle_timeout_ms=2000, started_at=0)
+    tp = ("payments", 0)
+    tracker.saw(tp, 41, now=1000)  # position 42; the end offset is 43 (a marker at 42)
+    ends = {tp: 43}
+    assert tracker.quiet_behind([tp], ends, {}, now=2999) == []  # not quiet yet
+    assert tracker.quiet_behind([tp], ends, {}, now=3000) == [(tp, 42, 43)]
+    assert tracker.quiet_behind([tp], ends, {}, now=3500) == []  # probed already
+    assert tracker.quiet_behind([tp], {tp: 44}, {}, now=3600) == [(tp, 42, 44)]  # end moved
+    assert tracker.quiet_behind([tp], {tp: 44}, {}, now=5600) == [(tp, 42, 44)]  # re-probe
+    # the probe found only markers: caught up at the end, then idle like any other input
+    assert tracker.candidates([tp], {tp: 44}, {}, now=5600) == []
+    tracker.caught_up_at(tp, 44)
+    assert tracker.position(tp) == 44
+    assert tracker.candidates([tp], {tp: 44}, {}, now=5600) == [(tp, 44)]
+    assert tracker.stalled([tp], {tp: 44}, {}, now=70_000, limit_ms=60_000) == []
+    assert tracker.quiet_behind([tp], {tp: 44}, {}, now=9000) == []  # at the end
+
+
+def test_a_partition_never_read_is_probed_from_its_committed_offset() -> None:
+    tracker = IdleTracker(idle_timeout_ms=2000, started_at=0)
+    tp = ("orders", 3)
+    assert tracker.quiet_behind([tp], {tp: 10}, {tp: 9}, now=2000) == [(tp, 9, 10)]
+    tracker.caught_up_at(tp, 10)
+    tracker.caught_up_at(tp, 8)  # never backwards
+    assert tracker.position(tp) == 10
+    tracker.forget([tp])
+    assert tracker.position(tp) is None
+    assert tracker.quiet_behind([tp], {tp: 10}, {tp: 9}, now=2100) == [(tp, 9, 10)]
