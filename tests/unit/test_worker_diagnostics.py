@@ -29,6 +29,9 @@ def test_dump_shows_the_tasks_of_a_loop_in_another_thread(
         tasks.append(loop.create_task(waits_for_a_commit_forever(event), name="the-stuck-one"))
         loop.call_soon(started.set)
         loop.run_forever()
+        for task in tasks:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
 
     thread = threading.Thread(target=run, name="consumer-thread", daemon=True)
     thread.start()
