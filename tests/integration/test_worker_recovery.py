@@ -104,11 +104,12 @@ def test_sigterm_midway_and_restart_equals_clean_run(settings: Settings, topolog
 
 
 def produce_in_transactions(settings: Settings, lines: list[Line], per_transaction: int = 40,
-                            abort_every: int = 4) -> None:
+                            abort_every: int = 4) -> int:
     """Publish like a service with a transactional producer: the lines in transactions of
     `per_transaction`, and before every `abort_every`-th one an aborted transaction of
     undecodable records (read_committed readers never see them; a worker that did would
-    dead-letter them). Every partition then ends with a commit marker."""
+    dead-letter them). Every partition then ends with a commit marker. Returns how many
+    aborted records were written."""
     codec = Codec()
     topo = Topology(settings.partitions, settings.topic_prefix, settings.topic_overrides)
     names = {t: topo.name(t) for t in INPUTS}
@@ -116,6 +117,7 @@ def produce_in_transactions(settings: Settings, lines: list[Line], per_transacti
     producer = Producer(confluent_config(settings, **{
         "partitioner": "murmur2_random", "transactional.id": f"{settings.app_id}-service"}))
     producer.init_transactions(60)
+    aborted = 0
     for n, i in enumerate(range(0, len(lines), per_transaction)):
         chunk = lines[i:i + per_transaction]
         if n % abort_every == abort_every - 1:
@@ -123,12 +125,16 @@ def produce_in_transactions(settings: Settings, lines: list[Line], per_transacti
             for line in chunk:
                 producer.produce(names[line.topic], b"aborted, never to be read",
                                  line.order_id.encode())
+            # written first (abort alone may purge them unsent): aborted records in the log
+            assert producer.flush(60) == 0
             producer.abort_transaction(60)
+            aborted += len(chunk)
         producer.begin_transaction()
         for line in chunk:
             producer.produce(names[line.topic], encoders[line.topic](line.record),
                              line.order_id.encode())
         producer.commit_transaction(60)
+    return aborted
 
 
 def wait_for_outputs(worker: WorkerProcess, settings: Settings, topology: Topology,
@@ -151,15 +157,17 @@ def test_inputs_written_in_transactions_sigkill_and_restart(
     whose only unread offsets are markers counts as caught up (idle), so the final
     decisions come; also after a SIGKILL and a restart."""
     scenario = mixed_scenario(1500, seed=23)
-    produce_in_transactions(settings, scenario.in_time_order())
+    aborted = produce_in_transactions(settings, scenario.in_time_order())
     expected = scenario.expected()
     log = tmp_path / "worker.log"
     port = free_port()
     progress = Progress(settings, topology)
     try:
+        total = progress.input_total()  # records, aborted records and transaction markers
+        assert aborted > 0 and total > len(scenario.lines) + aborted
         first = start_worker(settings, log, port=port, extra_env=ENV)
         try:
-            stop_midway(first, progress, progress.input_total(), "kill")
+            stop_midway(first, progress, total, "kill")
         finally:
             first.terminate()
         with running_worker(settings, log, port=port, extra_env=ENV) as second:
