@@ -49,14 +49,10 @@ class IdleTracker:
         """(topic-partition, caught-up offset) of those that just became idle (once each)."""
         result: list[tuple[tuple[str, int], int]] = []
         for tp in assigned:
-            if tp in self.reported:
+            quiet = self._quiet(tp, end_offsets, committed, now)
+            if quiet is None or quiet[0] < quiet[1]:
                 continue
-            if now - self.last_record_at.get(tp, self.started_at) < self.idle_timeout_ms:
-                continue
-            end = end_offsets.get(tp)
-            position = self.next_offset.get(tp, committed.get(tp))
-            if end is None or position is None or position < end:
-                continue
+            position = quiet[0]
             self.next_offset[tp] = position  # known now, even with no record processed
             result.append((tp, position))
             self.reported.add(tp)
@@ -72,14 +68,10 @@ class IdleTracker:
         timeout."""
         result: list[tuple[tuple[str, int], int, int]] = []
         for tp in assigned:
-            if tp in self.reported:
+            quiet = self._quiet(tp, end_offsets, committed, now)
+            if quiet is None or quiet[0] >= quiet[1]:
                 continue
-            if now - self.last_record_at.get(tp, self.started_at) < self.idle_timeout_ms:
-                continue
-            end = end_offsets.get(tp)
-            position = self.next_offset.get(tp, committed.get(tp))
-            if end is None or position is None or position >= end:
-                continue
+            position, end = quiet
             last = self.probed.get(tp)
             if last is not None and last[:2] == (position, end) and \
                     now - last[2] < self.idle_timeout_ms:
@@ -87,6 +79,20 @@ class IdleTracker:
             self.probed[tp] = (position, end, now)
             result.append((tp, position, end))
         return result
+
+    def _quiet(self, tp: tuple[str, int], end_offsets: dict[tuple[str, int], int],
+               committed: dict[tuple[str, int], int], now: int) -> tuple[int, int] | None:
+        """(position, end) of tp if it is not reported idle yet, has had no record for the
+        idle timeout, and both offsets are known; else None."""
+        if tp in self.reported:
+            return None
+        if now - self.last_record_at.get(tp, self.started_at) < self.idle_timeout_ms:
+            return None
+        end = end_offsets.get(tp)
+        position = self.next_offset.get(tp, committed.get(tp))
+        if end is None or position is None:
+            return None
+        return position, end
 
     def caught_up_at(self, tp: tuple[str, int], end: int) -> None:
         """Nothing a consumer can read lies below `end`: tp's position is `end` now."""
