@@ -304,13 +304,20 @@ def assert_alerts(actual: list[dict[str, Any]],
         assert set(storm["sample_order_ids"]) <= spec["orders"]
 
 
-def judged(worker: WorkerProcess, settings: Settings, topology: Topology) -> None:
-    """Wait until the worker has judged everything, then stop it cleanly."""
+def judged(worker: WorkerProcess, settings: Settings, topology: Topology,
+           log_line: str | None = None) -> None:
+    """Wait until the worker has judged everything (and, if given, has logged `log_line`:
+    the webhook gives an alert up only after its retries, 7.5 s of backoff), then stop it
+    cleanly."""
     progress = Progress(settings, topology)
     try:
         wait_until_judged(worker, progress)
     finally:
         progress.close()
+    deadline = time.monotonic() + 60
+    while log_line is not None and log_line not in worker.log_tail(400):
+        assert time.monotonic() < deadline, f"never logged {log_line!r}\n{worker.log_tail()}"
+        time.sleep(0.5)
     code = worker.terminate()
     assert code == 0, f"worker exited with {code}\n{worker.log_tail()}"
 
@@ -371,7 +378,7 @@ def test_metrics_windows_equal_figures_computed_from_the_input(
     log = tmp_path / "worker.log"
     with running_worker(settings, log, extra_args=(*WORKER_ARGS, "--alert-webhook", dead),
                         extra_env=ENV) as worker:
-        judged(worker, settings, topology)
+        judged(worker, settings, topology, log_line="alert webhook http://127.0.0.1:")
     assert_windows(export_metrics(settings, tmp_path / "metrics.jsonl"), windows)
     assert_alerts(read_records(settings, topology.name(TopicId.ALERTS)), alerts)
     # the worker's own output (not the command lines the test harness writes there)
