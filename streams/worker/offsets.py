@@ -96,7 +96,10 @@ class TailProbe:
                     if error is None:
                         return bool(msg.offset() < end)
                     if error.code() == KafkaError._PARTITION_EOF:
-                        return False  # the end of what read_committed readers see
+                        # the end of what read_committed readers see now: the last stable
+                        # offset. Below `end`, an open transaction holds records that may
+                        # still commit: not known to be invisible.
+                        return bool(msg.offset() < end)
             return True
         finally:
             consumer.unassign()
