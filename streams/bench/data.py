@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -26,13 +27,15 @@ FAULT_RATE = 0.005
 LATENCY_FAULT_RATE = 0.03
 
 
-def generate(events: int, seed: int, settings: Settings,
-             fault_rate: float = FAULT_RATE) -> list[Record]:
-    """``events`` simulated input events (publish order), every fault at ``fault_rate``."""
+def generate(events: int, seed: int, settings: Settings, fault_rate: float = FAULT_RATE,
+             span: int | None = None) -> list[Record]:
+    """``events`` simulated input events (publish order), every fault at ``fault_rate``;
+    orders arrive over ``span`` of event time (default: the simulator's)."""
     orders = max(1, events // EVENTS_PER_ORDER + 1)
+    spanned = {} if span is None else {"span": span}
     while True:
         traffic = simulate(SimConfig(orders=orders, seed=seed, rules=settings.rules,
-                                     faults=dict.fromkeys(FAULTS, fault_rate)))
+                                     faults=dict.fromkeys(FAULTS, fault_rate), **spanned))
         if len(traffic.events) >= events:
             return traffic.events[:events]
         orders = orders * events // max(len(traffic.events), 1) + 10
@@ -64,6 +67,33 @@ def preload(settings: Settings, records: list[Record]) -> Loaded:
         raise CrosscheckError(f"publishing failed: {publisher.errors[:3]}")
     times = [r["event_time"] for _, r in records]
     return Loaded(len(records), time.monotonic() - began, min(times), max(times))
+
+
+class Pacer(threading.Thread):
+    """Publishes the records at a steady rate (in bursts of 16), counting what it has sent;
+    ``start()`` it as a thread, or ``run()`` it in the caller's."""
+
+    def __init__(self, settings: Settings, records: list[Record], rate: float) -> None:
+        super().__init__(daemon=True, name="bench-publisher")
+        self.settings, self.records, self.rate = settings, records, rate
+        self.sent = 0
+        self.error: str | None = None
+
+    def run(self) -> None:
+        """Publish every record, sleeping to keep the rate."""
+        publisher = EventPublisher(self.settings)
+        began = time.monotonic()
+        for i, (topic, record) in enumerate(self.records):
+            if i % 16 == 0:
+                delay = began + i / self.rate - time.monotonic()
+                if delay > 0.01:
+                    time.sleep(delay)
+                self.sent = i
+            publisher.publish(ParsedLine(topic, record["order_id"], record))
+        publisher.flush(120)
+        self.sent = len(self.records)
+        if publisher.errors:
+            self.error = f"publishing failed: {publisher.errors[:3]}"
 
 
 def input_tps(topology: Topology) -> list[TopicPartition]:

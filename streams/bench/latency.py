@@ -19,13 +19,12 @@ from confluent_kafka.admin import AdminClient
 
 from schemas.codec import Codec
 from schemas.errors import DecodeError
-from streams.bench.data import Record, preload
+from streams.bench.data import Pacer, Record, preload
 from streams.bench.procs import Child
 from streams.bench.worker import GroupOffsets, free_port
 from streams.clients import admin, confluent_config
 from streams.config import Settings
 from streams.errors import CrosscheckError
-from streams.produce import EventPublisher, ParsedLine
 from streams.worker.runtime import wall_ms
 from topology.admin import create_topics
 from topology.topics import TopicId, Topology
@@ -147,18 +146,11 @@ def measure_latency(settings: Settings, records: list[Record], rate: float, work
 
 
 def _paced(settings: Settings, records: list[Record], rate: float) -> None:
-    """Publish at ``rate`` events per second (in small bursts every 10 ms)."""
+    """Publish at ``rate`` events per second (in small bursts every 16 records)."""
     if rate <= 0:
         preload(settings, records)
         return
-    publisher = EventPublisher(settings)
-    began = time.monotonic()
-    for i, (topic, record) in enumerate(records):
-        if i % 16 == 0:
-            delay = began + i / rate - time.monotonic()
-            if delay > 0.01:
-                time.sleep(delay)
-        publisher.publish(ParsedLine(topic, record["order_id"], record))
-    publisher.flush(120)
-    if publisher.errors:
-        raise CrosscheckError(f"publishing failed: {publisher.errors[:3]}")
+    pacer = Pacer(settings, records, rate)
+    pacer.run()
+    if pacer.error:
+        raise CrosscheckError(pacer.error)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import threading
 import time
 import urllib.request
 import uuid
@@ -31,23 +30,18 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.validation import format_time
-from streams.bench.data import FAULT_RATE, Record, drop_topics
+from streams.bench.data import Pacer, Record, drop_topics, generate
 from streams.bench.latency import wait_for_assignment
 from streams.bench.procs import Child, current_rss, dir_size
 from streams.bench.worker import GroupOffsets, free_port
 from streams.clients import admin
 from streams.config import Settings
 from streams.errors import CrosscheckError
-from streams.produce import EventPublisher, ParsedLine
-from streams.simulate import FAULTS, SimConfig, simulate
 from streams.simulate.scenario import DAY
 from streams.worker.lifecycle import data_dir_for
 from streams.worker.runtime import wall_ms
 from topology.admin import create_topics
 from topology.topics import Topology
-
-#: events per simulated order, on average (see streams.bench.data)
-EVENTS_PER_ORDER = 9
 
 
 @dataclass(frozen=True)
@@ -85,32 +79,6 @@ class Sample:
     rss_bytes: int | None
 
 
-class Pacer(threading.Thread):
-    """Publishes the records at a steady rate, counting what it has sent."""
-
-    def __init__(self, settings: Settings, records: list[Record], rate: float) -> None:
-        super().__init__(daemon=True, name="soak-publisher")
-        self.settings, self.records, self.rate = settings, records, rate
-        self.sent = 0
-        self.error: str | None = None
-
-    def run(self) -> None:
-        """Publish every record, sleeping to keep the rate."""
-        publisher = EventPublisher(self.settings)
-        began = time.monotonic()
-        for i, (topic, record) in enumerate(self.records):
-            if i % 64 == 0:
-                delay = began + i / self.rate - time.monotonic()
-                if delay > 0.01:
-                    time.sleep(delay)
-                self.sent = i
-            publisher.publish(ParsedLine(topic, record["order_id"], record))
-        publisher.flush(120)
-        self.sent = len(self.records)
-        if publisher.errors:
-            self.error = f"publishing failed: {publisher.errors[:3]}"
-
-
 class LiveOrders:
     """How many orders are live (first event seen, last one within the retention) at a time."""
 
@@ -128,19 +96,6 @@ class LiveOrders:
         if time_ms is None:
             return 0
         return sum(1 for begin, end in self.spans if begin <= time_ms < end)
-
-
-def generate(config: SoakConfig, settings: Settings) -> list[Record]:
-    """About ``seconds * rate`` simulated events over ``span``, every fault at 0.5 %."""
-    wanted = int(config.seconds * config.rate)
-    orders = max(1, wanted // EVENTS_PER_ORDER + 1)
-    while True:
-        traffic = simulate(SimConfig(orders=orders, seed=config.seed, span=config.span,
-                                     rules=settings.rules,
-                                     faults=dict.fromkeys(FAULTS, FAULT_RATE)))
-        if len(traffic.events) >= wanted:
-            return traffic.events[:wanted]
-        orders = orders * wanted // max(len(traffic.events), 1) + 10
 
 
 def wal_size(path: Path) -> int:
@@ -178,7 +133,7 @@ def run_soak(settings: Settings, config: SoakConfig,
     workdir.mkdir(parents=True, exist_ok=True)
     log(f"generating {int(config.seconds * config.rate):,} events over "
         f"{config.span / DAY:g} days of event time (seed {config.seed})")
-    records = generate(config, ss)
+    records = generate(int(config.seconds * config.rate), config.seed, ss, span=config.span)
     live = LiveOrders(records, ss.rules.state_retention)
     samples: list[Sample] = []
     port = free_port()
