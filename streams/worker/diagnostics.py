@@ -4,7 +4,7 @@ A stalled worker's threads all sit in ``select``; what each coroutine is waiting
 lock, a commit, a fetch) is only visible in the tasks' stacks. Faust runs its consumer on
 an event loop of its own in a thread (aiokafka's fetcher and group coordinator live there),
 which Faust's own SIGUSR1 dump (the main loop's tasks) does not show; SIGUSR2 starts pdb.
-This walks every open loop the garbage collector tracks.
+This walks every open loop the garbage collector tracks, and the loop running the handler.
 """
 
 from __future__ import annotations
@@ -18,8 +18,15 @@ import threading
 
 def dump_tasks() -> None:
     """Print every task of every open event loop (with the thread names) to stderr."""
-    loops = [o for o in gc.get_objects()
+    objects = gc.get_objects()
+    loops = [o for o in objects
              if isinstance(o, asyncio.AbstractEventLoop) and not o.is_closed()]
+    try:
+        running = asyncio.get_running_loop()  # the main loop, when called from the signal
+    except RuntimeError:
+        running = None
+    if running is not None and all(loop is not running for loop in loops):
+        loops.insert(0, running)
     threads = ", ".join(t.name for t in threading.enumerate())
     print(f"crosscheck: task dump: {len(loops)} event loops; threads: {threads}",
           file=sys.stderr, flush=True)
@@ -29,12 +36,12 @@ def dump_tasks() -> None:
               f"{len(tasks)} tasks", file=sys.stderr)
         for task in tasks:
             task.print_stack(limit=12, file=sys.stderr)
-    for line in [*faust_flow(), *consumer_positions()]:
+    for line in [*faust_flow(objects), *consumer_positions(objects)]:
         print(line, file=sys.stderr)
     sys.stderr.flush()
 
 
-def faust_flow() -> list[str]:
+def faust_flow(objects: list[object]) -> list[str]:
     """Faust's view of its consumer: flow active, recovery, and which partitions it asks the
     fetcher for (active), holds back (paused) or skips while a stream buffer is full."""
     try:
@@ -42,7 +49,7 @@ def faust_flow() -> list[str]:
     except ImportError:  # pragma: no cover
         return []
     lines: list[str] = []
-    for c in [o for o in gc.get_objects() if isinstance(o, Consumer)]:
+    for c in [o for o in objects if isinstance(o, Consumer)]:
         try:
             app = c.app
             lines.append(
@@ -57,7 +64,7 @@ def faust_flow() -> list[str]:
     return lines
 
 
-def consumer_positions() -> list[str]:
+def consumer_positions(objects: list[object]) -> list[str]:
     """Per assigned partition of every aiokafka consumer: position, highwater, last stable
     offset, paused, and whether fetched records wait unconsumed (why a consumer fetches no
     more: paused, or stuck behind an open transaction's last stable offset)."""
@@ -66,7 +73,7 @@ def consumer_positions() -> list[str]:
     except ImportError:  # pragma: no cover
         return []
     lines: list[str] = []
-    for consumer in [o for o in gc.get_objects() if isinstance(o, AIOKafkaConsumer)]:
+    for consumer in [o for o in objects if isinstance(o, AIOKafkaConsumer)]:
         try:
             paused = consumer.paused()
             buffered = set(getattr(consumer._fetcher, "_records", {}) or {})

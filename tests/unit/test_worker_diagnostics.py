@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import threading
@@ -57,3 +58,18 @@ def test_the_signal_triggers_the_dump(capsys: pytest.CaptureFixture[str]) -> Non
     finally:
         signal.signal(signal.SIGRTMIN + 1, previous)
     assert "crosscheck: task dump:" in capsys.readouterr().err
+
+
+def test_dump_includes_the_loop_it_runs_on(capsys: pytest.CaptureFixture[str]) -> None:
+    async def main() -> None:
+        task = asyncio.create_task(waits_for_a_commit_forever(asyncio.Event()),
+                                   name="on-the-main-loop")
+        await asyncio.sleep(0)
+        diagnostics.dump_tasks()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    err = capsys.readouterr().err
+    assert "on-the-main-loop" in err and "(running)" in err
