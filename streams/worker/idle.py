@@ -40,7 +40,7 @@ class IdleTracker:
             return []
         return [tp for tp in assigned
                 if (end := end_offsets.get(tp)) is not None
-                and (pos := self.next_offset.get(tp, committed.get(tp))) is not None
+                and (pos := self._position(tp, committed)) is not None
                 and pos < end]
 
     def candidates(self, assigned: list[tuple[str, int]], end_offsets: dict[tuple[str, int], int],
@@ -89,10 +89,15 @@ class IdleTracker:
         if now - self.last_record_at.get(tp, self.started_at) < self.idle_timeout_ms:
             return None
         end = end_offsets.get(tp)
-        position = self.next_offset.get(tp, committed.get(tp))
+        position = self._position(tp, committed)
         if end is None or position is None:
             return None
         return position, end
+
+    def _position(self, tp: tuple[str, int], committed: dict[tuple[str, int], int]
+                  ) -> int | None:
+        """Next offset to process: after the last record seen, else where the group resumes."""
+        return self.next_offset.get(tp, committed.get(tp))
 
     def caught_up_at(self, tp: tuple[str, int], end: int) -> None:
         """Nothing a consumer can read lies below `end`: tp's position is `end` now."""
