@@ -8,7 +8,8 @@ Processing model
 ----------------
 * ``on_event``: a redelivered event (event_id already in the order's history) is ignored
   except for the watermark. Otherwise the event joins the history; decisions newly derivable
-  from the history (``derive_decisions`` after minus before) are scheduled as pending work
+  from the history (``derive_decisions`` after minus before, as ``new_decisions`` finds
+  them) are scheduled as pending work
   at their decision time D, or made at once when D <= watermark (a late event). A non-late
   event of an order with OPEN mismatches schedules a recheck at its event_time. A late event
   (event_time <= watermark) is followed by an immediate recheck of every OPEN mismatch as of
@@ -57,10 +58,10 @@ from streams.rules.catalog import (
     Finding,
     command_record,
     decide,
-    derive_decisions,
     holds,
 )
 from streams.rules.entities import OrderView
+from streams.rules.triggers import new_decisions
 
 Output = Mismatch | Command
 
@@ -114,10 +115,9 @@ class PartitionEngine:
         return self.store.get_meta() or PartitionMeta()
 
     def _apply(self, state: OrderState, event: Event, wm: int | None, out: list[Output]) -> None:
-        before = derive_decisions(state.events, self.rules)
         state.events.append(event)
         view = OrderView(state.order_id, state.events)
-        new = sorted(derive_decisions(view, self.rules) - before)
+        new = new_decisions(view, event, self.rules)
         self._extend_expiry(state, max([event.event_time + self.rules.state_retention,
                                         *(d.due for d in new)]), wm)
         for decision in new:

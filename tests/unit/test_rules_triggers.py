@@ -7,8 +7,15 @@ from hypothesis import strategies as st
 
 from streams.config import RuleConfig
 from streams.model import Event, Item, Source
-from streams.rules.entities import ACTIVE_RESERVATION, OrderView, trigger_key
-from streams.rules.triggers import FOREVER, Decision, trigger_of, triggers
+from streams.rules.entities import ACTIVE_RESERVATION, OrderView, dedup, trigger_key
+from streams.rules.triggers import (
+    FOREVER,
+    Decision,
+    derive_decisions,
+    new_decisions,
+    trigger_of,
+    triggers,
+)
 
 RULES = RuleConfig(payment_timeout=40, reservation_timeout=20, shipment_timeout=60,
                    payment_grace=10, release_timeout=30, tcc_grace=5)
@@ -89,3 +96,18 @@ def test_triggers_and_trigger_of_agree_with_the_definition(evs: list[Event], at:
             assert trigger_of(view, RULES, other) == by_definition(view, RULES, due).get(other)
     assert trigger_of(view, RULES, Decision(at, 1, "a")) == by_definition(
         view, RULES, at).get(Decision(at, 1, "a"))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(events(), st.data())
+def test_new_decisions_are_what_the_event_adds_to_the_derivation(
+        evs: list[Event], data: st.DataObject) -> None:
+    history = dedup(evs)
+    if not history:
+        return
+    at = data.draw(st.integers(0, len(history) - 1))
+    event = history.pop(at)  # the event that arrives after the others (any position in time)
+    before = derive_decisions(history, RULES)
+    view = OrderView("o", [*history, event])
+    expected = sorted(derive_decisions(view, RULES) - before)
+    assert new_decisions(view, event, RULES) == expected
