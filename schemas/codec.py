@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Callable
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
@@ -13,6 +13,7 @@ from fastavro import schemaless_reader, schemaless_writer
 from schemas.catalog import SchemaInfo, schema
 from schemas.errors import DecodeError
 from schemas.registry import LocalRegistry, SchemaIds
+from schemas.strict import read_strict
 
 _HEADER = struct.Struct(">bI")
 
@@ -61,17 +62,19 @@ class Codec:
         stream = io.BytesIO(data)
         stream.seek(5)
         try:
-            record = schemaless_reader(stream, info.fast, None)
+            fast = schemaless_reader(stream, info.fast, None)
         except Exception as exc:  # fastavro raises EOFError, UnicodeDecodeError, IndexError...
-            raise DecodeError(
-                f"body is not a valid {info.name}: {type(exc).__name__}: {exc}"
-            ) from exc
-        if stream.tell() != len(data):
-            raise DecodeError(
-                f"{len(data) - stream.tell()} trailing bytes after a {info.name} record"
-            )
-        if not isinstance(record, dict):
-            raise DecodeError(f"body is not a {info.name} record")
+            record, end = _strict(info, data, exc)
+        else:
+            end = stream.tell()
+            if not isinstance(fast, dict):
+                raise DecodeError(f"body is not a {info.name} record")
+            record = fast
+            if end == len(data) and not _canonical(info, record, data):
+                # fastavro is lenient (enum index -1, numbers over 64 bits): read it strictly
+                record, end = _strict(info, data, None)
+        if end != len(data):
+            raise DecodeError(f"{len(data) - end} trailing bytes after a {info.name} record")
         return info, record
 
     def decode_as(self, expected: str, data: bytes | None) -> dict[str, Any]:
@@ -80,6 +83,42 @@ class Codec:
         if info.name != expected:
             raise DecodeError(f"expected a {expected} record, got {info.name}")
         return record
+
+
+def _strict(info: SchemaInfo, data: bytes,
+            failure: Exception | None) -> tuple[dict[str, Any], int]:
+    """The body read by the strict reader; DecodeError naming the field if it is not valid.
+
+    `failure` is fastavro's exception when fastavro could not read the body; should the
+    strict reader read it anyway, fastavro's message is the reason.
+    """
+    try:
+        record, end = read_strict(info.raw, data, 5)
+    except DecodeError as exc:
+        raise DecodeError(f"body is not a valid {info.name}: {exc}") from failure
+    if failure is not None:
+        raise DecodeError(f"body is not a valid {info.name}: "
+                          f"{type(failure).__name__}: {failure}") from failure
+    return record, end
+
+
+def _canonical(info: SchemaInfo, record: dict[str, Any], data: bytes) -> bool:
+    """True if `record` encodes to exactly the body of `data` (the usual case: then fastavro
+    read it right; anything else is checked by the strict reader)."""
+    try:
+        return _check_encoder(info.name)(record) == memoryview(data)[5:]
+    except Exception:  # an int out of range, an unknown symbol: not what was written
+        return False
+
+
+@cache
+def _check_encoder(name: str) -> Encoder:
+    """A header-less encoder of schema `name`, to compare decoded bodies with."""
+    info = schema(name)
+    try:
+        return compile_encoder(info.raw)
+    except _Unsupported:
+        return partial(_fastavro_encode, b"", info.fast)
 
 
 def _fastavro_encode(header: bytes, parsed: Any, record: dict[str, Any]) -> bytes:

@@ -11,6 +11,16 @@ import msgspec
 from msgspec import Meta
 
 from schemas.errors import ValidationError
+from schemas.limits import (
+    MAX_EVENT_TIME,
+    MAX_EVENT_TIME_ISO,
+    MAX_ORDER_ID_LENGTH,
+    ORDER_ID_PATTERN,
+    TEXT_PATTERN,
+    order_id_problem,
+    show,
+    text_problem,
+)
 from topology.topics import BY_ID, TopicId
 
 TYPES: dict[TopicId, frozenset[str]] = {
@@ -33,21 +43,28 @@ def parse_event_time(value: object, field: str = "event_time") -> int:
     if isinstance(value, bool):
         raise ValidationError(field, "must be an ISO-8601 time or epoch milliseconds")
     if isinstance(value, int):
-        if value < 0 or value > _MAX_LONG:
-            raise ValidationError(field, f"epoch milliseconds out of range: {value}")
+        if value < 0 or value > MAX_EVENT_TIME:
+            raise ValidationError(field, _time_range(show(value)))
         return value
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
-            raise ValidationError(field, f"{value!r} is not an ISO-8601 time") from None
+            raise ValidationError(field, f"{show(value)} is not an ISO-8601 time") from None
         if parsed.tzinfo is None:
-            raise ValidationError(field, f"{value!r} has no time zone (add Z or +00:00)")
+            raise ValidationError(field, f"{show(value)} has no time zone (add Z or +00:00)")
         ms = (parsed - _EPOCH) // _MS
         if ms < 0:
-            raise ValidationError(field, f"{value!r} is before 1970-01-01T00:00:00Z")
+            raise ValidationError(field, f"{show(value)} is before 1970-01-01T00:00:00Z")
+        if ms > MAX_EVENT_TIME:
+            raise ValidationError(field, f"{show(value)} is after {MAX_EVENT_TIME_ISO}")
         return ms
     raise ValidationError(field, "must be an ISO-8601 time or epoch milliseconds")
+
+
+def _time_range(shown: str) -> str:
+    return (f"epoch milliseconds out of range: {shown} (0 to {MAX_EVENT_TIME}, "
+            f"that is up to {MAX_EVENT_TIME_ISO})")
 
 
 def format_time(ms: int) -> str:
@@ -58,11 +75,14 @@ def format_time(ms: int) -> str:
 
 # --- typed shapes of the input events (msgspec checks types and bounds in one pass) ---------
 
-_Id = Annotated[str, Meta(min_length=1)]
+_Id = Annotated[str, Meta(min_length=1, pattern=TEXT_PATTERN)]
+_OrderId = Annotated[str, Meta(min_length=1, max_length=MAX_ORDER_ID_LENGTH,
+                               pattern=ORDER_ID_PATTERN)]
+_Text = Annotated[str, Meta(pattern=TEXT_PATTERN)]
 _Amount = Annotated[int, Meta(ge=0, le=_MAX_LONG)]
 _Quantity = Annotated[int, Meta(ge=1, le=_MAX_INT)]
 _Currency = Annotated[str, Meta(pattern=_CURRENCY_PATTERN)]
-_EventTime = Annotated[int, Meta(ge=0, le=_MAX_LONG)] | str
+_EventTime = Annotated[int, Meta(ge=0, le=MAX_EVENT_TIME)] | str
 
 
 class _OrderItem(msgspec.Struct):
@@ -78,30 +98,30 @@ class _ShipmentItem(msgspec.Struct):
 
 class _OrderIn(msgspec.Struct):
     event_id: _Id
-    order_id: _Id
+    order_id: _OrderId
     type: Literal["PLACED", "CANCELLED"]
     event_time: _EventTime
     # required on PLACED only: checked after decoding
-    user_id: str | None = None
+    user_id: _Text | None = None
     items: list[_OrderItem] | None = None
     total_amount: _Amount | None = None
-    currency: str | None = None
+    currency: _Text | None = None
 
 
 class _PaymentIn(msgspec.Struct):
     event_id: _Id
-    order_id: _Id
+    order_id: _OrderId
     type: Literal["SUCCEEDED", "FAILED", "REFUNDED"]
     event_time: _EventTime
     payment_id: _Id
     amount: _Amount
     currency: _Currency
-    channel: str | None = None
+    channel: _Text | None = None
 
 
 class _InventoryIn(msgspec.Struct):
     event_id: _Id
-    order_id: _Id
+    order_id: _OrderId
     type: Literal["RESERVED", "CONFIRMED", "RELEASED"]
     event_time: _EventTime
     reservation_id: _Id
@@ -111,7 +131,7 @@ class _InventoryIn(msgspec.Struct):
 
 class _ShippingIn(msgspec.Struct):
     event_id: _Id
-    order_id: _Id
+    order_id: _OrderId
     type: Literal["CREATED", "DISPATCHED", "DELIVERED", "CANCELLED"]
     event_time: _EventTime
     shipment_id: _Id
@@ -250,7 +270,10 @@ def validate_event(topic: TopicId, event: Mapping[str, Any]) -> dict[str, Any]:
         raise _not_input(topic)
     if not isinstance(event, Mapping):
         raise ValidationError("event", "must be a JSON object")
-    source = event if type(event) is dict else _plain(event)
+    try:
+        source = event if type(event) is dict else _plain(event)
+    except RecursionError:
+        raise ValidationError("event", "is nested too deeply") from None
     try:
         return shape[2](msgspec.convert(source, shape[0]))
     except msgspec.ValidationError as exc:
@@ -293,7 +316,7 @@ def _field(path: str) -> str:
 
 
 def _currency_reason(value: object) -> str:
-    return f"{value!r} is not an ISO-4217 code (three capital letters)"
+    return f"{show(value)} is not an ISO-4217 code (three capital letters)"
 
 
 def _translate(text: str, topic: TopicId, source: Callable[[], Any]) -> ValidationError:
@@ -309,16 +332,16 @@ def _translate(text: str, topic: TopicId, source: Callable[[], Any]) -> Validati
         value = _lookup(source(), path)
     except Exception:  # the raw text could not be decoded again: no value to show
         value = _NOTHING
-    shown = "" if value is _NOTHING else f": {value!r}"
+    shown = "" if value is _NOTHING else f": {show(value)}"
     if msg.startswith("Invalid enum value"):
-        text = msg.removeprefix("Invalid enum value ") if value is _NOTHING else repr(value)
+        text = msg.removeprefix("Invalid enum value ")[:60] if value is _NOTHING else show(value)
         if field == "type":
             allowed = ", ".join(sorted(TYPES[topic]))
             return ValidationError(field, f"{text} is not a {topic.value} type ({allowed})")
         return ValidationError(field, f"{text} is not allowed")
     expected = _EXPECTED.match(msg)
     if expected is None:
-        return ValidationError(field, msg)
+        return ValidationError(field, msg[:200])
     want, got, rest = expected["want"], expected["got"], expected["rest"]
     if got is not None:
         if got == "null":
@@ -332,16 +355,22 @@ def _translate(text: str, topic: TopicId, source: Callable[[], Any]) -> Validati
     bound = _BOUND.match(rest)
     if bound:
         if leaf == "event_time":
-            return ValidationError(field, f"epoch milliseconds out of range{shown}")
+            return ValidationError(field, _time_range(show(value)) if shown else
+                                   "epoch milliseconds out of range")
         if bound["op"] == "<=":
             return ValidationError(field, f"is too large{shown}")
         what = "negative" if bound["n"] == "0" else f"less than {bound['n']}"
         return ValidationError(field, f"must not be {what}{shown}")
     if rest.startswith(" of length >= 1"):
         return ValidationError(field, "must not be empty")
+    if leaf == "order_id" and isinstance(value, str):
+        return ValidationError(field, order_id_problem(value) or msg)
     if rest.startswith(" matching regex"):
-        return ValidationError(field, _currency_reason(None if value is _NOTHING else value))
-    return ValidationError(field, msg)
+        if leaf == "currency":
+            return ValidationError(field, _currency_reason(None if value is _NOTHING else value))
+        problem = text_problem(value) if isinstance(value, str) else None
+        return ValidationError(field, problem or "contains a lone surrogate")
+    return ValidationError(field, msg[:200])
 
 
 def value_schema(topic: TopicId) -> str:

@@ -24,7 +24,7 @@ from streams.engine.partition import PartitionEngine
 from streams.engine.store import StateStore
 from streams.metrics.aggregate import encode as encode_partial
 from streams.metrics.windows import Partial, PartitionWindows, WindowTracker
-from streams.model import Command, DeadLetter, Mismatch, Source
+from streams.model import Command, DeadLetter, Event, Mismatch, Source
 from streams.names import WINDOWS_KEY
 from streams.records import command_record, dead_letter_record, event_from_record, mismatch_record
 from topology.partitioner import partition_for
@@ -98,6 +98,16 @@ class Counters:
     ticks: int = 0
 
 
+def decode_input(codec: Codec, topic: TopicId, value: bytes | None) -> Event:
+    """The Event of an input record's value; DecodeError or ValidationError (with a reason
+    naming the field) for anything else: the whole input path before the engine."""
+    info, raw = codec.decode(value)
+    expected = BY_ID[topic].value_schema
+    if info.name != expected:
+        raise DecodeError(f"expected a {expected} record, got {info.name}")
+    return event_from_record(Source(topic.value), validate_event(topic, raw))
+
+
 class Runtime:
     """Turns consumed records into output records, one PartitionEngine per partition number."""
 
@@ -165,11 +175,7 @@ class Runtime:
         if topic is None or topic not in INPUTS:
             return [self._dead(record, f"topic {record.topic} is not an input topic")]
         try:
-            info, raw = self.codec.decode(record.value)
-            expected = BY_ID[topic].value_schema
-            if info.name != expected:
-                raise DecodeError(f"expected a {expected} record, got {info.name}")
-            event = event_from_record(Source(topic.value), validate_event(topic, raw))
+            event = decode_input(self.codec, topic, record.value)
         except (DecodeError, ValidationError) as exc:
             return self._dead_counted(record, str(exc))
         home = partition_for(event.order_id, self.input_partitions)

@@ -224,3 +224,112 @@ def test_header_errors_say_what_is_wrong() -> None:
         codec.decode_as("PaymentEvent", good)
     with pytest.raises(DecodeError, match="not a valid"):
         codec.decode(b"\x00\x00\x00\x00\x02\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff")
+
+
+# --- regressions found while writing the input fuzz test: fastavro alone accepted or garbled these
+
+
+def _zigzag(n: int) -> bytes:
+    """The Avro varint of n, without any range check (for numbers beyond 64 bits too)."""
+    z = (n << 1) ^ (n >> (max(n.bit_length(), 63) + 1))
+    out = bytearray()
+    while z >= 0x80:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)
+
+
+def _payment_body(type_index: bytes = b"\x00", amount: bytes = b"\x02") -> bytes:
+    """A PaymentEvent: event_id e, order_id o, type, event_time 1, payment_id p, amount,
+    currency CNY, channel ''."""
+    return (b"\x00" + IDS["PaymentEvent"].to_bytes(4, "big") + b"\x02e\x02o" + type_index
+            + b"\x02\x02p" + amount + b"\x06CNY\x00")
+
+
+def test_the_body_builder_is_a_valid_payment() -> None:
+    record = Codec().decode_as("PaymentEvent", _payment_body())
+    assert (record["type"], record["amount"], record["currency"]) == ("SUCCEEDED", 1, "CNY")
+
+
+def test_a_negative_enum_index_is_not_the_last_symbol() -> None:
+    # fastavro read symbols[-1]: a corrupt SUCCEEDED (index 0 -> -1) became a REFUNDED
+    with pytest.raises(DecodeError, match=r"PaymentEvent: type: enum index -1 is not one of"):
+        Codec().decode(_payment_body(type_index=_zigzag(-1)))
+    with pytest.raises(DecodeError, match=r"type: enum index 3 is not one of the 3 symbols"):
+        Codec().decode(_payment_body(type_index=_zigzag(3)))
+
+
+def test_a_number_beyond_64_bits_does_not_wrap() -> None:
+    # fastavro kept the low 64 bits: 2**64 + 1000 was read as the amount 1000
+    wrapped = 2**64 + 1000
+    assert len(_zigzag(wrapped)) == 10
+    with pytest.raises(DecodeError, match=r"amount: 18446744073709552616 does not fit a 64-bit"):
+        Codec().decode(_payment_body(amount=_zigzag(wrapped)))
+    with pytest.raises(DecodeError, match="amount: variable-length long longer than 10 bytes"):
+        Codec().decode(_payment_body(amount=b"\xff" * 11 + b"\x01"))
+
+
+def test_an_int_beyond_32_bits_names_its_field() -> None:
+    body = Codec().encode("InventoryEvent", SAMPLES["InventoryEvent"][0])
+    cut = body.rindex(_zigzag(2))  # the quantity, last field
+    with pytest.raises(DecodeError, match=r"InventoryEvent: quantity: 2147483648 does not fit"):
+        Codec().decode(body[:cut] + _zigzag(2**31))
+
+
+def test_truncation_and_lengths_name_the_field() -> None:
+    header = b"\x00" + IDS["PaymentEvent"].to_bytes(4, "big")
+    cases = {
+        _zigzag(2**62) + b"abc": r"event_id: string of 4611686018427387904 bytes, only 3 left",
+        _zigzag(-5) + b"abc": r"event_id: string has a negative length \(-5\)",
+        b"\x02e\x04\xff\xfe": r"order_id: string is not valid UTF-8 \(invalid start byte",
+        b"\x02e\x06\xed\xa0\x80": r"order_id: string is not valid UTF-8",  # a surrogate
+        b"\x02e\x02o": r"type: truncated: the body ends inside a number",
+    }
+    for body, reason in cases.items():
+        with pytest.raises(DecodeError, match=rf"^body is not a valid PaymentEvent: {reason}"):
+            Codec().decode(header + body)
+
+
+def test_a_huge_block_count_is_rejected_at_once() -> None:
+    header = b"\x00" + IDS["OrderEvent"].to_bytes(4, "big")
+    start = header + b"\x02e\x02o\x02\x02\x00"  # event_id, order_id, CANCELLED, time 1, user ''
+    with pytest.raises(DecodeError, match=r"items: block of 4611686018427387904 items cannot"):
+        Codec().decode(start + _zigzag(2**62) + b"\x00" * 8)
+    with pytest.raises(DecodeError, match=r"items: block size 4611686018427387904 does not"):
+        Codec().decode(start + _zigzag(-2) + _zigzag(2**62) + b"\x00" * 8)
+
+
+def test_a_union_index_out_of_range_names_the_field() -> None:
+    body = Codec().encode("Mismatch", SAMPLES["Mismatch"][0])  # resolved_by null: last byte 0
+    assert body.endswith(b"\x00")
+    for index in (-1, 2, 5):
+        with pytest.raises(DecodeError, match=rf"^body is not a valid Mismatch: resolved_by: "
+                           rf"union index {index} is not one of the 2 branches"):
+            Codec().decode(body[:-1] + _zigzag(index))
+
+
+def test_valid_non_canonical_bodies_still_decode() -> None:
+    # what other writers may produce: an overlong varint, an array in two blocks, a block
+    # with its byte size (negative count)
+    codec = Codec()
+    one = codec.decode_as("PaymentEvent", _payment_body(amount=b"\x82\x80\x00"))
+    assert one["amount"] == 1
+    record = SAMPLES["OrderEvent"][0]
+    canonical = codec.encode("OrderEvent", record)
+    first, second = (_fastavro_item(i) for i in record["items"])
+    head = canonical[:canonical.index(_zigzag(2) + first)]
+    tail = canonical[canonical.index(first + second + b"\x00") + len(first + second) + 1:]
+    two_blocks = head + _zigzag(1) + first + _zigzag(1) + second + b"\x00" + tail
+    sized = head + _zigzag(-2) + _zigzag(len(first + second)) + first + second + b"\x00" + tail
+    for body in (two_blocks, sized):
+        assert body != canonical
+        assert codec.decode_as("OrderEvent", body) == record
+
+
+def _fastavro_item(item: dict[str, Any]) -> bytes:
+    out = io.BytesIO()
+    schemaless_writer(out, {"type": "record", "name": "OrderItem", "fields": [
+        {"name": "sku", "type": "string"}, {"name": "quantity", "type": "int"},
+        {"name": "unit_price", "type": "long"}]}, item)
+    return out.getvalue()
