@@ -63,8 +63,9 @@ def worker(ctx: click.Context, /, web_port: int | None, processing_guarantee: st
     with changelog topics), decides the ten rules in event time and writes mismatches,
     commands and dead letters. Missing topics are created first.
     """
-    from streams.worker import heapprofile
+    from streams.worker import heapprofile, memory
 
+    memory.install()  # before any thread starts, so the arena limit covers them all
     profiler = heapprofile.install()  # before the imports below, so their heap is traced too
     from streams.worker.app import WorkerOptions, create_worker
     from streams.worker.lifecycle import (
