@@ -47,10 +47,11 @@ def timeline(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in records:
         m = r.get("malloc") or {}
         anon = r.get("anon", r.get("rss"))
-        traced = int(r.get("traced_bytes", 0))
+        traced = r.get("traced_bytes")
         rows.append({"elapsed_s": r.get("elapsed_s"), "rss": r.get("rss"), "anon": anon,
                      "traced": traced,
-                     "native": None if anon is None else int(anon) - traced,
+                     "native": None if anon is None or traced is None
+                     else int(anon) - int(traced),
                      "malloc_in_use": m.get("in_use"), "malloc_free": m.get("free"),
                      "rocksdb": rocksdb_total(r)})
     return rows

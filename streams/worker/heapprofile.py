@@ -2,7 +2,8 @@
 
 Off unless ``CROSSCHECK_HEAP_PROFILE`` names a directory (``crosscheck soak --heap-profile``
 sets it). Then tracemalloc is started at worker start with a small frame depth
-(``CROSSCHECK_HEAP_PROFILE_FRAMES``, default 2: every allocation pays for each frame), and a
+(``CROSSCHECK_HEAP_PROFILE_FRAMES``, default 2; 0: no tracemalloc, which slowed the
+soak's worker about fourfold), and a
 daemon thread writes ``heap-NNNN.json`` into the directory every
 ``CROSSCHECK_HEAP_PROFILE_EVERY`` seconds (default 300). Each file holds the Python heap as
 tracemalloc sees it (total, and per allocation site the bytes and blocks, sites under 1 KiB
@@ -108,6 +109,10 @@ def worker_databases(worker: Any) -> Callable[[], list[Any]]:
 def snapshot_record(started: float, frames: int,
                     databases: Callable[[], Iterable[Any]] = list) -> dict[str, Any]:
     """One heap-profile record (see the module docstring); tracemalloc must be tracing."""
+    if not tracemalloc.is_tracing():  # frames 0: process, malloc and RocksDB figures only
+        return {"elapsed_s": round(time.monotonic() - started, 1), "wall_s": time.time(),
+                "frames": 0, "traced_bytes": None, **proc_memory(), "malloc": malloc_info(),
+                "rocksdb": rocksdb_memory(databases), "sites": []}
     snap = tracemalloc.take_snapshot().filter_traces([
         tracemalloc.Filter(False, tracemalloc.__file__),
         tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
@@ -169,7 +174,7 @@ def install(env: dict[str, str] | None = None) -> HeapProfiler | None:
     frames = int(env.get(FRAMES_ENV) or 2)
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
-    if not tracemalloc.is_tracing():
+    if frames > 0 and not tracemalloc.is_tracing():
         tracemalloc.start(frames)
     profiler = HeapProfiler(path, every, frames)
     profiler.start()
