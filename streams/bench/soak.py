@@ -31,6 +31,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.validation import format_time
 from streams.bench.data import Pacer, Record, drop_topics, generate
+from streams.bench.heap import load, summary
+from streams.bench.heap import text as heap_text
 from streams.bench.latency import wait_for_assignment
 from streams.bench.procs import Child, current_rss, dir_size
 from streams.bench.worker import GroupOffsets, free_port
@@ -38,6 +40,7 @@ from streams.clients import admin
 from streams.config import Settings
 from streams.errors import CrosscheckError
 from streams.simulate.scenario import DAY
+from streams.worker.heapprofile import DIR_ENV, EVERY_ENV, FRAMES_ENV
 from streams.worker.lifecycle import data_dir_for
 from streams.worker.runtime import wall_ms
 from topology.admin import create_topics
@@ -59,6 +62,10 @@ class SoakConfig:
     seed: int = 1
     keep: bool = False
     workdir: Path | None = None
+    #: seconds between the worker's heap snapshots (None: no heap profile)
+    heap_every: float | None = None
+    #: tracemalloc frame depth of the heap profile
+    heap_frames: int = 2
 
 
 @dataclass
@@ -141,8 +148,11 @@ def run_soak(settings: Settings, config: SoakConfig,
     caught_up = False
     create_topics(admin(ss), topology)
     offsets = GroupOffsets(ss, topology, ss.app_id)
+    heap_dir = workdir / "heap"
+    extra_env = heap_env(heap_dir, config) if config.heap_every else {}
     try:
-        with Child(["worker", "--web-port", str(port)], ss, workdir / "worker.log") as child:
+        with Child(["worker", "--web-port", str(port)], ss, workdir / "worker.log",
+                   extra_env) as child:
             wait_for_assignment(ss, child)
             pacer = Pacer(ss, records, config.rate)
             began = time.monotonic()
@@ -179,13 +189,22 @@ def run_soak(settings: Settings, config: SoakConfig,
         if not config.keep:
             dropped = drop_topics(settings, [ss.topic_prefix, ss.app_id])
             log(f"dropped {len(dropped)} topics of the run")
+    heap_summary = summary(load(heap_dir)) if config.heap_every else None
     return {"version": 1, "started_at": format_time(started), "caught_up": caught_up,
             "events": len(records), "partitions": ss.partitions,
             "config": {k: str(v) if isinstance(v, Path) else v
                        for k, v in asdict(config).items()},
             "state_retention_ms": ss.rules.state_retention,
             "samples": [asdict(s) for s in samples],
-            "verdict": verdict(samples, ss.rules.state_retention)}
+            "verdict": verdict(samples, ss.rules.state_retention),
+            **({"heap": heap_summary} if heap_summary is not None else {})}
+
+
+def heap_env(directory: Path, config: SoakConfig) -> dict[str, str]:
+    """The environment that makes the soak's worker write a heap profile into ``directory``."""
+    shutil.rmtree(directory, ignore_errors=True)
+    return {DIR_ENV: str(directory), EVERY_ENV: f"{config.heap_every:g}",
+            FRAMES_ENV: str(config.heap_frames)}
 
 
 def verdict(samples: list[Sample], retention: int) -> dict[str, Any]:
@@ -241,4 +260,6 @@ def table(results: dict[str, Any]) -> str:
             lines.append(f"         RSS, the same way: {v['rss_ratio']} "
                          f"({v['last_max_rss_bytes'] / 2**20:.0f} / "
                          f"{v['middle_max_rss_bytes'] / 2**20:.0f} MiB)")
+    if results.get("heap") is not None:
+        lines.append(heap_text(results["heap"]))
     return "\n".join(lines)

@@ -92,10 +92,18 @@ def bench(ctx: click.Context, /, events: int, seed: int, latency_events: int,
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Logs of the run [default: $CROSSCHECK_HOME/soak/<tag>].")
 @click.option("--keep", is_flag=True, help="Keep the run's topics and worker state.")
+@click.option("--heap-profile", "heap_every", default=None, metavar="DURATION",
+              help="Heap snapshots of the worker this often (tracemalloc, malloc, RocksDB); "
+                   "prints the Python heap vs RSS over time and the allocation sites that "
+                   "grew from the middle of the run to its end. Costs worker CPU.")
+@click.option("--heap-frames", type=click.IntRange(0, 25), default=2, show_default=True,
+              help="tracemalloc frames kept per allocation (0: no tracemalloc, only RSS, "
+                   "malloc and RocksDB figures; tracing slows the worker several times).")
 @rule_options
 @click.pass_context
 def soak(ctx: click.Context, /, duration: str, rate: float, span: str, sample_every: str,
-         seed: int, out_path: Path, workdir: Path | None, keep: bool, **rules: Any) -> None:
+         seed: int, out_path: Path, workdir: Path | None, keep: bool, heap_every: str | None,
+         heap_frames: int, **rules: Any) -> None:
     """Show the worker's RocksDB size staying flat on a long live run (not a test).
 
     Publishes simulated traffic whose event time runs far faster than the wall clock
@@ -113,7 +121,10 @@ def soak(ctx: click.Context, /, duration: str, rate: float, span: str, sample_ev
             seconds=parse_duration_ms(duration, "--duration") / 1000, rate=rate,
             span=parse_duration_ms(span, "--span"),
             sample_every=parse_duration_ms(sample_every, "--sample-every") / 1000,
-            seed=seed, keep=keep, workdir=workdir)
+            seed=seed, keep=keep, workdir=workdir,
+            heap_every=(parse_duration_ms(heap_every, "--heap-profile") / 1000
+                        if heap_every else None),
+            heap_frames=heap_frames)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     check_reachable(settings)

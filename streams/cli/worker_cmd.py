@@ -63,6 +63,10 @@ def worker(ctx: click.Context, /, web_port: int | None, processing_guarantee: st
     with changelog topics), decides the ten rules in event time and writes mismatches,
     commands and dead letters. Missing topics are created first.
     """
+    from streams.worker import heapprofile, memory
+
+    memory.install()  # before any thread starts, so the arena limit covers them all
+    profiler = heapprofile.install()  # before the imports below, so their heap is traced too
     from streams.worker.app import WorkerOptions, create_worker
     from streams.worker.lifecycle import (
         check_port_free,
@@ -92,6 +96,8 @@ def worker(ctx: click.Context, /, web_port: int | None, processing_guarantee: st
                             output_partitions=outputs, batch_max=batch_size, loglevel=loglevel,
                             echo=echo, alert_webhook=alert_webhook or None)
     w = create_worker(s, options)
+    if profiler is not None:
+        profiler.databases = heapprofile.worker_databases(w)
     click.echo(f"crosscheck worker {w.runtime.worker_id}: group {s.app_id} on {s.bootstrap}, "
                f"{inputs} partitions, {s.processing_guarantee}, state in {data_dir}", err=True)
     click.echo(f"rules: {describe_rules(s)}", err=True)
