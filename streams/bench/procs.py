@@ -78,6 +78,8 @@ class Child:
     args: Sequence[str]
     settings: Settings
     log_path: Path
+    #: environment variables on top of the settings' (e.g. Faust's BROKER_SESSION_TIMEOUT)
+    extra_env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def start(self) -> Child:
@@ -85,7 +87,8 @@ class Child:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen([*crosscheck_argv(), *self.args],
-                                         env=env_for(self.settings), stdout=log,
+                                         env={**env_for(self.settings), **self.extra_env},
+                                         stdout=log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True)
         return self
