@@ -71,13 +71,32 @@ def preload(settings: Settings, records: list[Record]) -> Loaded:
 
 class Pacer(threading.Thread):
     """Publishes the records at a steady rate (in bursts of 16), counting what it has sent;
-    ``start()`` it as a thread, or ``run()`` it in the caller's."""
+    ``start()`` it as a thread, or ``run()`` it in the caller's. ``pause()`` parks it with
+    everything sent acknowledged; ``resume()`` goes on where it stopped, at the same rate."""
 
     def __init__(self, settings: Settings, records: list[Record], rate: float) -> None:
         super().__init__(daemon=True, name="bench-publisher")
         self.settings, self.records, self.rate = settings, records, rate
         self.sent = 0
         self.error: str | None = None
+        self._go = threading.Event()
+        self._go.set()
+        self._parked = threading.Event()
+
+    def pause(self, timeout: float = 120.0) -> bool:
+        """Stop publishing and wait until what was sent is acknowledged (or the thread has
+        ended). False if that took longer than ``timeout``."""
+        self._go.clear()
+        deadline = time.monotonic() + timeout
+        while self.is_alive() and not self._parked.is_set():
+            if time.monotonic() > deadline:
+                return False
+            self._parked.wait(0.1)
+        return True
+
+    def resume(self) -> None:
+        """Go on publishing after a pause."""
+        self._go.set()
 
     def run(self) -> None:
         """Publish every record, sleeping to keep the rate."""
@@ -85,6 +104,13 @@ class Pacer(threading.Thread):
         began = time.monotonic()
         for i, (topic, record) in enumerate(self.records):
             if i % 16 == 0:
+                if not self._go.is_set():
+                    parked = time.monotonic()
+                    publisher.flush(120)
+                    self._parked.set()
+                    self._go.wait()
+                    self._parked.clear()
+                    began += time.monotonic() - parked
                 delay = began + i / self.rate - time.monotonic()
                 if delay > 0.01:
                     time.sleep(delay)

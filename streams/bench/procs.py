@@ -78,7 +78,7 @@ class Child:
     args: Sequence[str]
     settings: Settings
     log_path: Path
-    #: set in the child's environment on top of the settings'
+    #: environment variables on top of the settings' (e.g. Faust's BROKER_SESSION_TIMEOUT)
     extra_env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 

@@ -25,8 +25,9 @@ import orjson
 from schemas.validation import parse_event_json
 from streams.batch import evaluate
 from streams.config import RULE_ENV, RuleConfig, format_duration_ms
-from streams.model import Event, Mismatch, Source
-from streams.records import command_record, event_from_record, mismatch_record
+from streams.model import Event, Source
+from streams.records import event_from_record
+from streams.verify import expected_records
 from topology.partitioner import partition_for
 from topology.topics import INPUTS, TopicId
 
@@ -306,15 +307,8 @@ class Scenario:
         """What batch.evaluate says the worker must emit (normalised)."""
         events = [line.event() for line in self.in_time_order()
                   if exclude is None or line.seq not in exclude]
-        outputs = evaluate(events, self.rules, partitions=self.partitions)
-        mismatches: list[dict[str, Any]] = []
-        commands: list[dict[str, Any]] = []
-        for out in outputs:
-            if isinstance(out, Mismatch):
-                mismatches.append(normalize_mismatch(mismatch_record(out)))
-            else:
-                commands.append(normalize_command(command_record(out)))
-        return Outputs(sort_records(mismatches), sort_records(commands))
+        ref = expected_records(evaluate(events, self.rules, partitions=self.partitions))
+        return Outputs(ref.mismatches, ref.commands)
 
 
 @dataclass
@@ -323,21 +317,6 @@ class Outputs:
 
     mismatches: list[dict[str, Any]]
     commands: list[dict[str, Any]]
-
-
-def normalize_mismatch(record: dict[str, Any]) -> dict[str, Any]:
-    """A Mismatch record without its wall-clock field."""
-    return {k: v for k, v in record.items() if k != "detected_at"}
-
-
-def normalize_command(record: dict[str, Any]) -> dict[str, Any]:
-    """A Command record without its wall-clock field."""
-    return {k: v for k, v in record.items() if k != "issued_at"}
-
-
-def sort_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Records in a canonical order (by their sorted-key JSON)."""
-    return sorted(records, key=lambda r: orjson.dumps(r, option=orjson.OPT_SORT_KEYS))
 
 
 def rules_scenario(copies: int = 3, seed: int = 1, step: int = 2 * SECOND) -> Scenario:

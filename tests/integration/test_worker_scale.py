@@ -11,18 +11,9 @@ from typing import Any
 import pytest
 
 from streams.config import Settings
-from streams.model import Mismatch
-from streams.records import command_record, mismatch_record
 from streams.simulate import FAULTS, SimConfig, expected_outputs, generate
-from tests.integration.scenarios import (
-    PARTITIONS,
-    RULES,
-    Line,
-    Outputs,
-    normalize_command,
-    normalize_mismatch,
-    sort_records,
-)
+from streams.verify import expected_records
+from tests.integration.scenarios import PARTITIONS, RULES, Line, Outputs
 from tests.integration.worker_support import (
     Progress,
     assert_no_duplicates,
@@ -45,14 +36,8 @@ def traffic() -> tuple[list[Line], Outputs]:
                        faults={name: 0.004 for name in FAULTS})
     events = generate(config)
     lines = [Line(topic, record, i, i) for i, (topic, record) in enumerate(events)]
-    mismatches: list[dict[str, Any]] = []
-    commands: list[dict[str, Any]] = []
-    for out in expected_outputs(events, RULES, PARTITIONS):
-        if isinstance(out, Mismatch):
-            mismatches.append(normalize_mismatch(mismatch_record(out)))
-        else:
-            commands.append(normalize_command(command_record(out)))
-    return lines, Outputs(sort_records(mismatches), sort_records(commands))
+    ref = expected_records(expected_outputs(events, RULES, PARTITIONS))
+    return lines, Outputs(ref.mismatches, ref.commands)
 
 
 def _judge(settings: Settings, topology: Topology, log: Path, lines: list[Line]) -> Any:

@@ -9,14 +9,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
@@ -24,16 +22,16 @@ from streams.clients import confluent_config
 from streams.config import Settings
 from streams.export import read_topic
 from streams.produce import EventPublisher, ParsedLine
-from tests.integration.conftest import env_of
-from tests.integration.scenarios import (
-    RULES,
-    Line,
-    Outputs,
+from streams.verify import (
+    duplicates,
+    inconsistencies,
+    multiset_diff,
     normalize_command,
     normalize_mismatch,
     sort_records,
-    worker_rule_args,
 )
+from tests.integration.conftest import env_of
+from tests.integration.scenarios import RULES, Line, Outputs, worker_rule_args
 from topology.topics import INPUTS, TopicId, Topology
 
 CROSSCHECK = str(Path(sys.executable).with_name("crosscheck"))
@@ -327,28 +325,11 @@ def read_outputs(settings: Settings, topology: Topology) -> WorkerOutputs:
 # -- comparing ------------------------------------------------------------------------------
 
 
-def _keyed(records: list[dict[str, Any]]) -> Counter[bytes]:
-    return Counter(orjson.dumps(r, option=orjson.OPT_SORT_KEYS) for r in records)
-
-
-def diff(actual: list[dict[str, Any]], expected: list[dict[str, Any]], what: str,
-         show: int = 6) -> str:
-    """'' if equal as multisets, else a short report of what is missing and extra."""
-    a, e = _keyed(actual), _keyed(expected)
-    missing, extra = e - a, a - e
-    if not missing and not extra:
-        return ""
-    lines = [f"{what}: {len(actual)} actual vs {len(expected)} expected; "
-             f"{sum(missing.values())} missing, {sum(extra.values())} extra"]
-    lines += [f"  missing {m.decode()}" for m in list(missing)[:show]]
-    lines += [f"  extra   {x.decode()}" for x in list(extra)[:show]]
-    return "\n".join(lines)
-
-
 def assert_same(actual: Outputs, expected: Outputs, context: str = "") -> None:
     """The worker's normalised outputs equal the reference exactly."""
-    report = "\n".join(filter(None, [diff(actual.mismatches, expected.mismatches, "mismatches"),
-                                     diff(actual.commands, expected.commands, "commands")]))
+    report = "\n".join(filter(None, [
+        multiset_diff(actual.mismatches, expected.mismatches, "mismatches"),
+        multiset_diff(actual.commands, expected.commands, "commands")]))
     assert not report, f"{report}\n{context}"
     assert actual.mismatches == expected.mismatches
     assert actual.commands == expected.commands
@@ -356,18 +337,9 @@ def assert_same(actual: Outputs, expected: Outputs, context: str = "") -> None:
 
 def assert_no_duplicates(outputs: WorkerOutputs) -> None:
     """Each (mismatch_id, status) and each command_id at most once; RESOLVED after OPEN."""
-    statuses = Counter((m["mismatch_id"], m["status"]) for m in outputs.mismatches)
-    twice = [k for k, n in statuses.items() if n > 1]
+    twice, again = duplicates(outputs.mismatches, outputs.commands)
     assert not twice, f"{len(twice)} mismatches emitted more than once: {twice[:5]}"
-    commands = Counter(c["command_id"] for c in outputs.commands)
-    again = [k for k, n in commands.items() if n > 1]
     assert not again, f"{len(again)} commands issued more than once: {again[:5]}"
-    opened = {m["mismatch_id"] for m in outputs.mismatches if m["status"] == "OPEN"}
-    orphans = [m["mismatch_id"] for m in outputs.mismatches
-               if m["status"] == "RESOLVED" and m["mismatch_id"] not in opened]
+    orphans, dangling = inconsistencies(outputs.mismatches, outputs.commands)
     assert not orphans, f"RESOLVED without OPEN: {orphans[:5]}"
-    issued = {c["command_id"] for c in outputs.commands}
-    dangling = [m["command_id"] for m in outputs.mismatches
-                if m["command_id"] is not None and m["command_id"] not in issued]
     assert not dangling, f"mismatches name commands never issued: {dangling[:5]}"
-
