@@ -17,12 +17,14 @@ fastavro, and only when fastavro fails or its record does not re-encode to the s
 
 Errors are DecodeError("<field path>: <problem>"), e.g. ``items[2].sku: string of 4000000
 bytes, only 12 left``. Times stay epoch-ms ints (logical types are not applied), like the
-codec's fastavro schemas.
+codec's fastavro schemas. Each schema is compiled once into nested reader functions; the
+field path is only put together when something is wrong.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from schemas.errors import DecodeError
@@ -31,167 +33,277 @@ _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _DOUBLE = struct.Struct("<d")
 _FLOAT = struct.Struct("<f")
-_NAMED = frozenset({"record", "enum", "fixed", "error"})
+_PRIMITIVE = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes",
+                        "string"})
+_NAMED = frozenset({"record", "error", "enum", "fixed"})
+
+Read = Callable[["_Body"], Any]
 
 
-def read_strict(raw: dict[str, Any], data: bytes, pos: int) -> tuple[dict[str, Any], int]:
-    """Read one record of the (unparsed) schema `raw` from data[pos:]; (record, end)."""
-    reader = _Reader(data, pos)
-    record = reader.value(raw, "", raw.get("namespace", ""))
-    return record, reader.pos
+class _Fail(Exception):
+    """A problem at a place; the readers up the stack add their part of the path."""
+
+    def __init__(self, problem: str, where: str = "") -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.where = where  # e.g. " (block count)": what in the value was being read
+        self.steps: list[str | int] = []  # innermost first: field names and item indexes
 
 
-class _Reader:
-    """The position in one body and the named types seen so far."""
+class _Body:
+    """The bytes of one body and the read position."""
+
+    __slots__ = ("data", "end", "pos")
 
     def __init__(self, data: bytes, pos: int) -> None:
         self.data = data
         self.pos = pos
-        self.names: dict[str, Any] = {}
+        self.end = len(data)
 
-    def left(self) -> int:
-        return len(self.data) - self.pos
 
-    def number(self, path: str, bits: int) -> int:
-        """A zig-zag varint of at most `bits` bits (64: long, 32: int)."""
-        data, pos, end = self.data, self.pos, len(self.data)
-        limit = 10 if bits == 64 else 5
-        z = shift = 0
-        for _ in range(limit):
-            if pos >= end:
-                raise DecodeError(f"{_at(path)}truncated: the body ends inside a number")
-            byte = data[pos]
-            pos += 1
-            z |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                break
-            shift += 7
+_COMPILED: dict[int, tuple[dict[str, Any], Read]] = {}
+
+
+def read_strict(raw: dict[str, Any], data: bytes, pos: int) -> tuple[dict[str, Any], int]:
+    """Read one record of the (unparsed) schema `raw` from data[pos:]; (record, end)."""
+    known = _COMPILED.get(id(raw))
+    if known is None or known[0] is not raw:
+        known = (raw, _Compiler().compile(raw, raw.get("namespace", "")))
+        _COMPILED[id(raw)] = known
+    body = _Body(data, pos)
+    try:
+        record = known[1](body)
+    except _Fail as exc:
+        path = _path(exc.steps) + exc.where
+        raise DecodeError(f"{path}: {exc.problem}" if path else exc.problem) from None
+    return record, body.pos
+
+
+def _path(steps: list[str | int]) -> str:
+    out = ""
+    for step in reversed(steps):
+        if isinstance(step, int):
+            out += f"[{step}]"
+        elif step.startswith("["):
+            out += step
         else:
-            kind = "long" if bits == 64 else "int"
-            raise DecodeError(f"{_at(path)}variable-length {kind} longer than {limit} bytes")
-        self.pos = pos
-        n = (z >> 1) ^ -(z & 1)
-        low, high = (_LONG_MIN, _LONG_MAX) if bits == 64 else (_INT_MIN, _INT_MAX)
-        if not low <= n <= high:
-            raise DecodeError(f"{_at(path)}{n} does not fit a {bits}-bit "
-                              f"{'long' if bits == 64 else 'int'}")
-        return n
+            out = f"{out}.{step}" if out else step
+    return out
 
-    def take(self, n: int, path: str, what: str) -> bytes:
-        if n < 0:
-            raise DecodeError(f"{_at(path)}{what} has a negative length ({n})")
-        if n > self.left():
-            raise DecodeError(f"{_at(path)}{what} of {n} bytes, only {self.left()} left "
-                              "(truncated?)")
-        chunk = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return chunk
 
-    def string(self, path: str) -> str:
-        chunk = self.take(self.number(path, 64), path, "string")
+def _number(body: _Body, bits: int = 64) -> int:
+    """A zig-zag varint of at most `bits` bits (64: long, 32: int)."""
+    data, pos = body.data, body.pos
+    if pos < body.end and data[pos] < 0x80:  # one byte: most numbers of a record
+        byte = data[pos]
+        body.pos = pos + 1
+        return (byte >> 1) ^ -(byte & 1)
+    limit = 10 if bits == 64 else 5
+    z = shift = 0
+    for _ in range(limit):
+        if pos >= body.end:
+            raise _Fail("truncated: the body ends inside a number")
+        byte = data[pos]
+        pos += 1
+        z |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            break
+        shift += 7
+    else:
+        kind = "long" if bits == 64 else "int"
+        raise _Fail(f"variable-length {kind} longer than {limit} bytes")
+    body.pos = pos
+    n = (z >> 1) ^ -(z & 1)
+    if bits == 64 and not _LONG_MIN <= n <= _LONG_MAX:
+        raise _Fail(f"{n} does not fit a 64-bit long")
+    if bits == 32 and not _INT_MIN <= n <= _INT_MAX:
+        raise _Fail(f"{n} does not fit a 32-bit int")
+    return n
+
+
+def _int(body: _Body) -> int:
+    return _number(body, 32)
+
+
+def _take(body: _Body, n: int, what: str) -> bytes:
+    if n < 0:
+        raise _Fail(f"{what} has a negative length ({n})")
+    left = body.end - body.pos
+    if n > left:
+        raise _Fail(f"{what} of {n} bytes, only {left} left (truncated?)")
+    start = body.pos
+    body.pos = start + n
+    return body.data[start:start + n]
+
+
+def _string(body: _Body) -> str:
+    chunk = _take(body, _number(body), "string")
+    try:
+        return chunk.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Fail(f"string is not valid UTF-8 ({exc.reason} at byte {exc.start} of "
+                    f"{len(chunk)})") from None
+
+
+def _bytes(body: _Body) -> bytes:
+    return _take(body, _number(body), "bytes")
+
+
+def _boolean(body: _Body) -> bool:
+    flag = _take(body, 1, "boolean")[0]
+    if flag > 1:
+        raise _Fail(f"boolean byte is {flag}, not 0 or 1")
+    return flag == 1
+
+
+def _blocks(body: _Body) -> Any:
+    """Yield the item count of each block of an array or map, checked."""
+    while True:
         try:
-            return chunk.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DecodeError(f"{_at(path)}string is not valid UTF-8 ({exc.reason} at byte "
-                              f"{exc.start} of {len(chunk)})") from None
+            count = _number(body)
+        except _Fail as exc:
+            exc.where = " (block count)"
+            raise
+        if count == 0:
+            return
+        if count < 0:
+            count = -count
+            try:
+                size = _number(body)
+            except _Fail as exc:
+                exc.where = " (block size)"
+                raise
+            if size < 0 or size > body.end - body.pos:
+                raise _Fail(f"block size {size} does not fit the {body.end - body.pos} "
+                            "bytes left")
+        if count > body.end - body.pos:
+            raise _Fail(f"block of {count} items cannot fit in the {body.end - body.pos} "
+                        "bytes left")
+        yield count
 
-    def blocks(self, path: str) -> Any:
-        """Yield the item count of each block of an array or map, checked."""
-        while True:
-            count = self.number(f"{path} (block count)", 64)
-            if count == 0:
-                return
-            if count < 0:
-                count = -count
-                size = self.number(f"{path} (block size)", 64)
-                if size < 0 or size > self.left():
-                    raise DecodeError(f"{_at(path)}block size {size} does not fit the "
-                                      f"{self.left()} bytes left")
-            if count > self.left():
-                raise DecodeError(f"{_at(path)}block of {count} items cannot fit in the "
-                                  f"{self.left()} bytes left")
-            yield count
 
-    def value(self, node: Any, path: str, space: str) -> Any:
+_PRIMITIVE_READERS: dict[str, Read] = {
+    "null": lambda body: None, "boolean": _boolean, "int": _int, "long": _number,
+    "float": lambda body: _FLOAT.unpack(_take(body, 4, "float"))[0],
+    "double": lambda body: _DOUBLE.unpack(_take(body, 8, "double"))[0],
+    "bytes": _bytes, "string": _string,
+}
+
+
+class _Compiler:
+    """Turns a schema into reader functions; named types are resolved as they are seen."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, Read] = {}
+
+    def compile(self, node: Any, space: str) -> Read:
         if isinstance(node, list):
-            index = self.number(f"{path} (union index)", 32)
-            if not 0 <= index < len(node):
-                raise DecodeError(f"{_at(path)}union index {index} is not one of the "
-                                  f"{len(node)} branches")
-            return self.value(node[index], path, space)
+            return self._union([self.compile(b, space) for b in node])
         if isinstance(node, str):
-            kind: Any = node
-            if kind not in _PRIMITIVE:
-                return self.value(self._named(kind, space), path, space)
-        else:
-            kind = node["type"]
-            if isinstance(kind, dict | list) or kind not in _PRIMITIVE | _COMPLEX:
-                return self.value(kind, path, space)
-            if kind in _NAMED:
-                space = node.get("namespace", space)
-                self.names[node["name"]] = node
-                self.names[_full(node["name"], space)] = node
-        if kind == "string":
-            return self.string(path)
-        if kind in ("long", "int"):
-            return self.number(path, 64 if kind == "long" else 32)
-        if kind == "null":
-            return None
-        if kind == "boolean":
-            flag = self.take(1, path, "boolean")[0]
-            if flag > 1:
-                raise DecodeError(f"{_at(path)}boolean byte is {flag}, not 0 or 1")
-            return flag == 1
-        if kind == "bytes":
-            return self.take(self.number(path, 64), path, "bytes")
-        if kind == "double":
-            return _DOUBLE.unpack(self.take(8, path, "double"))[0]
-        if kind == "float":
-            return _FLOAT.unpack(self.take(4, path, "float"))[0]
-        if kind == "enum":
-            symbols = node["symbols"]
-            index = self.number(path, 32)
-            if not 0 <= index < len(symbols):
-                raise DecodeError(f"{_at(path)}enum index {index} is not one of the "
-                                  f"{len(symbols)} symbols")
-            return symbols[index]
-        if kind == "fixed":
-            return self.take(int(node["size"]), path, "fixed")
+            if node in _PRIMITIVE:
+                return _PRIMITIVE_READERS[node]
+            return self._named(node, space)
+        kind = node["type"]
+        if isinstance(kind, dict | list) or kind not in _PRIMITIVE | _NAMED | {"array", "map"}:
+            return self.compile(kind, space)
+        if kind in _PRIMITIVE:
+            return _PRIMITIVE_READERS[kind]
+        if kind in _NAMED:
+            space = node.get("namespace", space)
+            holder: list[Read] = []
+            self.names[node["name"]] = self.names[_full(node["name"], space)] = \
+                lambda body: holder[0](body)
+            holder.append(self._named_type(node, kind, space))
+            return holder[0]
         if kind == "array":
-            items: list[Any] = []
-            for count in self.blocks(path):
-                for _ in range(count):
-                    items.append(self.value(node["items"], f"{path}[{len(items)}]", space))
-            return items
-        if kind == "map":
-            out: dict[str, Any] = {}
-            for count in self.blocks(path):
-                for _ in range(count):
-                    key = self.string(f"{path} (key)")
-                    out[key] = self.value(node["values"], f"{path}[{key[:40]!r}]", space)
-            return out
-        return {f["name"]: self.value(f["type"], _join(path, f["name"]), space)
-                for f in node["fields"]}
+            return self._array(self.compile(node["items"], space))
+        return self._map(self.compile(node["values"], space))
 
-    def _named(self, name: str, space: str) -> Any:
+    def _named(self, name: str, space: str) -> Read:
         found = self.names.get(_full(name, space)) or self.names.get(name)
         if found is None:
             raise DecodeError(f"the schema refers to an unknown type {name!r}")
         return found
 
+    def _named_type(self, node: dict[str, Any], kind: str, space: str) -> Read:
+        if kind == "enum":
+            return _enum(tuple(node["symbols"]))
+        if kind == "fixed":
+            size = int(node["size"])
+            return lambda body: _take(body, size, "fixed")
+        fields = [(f["name"], self.compile(f["type"], space)) for f in node["fields"]]
 
-_PRIMITIVE = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes",
-                        "string"})
-_COMPLEX = frozenset({"record", "error", "enum", "array", "map", "fixed"})
+        def record(body: _Body) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for name, read in fields:
+                try:
+                    out[name] = read(body)
+                except _Fail as exc:
+                    exc.steps.append(name)
+                    raise
+            return out
+
+        return record
+
+    @staticmethod
+    def _union(branches: list[Read]) -> Read:
+        def union(body: _Body) -> Any:
+            try:
+                index = _int(body)
+            except _Fail as exc:
+                exc.where = " (union index)"
+                raise
+            if not 0 <= index < len(branches):
+                raise _Fail(f"union index {index} is not one of the {len(branches)} branches")
+            return branches[index](body)
+
+        return union
+
+    @staticmethod
+    def _array(item: Read) -> Read:
+        def array(body: _Body) -> list[Any]:
+            items: list[Any] = []
+            for count in _blocks(body):
+                for _ in range(count):
+                    try:
+                        items.append(item(body))
+                    except _Fail as exc:
+                        exc.steps.append(len(items))
+                        raise
+            return items
+
+        return array
+
+    @staticmethod
+    def _map(value: Read) -> Read:
+        def map_(body: _Body) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for count in _blocks(body):
+                for _ in range(count):
+                    try:
+                        key = _string(body)
+                    except _Fail as exc:
+                        exc.where = " (key)"
+                        raise
+                    try:
+                        out[key] = value(body)
+                    except _Fail as exc:
+                        exc.steps.append(f"[{key[:40]!r}]")
+                        raise
+            return out
+
+        return map_
+
+
+def _enum(symbols: tuple[str, ...]) -> Read:
+    def enum(body: _Body) -> str:
+        index = _int(body)
+        if not 0 <= index < len(symbols):
+            raise _Fail(f"enum index {index} is not one of the {len(symbols)} symbols")
+        return symbols[index]
+
+    return enum
 
 
 def _full(name: str, space: str) -> str:
     return name if "." in name or not space else f"{space}.{name}"
-
-
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
-
-
-def _at(path: str) -> str:
-    return f"{path}: " if path else ""

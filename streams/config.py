@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -11,6 +12,7 @@ from pathlib import Path
 from streams.errors import ConfigError
 
 DEFAULT_BROKER_PORT = 19092
+DEFAULT_WORKER_BIND = "127.0.0.1"
 
 #: Every environment variable crosscheck reads, with its meaning (the README's table).
 ENV_VARS: dict[str, str] = {
@@ -30,7 +32,9 @@ ENV_VARS: dict[str, str] = {
     "CROSSCHECK_TOPICS": "per-topic name overrides, e.g. payments=pay.v1,orders=ord.v1",
     "CROSSCHECK_APP_ID": "Faust app id / consumer group; prefixes changelog topics (crosscheck)",
     "CROSSCHECK_PROCESSING_GUARANTEE": "exactly_once (default) or at_least_once",
-    "CROSSCHECK_WORKER_PORT": "port of the worker's web server on 127.0.0.1 (6066)",
+    "CROSSCHECK_WORKER_PORT": "port of the worker's web server (6066)",
+    "CROSSCHECK_WORKER_BIND": "IP address the worker's web server listens on (127.0.0.1: this "
+    "host only; 0.0.0.0 or :: for every interface)",
     "CROSSCHECK_ALLOWED_LATENESS": "watermark lag behind the slowest input (60s)",
     "CROSSCHECK_IDLE_TIMEOUT": "wall time after which a caught-up input stops holding the "
     "watermark (10s)",
@@ -58,6 +62,15 @@ def parse_duration_ms(text: str, name: str = "duration") -> int:
         raise ConfigError(f"{name}: {text!r} is not a duration (examples: 500ms, 60s, 15m, 24h)")
     value, unit = match.groups()
     return int(float(value) * _UNITS_MS[unit or "s"])
+
+
+def parse_bind(text: str, name: str = "bind address") -> str:
+    """An IP address to listen on (IPv4 or IPv6, e.g. 127.0.0.1, 0.0.0.0, ::1), normalised."""
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        raise ConfigError(f"{name}: {text!r} is not an IP address (e.g. 127.0.0.1 or "
+                          "0.0.0.0)") from None
 
 
 def format_duration_ms(ms: int) -> str:
@@ -138,6 +151,8 @@ class Settings:
     app_id: str = "crosscheck"
     processing_guarantee: str = "exactly_once"
     worker_port: int = 6066
+    #: the worker's web server listens here (loopback only unless told otherwise)
+    worker_bind: str = DEFAULT_WORKER_BIND
     schema_registry_url: str | None = None
     schema_registry_auth: str | None = field(default=None, repr=False)
     security: Security = field(default_factory=Security)
@@ -207,6 +222,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         app_id=env.get("CROSSCHECK_APP_ID") or "crosscheck",
         processing_guarantee=guarantee,
         worker_port=_int(env, "CROSSCHECK_WORKER_PORT", 6066),
+        worker_bind=parse_bind(env.get("CROSSCHECK_WORKER_BIND") or DEFAULT_WORKER_BIND,
+                               "CROSSCHECK_WORKER_BIND"),
         schema_registry_url=env.get("SCHEMA_REGISTRY_URL") or None,
         schema_registry_auth=env.get("SCHEMA_REGISTRY_BASIC_AUTH") or None,
         security=Security(

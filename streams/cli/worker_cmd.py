@@ -10,7 +10,14 @@ from typing import Any
 import click
 
 from streams.cli.main import settings_of
-from streams.config import RULE_ENV, Settings, format_duration_ms, parse_duration_ms
+from streams.config import (
+    RULE_ENV,
+    Settings,
+    format_duration_ms,
+    parse_bind,
+    parse_duration_ms,
+)
+from streams.errors import ConfigError
 
 
 def rule_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -39,8 +46,12 @@ def describe_rules(settings: Settings) -> str:
 
 @click.command("worker")
 @click.option("--web-port", type=int, default=None,
-              help="Port of the worker's web server on 127.0.0.1 (CROSSCHECK_WORKER_PORT, 6066); "
-                   "every worker on one host needs its own.")
+              help="Port of the worker's web server (CROSSCHECK_WORKER_PORT, 6066); every "
+                   "worker on one host needs its own.")
+@click.option("--web-bind", metavar="ADDRESS", default=None,
+              help="IP address the web server listens on (CROSSCHECK_WORKER_BIND, 127.0.0.1: "
+                   "this host only). 0.0.0.0 exposes the dashboard and /orders to the network, "
+                   "without authentication.")
 @click.option("--processing-guarantee", type=click.Choice(["exactly_once", "at_least_once"]),
               default=None, help="Overrides CROSSCHECK_PROCESSING_GUARANTEE.")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=2000, show_default=True,
@@ -54,7 +65,8 @@ def describe_rules(settings: Settings) -> str:
                    "with backoff from a bounded queue; the alerts topic stays the record).")
 @rule_options
 @click.pass_context
-def worker(ctx: click.Context, /, web_port: int | None, processing_guarantee: str | None,
+def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
+           processing_guarantee: str | None,
            batch_size: int, loglevel: str, echo: bool, alert_webhook: str | None,
            **rules: Any) -> None:
     """Run the stream worker until SIGTERM or Ctrl-C (many can run in one group).
@@ -86,13 +98,18 @@ def worker(ctx: click.Context, /, web_port: int | None, processing_guarantee: st
     if processing_guarantee:
         s = dataclasses.replace(s, processing_guarantee=processing_guarantee)
     port = web_port or s.worker_port
-    check_port_free(port)
+    try:
+        bind = parse_bind(web_bind, "--web-bind") if web_bind else s.worker_bind
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--web-bind") from None
+    check_port_free(port, bind)
     inputs, outputs = discover_partitions(s)
     data_dir = data_dir_for(s, port)
     if prepare_state_dir(data_dir, s.processing_guarantee == "exactly_once"):
         click.echo("previous run did not stop cleanly: local state wiped, "
                    "rebuilding it from the changelog topics", err=True)
-    options = WorkerOptions(data_dir=data_dir, web_port=port, input_partitions=inputs,
+    options = WorkerOptions(data_dir=data_dir, web_port=port, web_bind=bind,
+                            input_partitions=inputs,
                             output_partitions=outputs, batch_max=batch_size, loglevel=loglevel,
                             echo=echo, alert_webhook=alert_webhook or None)
     w = create_worker(s, options)

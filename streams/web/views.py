@@ -1,4 +1,4 @@
-"""The worker's web endpoints, on Faust's own web server (127.0.0.1, --web-port).
+"""The worker's web endpoints, on Faust's web server (--web-bind 127.0.0.1, --web-port).
 
 | path | answers |
 |---|---|
@@ -28,6 +28,7 @@ from faust.web.exceptions import ServiceUnavailable
 from streams.model import MismatchType, Status
 from streams.names import METRICS_TABLE, ORDERS_TABLE
 from streams.web.documents import health_doc, order_doc, summary_doc, windows_doc
+from streams.web.order_path import MAX_REQUEST_LINE, RULE, order_id_from_path
 from streams.web.probe import Probe, instrument
 from streams.web.prometheus import WorkerMetrics
 from streams.web.recent import RecentMismatches
@@ -148,6 +149,7 @@ def register_web(app: Any, worker: Worker) -> WebState:
         })
 
     @_page(app, "/orders/{order_id}", name="crosscheck-order")
+    @_checked_order_id
     @_routable(app, orders_table)
     @_table_route(app, orders_table, match_info="order_id")
     async def order(view: Any, request: Any, order_id: str) -> Any:
@@ -175,7 +177,31 @@ def register_web(app: Any, worker: Worker) -> WebState:
                                        state.served_by(), limit, alert_limit))
 
     web.add_static("/static", str(static_dir()), name="crosscheck-static")
+    _limit_request_line(web)
     return state
+
+
+def _checked_order_id(fun: Handler) -> Handler:
+    """Answer 400 (JSON) for a path that does not carry a valid order id, before routing."""
+
+    async def checked(view: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            order_id_from_path(request.raw_path)
+        except ValueError as exc:
+            return _error(view, 400, f"not a valid order id: {exc}", order_id_rule=RULE)
+        return await fun(view, request, *args, **kwargs)
+
+    checked.__name__ = getattr(fun, "__name__", "checked")
+    checked.__doc__ = fun.__doc__
+    return checked
+
+
+def _limit_request_line(web: Any) -> None:
+    """Let request lines up to MAX_REQUEST_LINE bytes reach the views (Faust's aiohttp runner
+    keeps its keyword arguments for the server it makes at start)."""
+    kwargs = getattr(getattr(web, "_runner", None), "_kwargs", None)
+    if isinstance(kwargs, dict):
+        kwargs["max_line_size"] = MAX_REQUEST_LINE
 
 
 def _page(app: Any, path: str, name: str) -> Callable[[Handler], object]:

@@ -41,6 +41,7 @@ from streams.metrics.aggregate import encode as encode_state
 from streams.names import AGENT_NAME, AGGREGATOR_NAME, META_TABLE, METRICS_TABLE, ORDERS_TABLE
 from streams.worker import faust_patch
 from streams.worker.idle import IdleTracker
+from streams.worker.lifecycle import web_host_for
 from streams.worker.offsets import TailProbe, fill_head_gap
 from streams.worker.runtime import Emit, Record, Runtime, describe, wall_ms
 from streams.worker.store import TABLE_ROCKSDB_OPTIONS, BlobTable, ChangelogWrite, TableStore
@@ -68,6 +69,7 @@ class WorkerOptions:
     batch_within: float = 0.05
     tick_interval: float = 1.0
     web_enabled: bool = True
+    web_bind: str = "127.0.0.1"  # the web server's address (loopback unless told otherwise)
     loglevel: str = "warn"
     echo: bool = False
     report_every: float = 10.0
@@ -341,8 +343,8 @@ def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
         topic_allow_declare=True,
         table_standby_replicas=0,
         web_enabled=options.web_enabled,
-        web_bind="127.0.0.1",
-        web_host="127.0.0.1",
+        web_bind=options.web_bind,
+        web_host=web_host_for(options.web_bind),
         web_port=options.web_port,
         producer_linger_ms=10,
         consumer_auto_offset_reset="earliest",

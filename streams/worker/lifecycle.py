@@ -20,19 +20,31 @@ log = logging.getLogger("crosscheck.worker")
 CLEAN_MARKER = "clean-shutdown"
 
 
-def check_port_free(port: int) -> None:
-    """CrosscheckError unless 127.0.0.1:port can be bound (the worker's web server)."""
+def check_port_free(port: int, bind: str = "127.0.0.1") -> None:
+    """CrosscheckError unless bind:port can be bound (the worker's web server)."""
     import socket
 
-    with socket.socket() as probe:
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    with socket.socket(family) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
+            probe.bind((bind, port))
+        except OSError as exc:
             raise CrosscheckError(
-                f"port {port} on 127.0.0.1 is already in use (another worker?): give each "
-                "worker its own --web-port or CROSSCHECK_WORKER_PORT"
+                f"cannot listen on {bind} port {port} ({exc.strerror}; another worker?): "
+                "give each worker its own --web-port or CROSSCHECK_WORKER_PORT"
             ) from None
+
+
+def web_host_for(bind: str) -> str:
+    """The host other workers reach this one's web server at (Faust's canonical URL, used to
+    forward /orders requests): the bind address, or this host's name when it binds every
+    interface."""
+    import socket
+
+    if bind in ("0.0.0.0", "::"):
+        return socket.gethostname()
+    return f"[{bind}]" if ":" in bind else bind
 
 
 def data_dir_for(settings: Settings, web_port: int) -> Path:

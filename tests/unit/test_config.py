@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,11 @@ def test_with_rules_replaces_only_the_given_thresholds() -> None:
 
 def test_home_expands_the_user() -> None:
     assert load_settings({"CROSSCHECK_HOME": "~/cc"}).home == Path.home() / "cc"
+
+
+def test_the_readme_table_is_the_list_of_variables() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([A-Z0-9_]+)` \| (.+) \|$", section, re.MULTILINE)
+    assert dict(rows) == ENV_VARS
+    assert [name for name, _ in rows] == list(ENV_VARS)
