@@ -31,10 +31,13 @@ def load(directory: Path) -> list[dict[str, Any]]:
 
 
 def rocksdb_total(record: dict[str, Any]) -> int:
-    """Bytes RocksDB reports (memtables + block caches + table readers) in a snapshot."""
+    """Bytes RocksDB reports (memtables + block caches + table readers) in a snapshot.
+
+    When the stores share one block cache, each reports all of it: the shared figure counts.
+    """
     r = record.get("rocksdb") or {}
-    return int(r.get("memtables", 0)) + int(r.get("block_cache", 0)) + int(
-        r.get("table_readers", 0))
+    caches = r.get("shared_block_cache", r.get("block_cache", 0))
+    return int(r.get("memtables", 0)) + int(caches) + int(r.get("table_readers", 0))
 
 
 def timeline(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -181,3 +181,10 @@ def test_without_frames_a_snapshot_has_no_python_heap_and_no_sites(tmp_path: Pat
     [row] = heap.timeline([record])
     assert row["traced"] is None and row["native"] is None
     assert "       -" in heap.text(heap.summary([record])).splitlines()[2]
+
+
+def test_a_shared_block_cache_is_counted_once() -> None:
+    r = record(60, [])
+    r["rocksdb"] = {"memtables": 10 * MIB, "block_cache": 3 * 32 * MIB, "table_readers": MIB,
+                    "shared_block_cache": 32 * MIB, "shared_memtables": 10 * MIB}
+    assert heap.rocksdb_total(r) == 43 * MIB
