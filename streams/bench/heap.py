@@ -31,10 +31,13 @@ def load(directory: Path) -> list[dict[str, Any]]:
 
 
 def rocksdb_total(record: dict[str, Any]) -> int:
-    """Bytes RocksDB reports (memtables + block caches + table readers) in a snapshot."""
+    """Bytes RocksDB reports (memtables + block caches + table readers) in a snapshot.
+
+    When the stores share one block cache, each reports all of it: the shared figure counts.
+    """
     r = record.get("rocksdb") or {}
-    return int(r.get("memtables", 0)) + int(r.get("block_cache", 0)) + int(
-        r.get("table_readers", 0))
+    caches = r.get("shared_block_cache", r.get("block_cache", 0))
+    return int(r.get("memtables", 0)) + int(caches) + int(r.get("table_readers", 0))
 
 
 def timeline(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -42,6 +45,9 @@ def timeline(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
     ``native`` = anonymous memory minus the traced Python heap: what tracemalloc cannot see
     (RocksDB, librdkafka, the interpreter's free pools and malloc's free lists).
+    ``beyond_malloc`` = anonymous memory minus what glibc's malloc got from the kernel
+    (its arenas and mmapped chunks): mostly the interpreter's own object arenas, which
+    Python maps itself, so a Python-heap figure even without tracemalloc.
     """
     rows = []
     for r in records:
@@ -53,6 +59,8 @@ def timeline(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                      "native": None if anon is None or traced is None
                      else int(anon) - int(traced),
                      "malloc_in_use": m.get("in_use"), "malloc_free": m.get("free"),
+                     "beyond_malloc": None if anon is None or "arena" not in m
+                     else int(anon) - int(m["arena"]) - int(m.get("mmapped", 0)),
                      "rocksdb": rocksdb_total(r)})
     return rows
 
@@ -105,7 +113,7 @@ def summary(records: Sequence[dict[str, Any]], top: int = 15) -> dict[str, Any]:
     deltas = {k: (None if mid_row[k] is None or last_row[k] is None
                   else int(last_row[k]) - int(mid_row[k]))
               for k in ("rss", "anon", "traced", "native", "malloc_in_use", "malloc_free",
-                        "rocksdb")}
+                        "beyond_malloc", "rocksdb")}
     return {"snapshots": len(records), "frames": last.get("frames"),
             "timeline": timeline(records),
             "middle_elapsed_s": middle.get("elapsed_s"), "last_elapsed_s": last.get("elapsed_s"),
@@ -130,14 +138,15 @@ def _mib(value: Any, width: int = 8) -> str:
 
 def text(heap: dict[str, Any]) -> str:
     """The heap summary as the lines the soak prints."""
-    lines = ["heap profile (MiB; native = anonymous memory - traced Python heap):",
+    lines = ["heap profile (MiB; native = anonymous - traced Python heap; malloc: in use and "
+             "free inside glibc's arenas; beyond = anonymous - malloc's arenas and mmaps):",
              f"{'elapsed':>8}  {'RSS':>8}  {'anon':>8}  {'py heap':>8}  {'native':>8}  "
-             f"{'malloc':>8}  {'m. free':>8}  {'RocksDB':>8}"]
+             f"{'malloc':>8}  {'m. free':>8}  {'beyond':>8}  {'RocksDB':>8}"]
     for row in heap.get("timeline", []):
         lines.append(f"{float(row['elapsed_s'] or 0):7.0f}s  {_mib(row['rss'])}  "
                      f"{_mib(row['anon'])}  {_mib(row['traced'])}  {_mib(row['native'])}  "
                      f"{_mib(row['malloc_in_use'])}  {_mib(row['malloc_free'])}  "
-                     f"{_mib(row['rocksdb'])}")
+                     f"{_mib(row.get('beyond_malloc'))}  {_mib(row['rocksdb'])}")
     deltas = heap.get("middle_to_last")
     if deltas:
         lines.append(f"from {heap['middle_elapsed_s']:.0f}s to {heap['last_elapsed_s']:.0f}s: "

@@ -60,6 +60,9 @@ async def _on_recovery_completed(self: Any, generation_id: int = 0) -> None:
 
 
 def apply() -> None:
-    """Install the fixed method (idempotent)."""
+    """Install the fixed method, and the shared RocksDB memory budget (idempotent)."""
+    from streams.worker import rocksdb_budget
+
+    rocksdb_budget.patch_faust()
     if Recovery.on_recovery_completed is not _on_recovery_completed:
         Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]

@@ -86,6 +86,10 @@ def rocksdb_memory(databases: Callable[[], Iterable[Any]]) -> dict[str, int]:
             with contextlib.suppress(Exception):  # closed while we looked
                 totals[name] += int(db.property_int_value(prop) or 0)
     totals["databases"] = count
+    from streams.worker import rocksdb_budget
+
+    if rocksdb_budget.shared_cache.cache_info().currsize:  # the stores share one cache
+        totals.update(rocksdb_budget.usage())
     return totals
 
 

@@ -23,7 +23,7 @@ import heapq
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
+from rocksdict import Options, Rdict, WriteBatch
 
 from streams.engine.overlay import OrderOverlay
 from streams.engine.state import (
@@ -34,6 +34,7 @@ from streams.engine.state import (
     encode_meta,
 )
 from streams.names import META_KEY
+from streams.worker import rocksdb_budget
 
 #: Faust keeps the last applied changelog offset under this key in each table's RocksDB
 #: (faust.stores.rocksdb.Store.offset_key): not an order.
@@ -46,8 +47,10 @@ _NO_KEY = b"\xff"
 #: 64 MiB memtables (up to 3) and a 2 GiB block cache: with three stores per input partition
 #: that is gigabytes of memory at a few partitions, and write-ahead logs of 64 MiB each before
 #: a flush. The state itself is small (SST files of ~25 MB for 25k open orders in the soak
-#: run), so each store gets 16 MiB memtables, at most 2, and a 16 MiB block cache: at most
-#: 48 MiB of RocksDB memory per store, 144 MiB per input partition, however long it runs.
+#: run), so each store gets 16 MiB memtables, at most 2; and all stores of the worker share
+#: one 32 MiB block cache and a 64 MiB memtable budget (``rocksdb_budget``), so RocksDB's
+#: memory stays under 96 MiB per worker however long it runs. (``block_cache_size`` only
+#: sizes the cache Faust creates and ``rocksdb_budget`` replaces.)
 TABLE_ROCKSDB_OPTIONS: dict[str, int] = {
     "write_buffer_size": 16 * 2**20,
     "max_write_buffer_number": 2,
@@ -271,10 +274,7 @@ def _open_index(path: Path) -> Rdict:
     options = Options(raw_mode=True)
     options.set_write_buffer_size(TABLE_ROCKSDB_OPTIONS["write_buffer_size"])
     options.set_max_write_buffer_number(TABLE_ROCKSDB_OPTIONS["max_write_buffer_number"])
-    table = BlockBasedOptions()
-    table.set_block_cache(Cache(TABLE_ROCKSDB_OPTIONS["block_cache_size"]))
-    options.set_block_based_table_factory(table)
-    return Rdict(str(path), options=options)
+    return Rdict(str(path), options=rocksdb_budget.apply(options))
 
 
 class BlobTable:

@@ -101,7 +101,8 @@ def test_worker_databases_lists_table_partitions_and_due_indexes_once() -> None:
 def record(elapsed: float, sites: list[tuple[list[str], int, int]], traced: int = 10 * MIB,
            rss: int = 200 * MIB) -> dict[str, Any]:
     return {"elapsed_s": elapsed, "frames": 2, "traced_bytes": traced, "rss": rss,
-            "anon": rss - 50 * MIB, "malloc": {"in_use": 80 * MIB, "free": 5 * MIB},
+            "anon": rss - 50 * MIB,
+            "malloc": {"in_use": 80 * MIB, "free": 5 * MIB, "arena": 85 * MIB, "mmapped": 0},
             "rocksdb": {"memtables": 30 * MIB, "block_cache": 2 * MIB, "table_readers": MIB},
             "sites": [[list(f), s, c] for f, s, c in sites]}
 
@@ -111,6 +112,7 @@ def test_timeline_separates_python_heap_from_native() -> None:
     assert row["anon"] == 250 * MIB and row["traced"] == 40 * MIB
     assert row["native"] == 210 * MIB and row["rocksdb"] == 33 * MIB
     assert row["malloc_in_use"] == 80 * MIB and row["malloc_free"] == 5 * MIB
+    assert row["beyond_malloc"] == 250 * MIB - 85 * MIB
 
 
 def test_growth_ranks_sites_by_bytes_gained_and_leaves_out_shrinking_ones() -> None:
@@ -167,3 +169,22 @@ def test_the_soak_sets_the_worker_environment(tmp_path: Path) -> None:
     assert env == {heapprofile.DIR_ENV: str(tmp_path / "heap"),
                    heapprofile.EVERY_ENV: "300", heapprofile.FRAMES_ENV: "3"}
     assert not (tmp_path / "heap").exists()
+
+
+def test_without_frames_a_snapshot_has_no_python_heap_and_no_sites(tmp_path: Path) -> None:
+    if tracemalloc.is_tracing():
+        pytest.skip("tracemalloc is on in this process")
+    profiler = heapprofile.HeapProfiler(tmp_path, every=3600, frames=0)
+    record = json.loads(profiler.write_one().read_text())
+    assert record["frames"] == 0 and record["traced_bytes"] is None and record["sites"] == []
+    assert record["rss"] > 0 and record["malloc"]["free"] >= 0
+    [row] = heap.timeline([record])
+    assert row["traced"] is None and row["native"] is None
+    assert "       -" in heap.text(heap.summary([record])).splitlines()[2]
+
+
+def test_a_shared_block_cache_is_counted_once() -> None:
+    r = record(60, [])
+    r["rocksdb"] = {"memtables": 10 * MIB, "block_cache": 3 * 32 * MIB, "table_readers": MIB,
+                    "shared_block_cache": 32 * MIB, "shared_memtables": 10 * MIB}
+    assert heap.rocksdb_total(r) == 43 * MIB
