@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -98,6 +99,8 @@ class Monitor:
     supervisor: Supervisor
     stuck_after: float
     log: Callable[[str], None] = lambda _: None
+    #: every sample (per-partition committed and end offsets, worker statuses) as JSON Lines
+    samples_path: Path | None = None
     episodes: list[Episode] = field(default_factory=list)
     #: the longest time a partition's committed offset stood still with records waiting,
     #: for whatever reason (restarts and recovery included), and where
@@ -169,6 +172,14 @@ class Monitor:
             if waiting and now - self._since[tp] >= self.stuck_after:
                 stuck.append(tp)
         self._last = committed
+        if self.samples_path is not None:
+            with self.samples_path.open("a", encoding="utf-8") as out:
+                out.write(json.dumps({
+                    "at_s": self.supervisor.elapsed(), "statuses": statuses,
+                    "excused": excused, "stuck": [f"{t}[{p}]" for t, p in stuck],
+                    "lag": {f"{t}[{p}]": ends[(t, p)] - committed.get((t, p), 0)
+                            for t, p in ends if ends[(t, p)] > committed.get((t, p), 0)},
+                    "committed": sum(committed.values())}) + "\n")
         self._episode(stuck, now, sum(ends[tp] - committed.get(tp, 0) for tp in stuck), statuses)
 
     def _episode(self, stuck: list[TP], now: float, lag: int, statuses: dict[str, str]) -> None:

@@ -31,7 +31,7 @@ from streams.audit import output_line
 from streams.bench.data import Pacer, drop_topics
 from streams.bench.worker import free_port
 from streams.chaos.badinput import BadSender
-from streams.chaos.monitor import Monitor, Offsets
+from streams.chaos.monitor import Monitor, Offsets, health
 from streams.chaos.plan import BAD, BROKER, JOIN, KILL, LEAVE, ChaosConfig, Fault, schedule
 from streams.chaos.report import export_outputs, judge_outputs, verdict
 from streams.chaos.supervisor import Supervisor
@@ -84,20 +84,34 @@ class Run:
     log: Log
     broker_down: bool = False
 
+    def wait_ready(self, name: str, timeout: float = 60.0) -> str:
+        """Wait until the slot's worker says it is ready (so that a SIGKILL hits it while it
+        processes, not while it starts or recovers); says how long that took."""
+        began = time.monotonic()
+        slot = self.supervisor.slots[name]
+        while time.monotonic() - began < timeout:
+            if health(slot.port) == "ready":
+                return f"ready after {time.monotonic() - began:.0f}s"
+            self.supervisor.poll()
+            time.sleep(0.5)
+        return f"not ready after {timeout:.0f}s"
+
     def fire(self, fault: Fault) -> str:
         """Inject one fault; returns what was done."""
         sup = self.supervisor
         if fault.kind == KILL:
-            alive = sorted(s.name for s in sup.alive())
+            alive = sorted(s.name for s in sup.alive() if s.leaving is None)
             if not alive:
                 return "no worker running: nothing to kill"
             name = alive[min(int(fault.pick * len(alive)), len(alive) - 1)]
-            return f"SIGKILL {name} (pid {sup.kill(name)})"
+            waited = self.wait_ready(name)
+            return f"SIGKILL {name} (pid {sup.kill(name)}, {waited})"
         if fault.kind == JOIN:
             sup.start("w2")
             return "w2 started"
         if fault.kind == LEAVE:
-            return f"w2 stopped (SIGTERM), exit code {sup.leave('w2')}"
+            sup.leave("w2")
+            return "w2 asked to stop (SIGTERM)"
         if fault.kind == BAD:
             n = self.bad.burst(self.config.burst_size)
             return f"{n} bad records sent"
@@ -145,7 +159,8 @@ def run_chaos(settings: Settings, config: ChaosConfig, log: Log = lambda _: None
     supervisor = Supervisor(ss, workdir, ["--batch-size", str(config.batch_size)], log=log)
     for name in ("w1", "w2"):
         supervisor.add(name, free_port())
-    monitor = Monitor(Offsets(ss, topology, ss.app_id), supervisor, config.stuck_after, log)
+    monitor = Monitor(Offsets(ss, topology, ss.app_id), supervisor, config.stuck_after, log,
+                      samples_path=workdir / "monitor.jsonl")
     bad = BadSender(ss, topology, Codec(registry_from(ss.schema_registry_url,
                                                       ss.schema_registry_auth)), config.seed)
     pacer = Pacer(ss, traffic.events, config.rate)

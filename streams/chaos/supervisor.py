@@ -52,6 +52,8 @@ class Slot:
     starts: int = 0
     #: pid the run sent SIGKILL to and has not seen exit yet
     killing: int | None = None
+    #: SIGTERM sent (a leave): when to give up waiting and SIGKILL it
+    leaving: float | None = None
 
     def alive(self) -> bool:
         """Whether its process runs."""
@@ -85,7 +87,7 @@ class Supervisor:
         """Start the slot's worker (and keep it running)."""
         slot = self.slots[name]
         slot.wanted = True
-        if slot.alive():
+        if slot.child is not None:  # running, or leaving: poll() restarts it once it is down
             return
         log_path = self.workdir / f"worker-{name}.log"
         with log_path.open("a") as out:
@@ -106,16 +108,25 @@ class Supervisor:
         self.poll()
         return pid
 
-    def leave(self, name: str, timeout: float = 90.0) -> int | None:
-        """Stop the slot's worker cleanly (SIGTERM) and keep it down. Returns its exit code."""
+    def leave(self, name: str, wait: bool = False, timeout: float = 90.0) -> int | None:
+        """Stop the slot's worker cleanly (SIGTERM) and keep it down: the exit is recorded by
+        ``poll`` (or here, with ``wait``, which returns the exit code); a worker still up
+        ``timeout`` seconds later is killed."""
         slot = self.slots[name]
         slot.wanted = False
-        if slot.child is None or slot.child.proc is None:
+        child = slot.child
+        if child is None or child.proc is None:
             return None
-        pid = slot.child.pid
-        code = slot.child.stop(timeout)
-        self._record(slot, pid, code, "left" if code == 0 else "crashed")
-        slot.child = None
+        if not wait:
+            if child.alive() and slot.leaving is None:
+                with contextlib.suppress(ProcessLookupError):
+                    child.proc.send_signal(signal.SIGTERM)
+                slot.leaving = time.monotonic() + timeout
+            return None
+        code = child.stop(timeout)
+        self._record(slot, child.pid, code, "left" if code == 0 else "crashed",
+                     "" if code == 0 else child.log_tail(20))
+        slot.child, slot.leaving = None, None
         return code
 
     def poll(self) -> list[Exit]:
@@ -123,18 +134,26 @@ class Supervisor:
         new: list[Exit] = []
         for slot in self.slots.values():
             child = slot.child
-            if child is None or child.proc is None or child.alive():
+            if child is None or child.proc is None:
+                continue
+            if child.alive():
+                if slot.leaving is not None and time.monotonic() > slot.leaving:
+                    self.log(f"{slot.name} (pid {child.pid}) did not stop: SIGKILL")
+                    with contextlib.suppress(ProcessLookupError):
+                        child.proc.send_signal(signal.SIGKILL)
                 continue
             code = child.proc.returncode
             if slot.killing == child.pid:
                 cause = "killed"
+            elif slot.leaving is not None:
+                cause = "left" if code == 0 else "crashed"
             elif code == STALL_EXIT_CODE:
                 cause = "stalled"
             else:
                 cause = "crashed"
             new.append(self._record(slot, child.pid, code, cause,
-                                    "" if cause == "killed" else child.log_tail(20)))
-            slot.killing, slot.child = None, None
+                                    "" if cause in ("killed", "left") else child.log_tail(20)))
+            slot.killing, slot.leaving, slot.child = None, None, None
             if slot.wanted:
                 self.restarts[cause] += 1
                 self.start(slot.name)
@@ -157,7 +176,7 @@ class Supervisor:
         codes: dict[str, int | None] = {}
         for name, slot in self.slots.items():
             if slot.child is not None:
-                codes[name] = self.leave(name, timeout)
+                codes[name] = self.leave(name, wait=True, timeout=timeout)
         return codes
 
     def exits_doc(self) -> list[dict[str, Any]]:

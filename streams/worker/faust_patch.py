@@ -1,12 +1,25 @@
-"""A fix for a race in Faust's (faust-streaming 0.15) end of table recovery, applied at start.
+"""Fixes for defects of Faust's (faust-streaming 0.15) table recovery, applied at start.
 
-Faust's ``Recovery.on_recovery_completed`` resumes the stream partitions *before* it seeks
+1. ``Recovery.on_recovery_completed`` resumes the stream partitions *before* it seeks
 them to their committed offsets. Records fetched in between are skipped and acknowledged;
 after the seek, the already fetched record N+1 arrives first and the re-fetched record N
 (the one at the committed offset) is dropped as older than the last read offset. So on a
 restart or rebalance the record at the committed offset of an input partition could be
 skipped while its offset was committed: an input event lost (seen here on about one restart
 in four). The replacement below is Faust's method with the seek moved before the resume.
+
+2. Under exactly-once, the highwater recovery reads a changelog partition up to is the
+consumer's *cached* last stable offset: the one of the last fetch response for that
+partition, or None when it has not been fetched since it was assigned. A changelog
+partition is only fetched while it is being recovered, so when a partition comes back to
+a worker after a rebalance (it was recovered here before, then another worker wrote to it)
+the cached value is stale or missing: with a stale one, recovery stops at the old end, or is
+skipped, and the worker goes on from its local RocksDB as it was when the partition left
+(orders without their newer events: false OVERSHIPMENT, SHIPPED_WITHOUT_PAYMENT, ...; found
+with ``crosscheck chaos --rebalances 16``); with none (-1), the persisted offset is "higher
+than the highwater" and recovery crashes with ConsistencyError. ``_highwaters`` now asks the
+broker (ListOffsets; read_committed gives the last stable offset), as Faust already does
+without transactions.
 """
 
 from __future__ import annotations
@@ -16,6 +29,7 @@ import logging
 from typing import Any
 
 from faust.tables.recovery import Recovery
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 log = logging.getLogger("crosscheck.worker")
 
@@ -59,10 +73,18 @@ async def _on_recovery_completed(self: Any, generation_id: int = 0) -> None:
     self.log.info("Worker ready")
 
 
+async def _highwaters(self: Any, partitions: Any) -> Any:
+    """End offsets of the partitions, asked of the broker (read_committed: the last stable
+    offset), never the cached value of the last fetch (see 2. above)."""
+    return await self._ensure_consumer().end_offsets(partitions)
+
+
 def apply() -> None:
-    """Install the fixed method, and the shared RocksDB memory budget (idempotent)."""
+    """Install the fixed methods, and the shared RocksDB memory budget (idempotent)."""
     from streams.worker import rocksdb_budget
 
     rocksdb_budget.patch_faust()
     if Recovery.on_recovery_completed is not _on_recovery_completed:
         Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
+    if AIOKafkaConsumerThread._highwaters is not _highwaters:
+        AIOKafkaConsumerThread._highwaters = _highwaters  # type: ignore[method-assign]
