@@ -49,6 +49,10 @@ ENV_VARS: dict[str, str] = {
     "long in event time, and every decision is made (7d)",
     "CROSSCHECK_STORM_THRESHOLD": "mismatches of one type per window above which one STORM "
     "alert replaces the single ones (20)",
+    "CROSSCHECK_MALLOC_ARENAS": "glibc malloc arenas of a worker, unless `MALLOC_ARENA_MAX` "
+    "is set (2)",
+    "CROSSCHECK_MALLOC_TRIM_EVERY": "seconds between a worker's `malloc_trim(0)`, which gives "
+    "free heap memory back to the kernel (60; 0: never)",
 }
 
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
