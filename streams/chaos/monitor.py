@@ -65,17 +65,24 @@ class Offsets:
 
 
 def health(port: int) -> str:
-    """A worker's /health status ("ready", "starting", "rebalancing", "recovering", ...),
-    or "down" when it does not answer."""
+    """A worker's state from its /health: "ready" when it serves its partitions, else the
+    document's word on why not ("starting", "rebalancing", "recovering", "stopping"), or
+    "down" when it does not answer."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-            return str(json.loads(resp.read())["status"])
+            return health_word(json.loads(resp.read()))
     except urllib.error.HTTPError as exc:  # 503 while not ready: the body says why
         with contextlib.suppress(Exception):
-            return str(json.loads(exc.read())["status"])
+            return health_word(json.loads(exc.read()))
         return "down"
     except Exception:
         return "down"
+
+
+def health_word(doc: dict[str, Any]) -> str:
+    """"ready" for a /health document that says so (its status word is then "ok"), else
+    its status word."""
+    return "ready" if doc.get("ready") is True else str(doc.get("status", "down"))
 
 
 @dataclass

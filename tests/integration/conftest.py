@@ -21,11 +21,10 @@ from topology.topics import Topology
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """KAFKA_BOOTSTRAP_SERVERS if set, else the project's broker started once for the session."""
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if external:
-        yield external
+def local_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker | None]:
+    """The project's broker started once for the session; None with KAFKA_BOOTSTRAP_SERVERS."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield None
         return
     home = Path(os.environ.get("CROSSCHECK_HOME") or Path.home() / ".crosscheck").expanduser()
     jars = home / f"kafka-{kafka_version()}" / "lib"
@@ -34,9 +33,16 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     broker.ensure_jars()
     broker.start(timeout=240)
     try:
-        yield broker.bootstrap
+        yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(local_broker: LocalBroker | None) -> str:
+    """KAFKA_BOOTSTRAP_SERVERS if set, else the session's local broker."""
+    return local_broker.bootstrap if local_broker is not None else \
+        os.environ["KAFKA_BOOTSTRAP_SERVERS"]
 
 
 @pytest.fixture

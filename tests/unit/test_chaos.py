@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from types import SimpleNamespace
 from typing import Any
 
 from builders import BlobStore
 
 from schemas.codec import Codec
 from streams.chaos.badinput import KINDS, make_bad
+from streams.chaos.monitor import health_word
 from streams.chaos.plan import BAD, BROKER, JOIN, KILL, LEAVE, ChaosConfig, schedule
 from streams.chaos.report import judge_outputs, table, verdict
 from streams.config import RuleConfig
 from streams.model import DeadLetter
 from streams.verify import Expected
+from streams.web.documents import health_doc
 from streams.worker.runtime import Record, Runtime
 from topology.partitioner import partition_for
 from topology.topics import TopicId, Topology
@@ -112,3 +115,21 @@ def test_lost_duplicated_extra_and_missing_dead_letters_fail_the_run() -> None:
     text = table(_results(outputs))
     assert "verdict: FAIL (2 lost, 1 duplicated, 1 extra, 50 % of the bad records in the " \
            "DLQ: 1/2)" in text
+
+
+def _health(ready: bool, word: str) -> dict[str, Any]:
+    probe: Any = SimpleNamespace(
+        ready=lambda: (ready, word), worker_id="w", app_id="a", url="u", started_at=0,
+        records=0, batch_count=0, batches=SimpleNamespace(last_seconds=None),
+        partitions=lambda: [], lag=lambda: [], watermarks=lambda: {})
+    return health_doc(probe, 1_000)
+
+
+def test_the_monitor_reads_a_ready_worker_as_ready_and_others_by_their_word() -> None:
+    """A ready worker's /health says status "ok": the chaos monitor and the SIGKILL timing
+    wait for "ready", so a worker that serves its partitions must read as that (it once
+    did not: every kill waited 60 s and no stall could ever be detected)."""
+    assert health_word(_health(True, "ok")) == "ready"
+    for word in ("starting", "rebalancing", "recovering", "stopping"):
+        assert health_word(_health(False, word)) == word
+    assert health_word({}) == "down"
