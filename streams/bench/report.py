@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from streams.bench.stages import breakdown
 from streams.config import Settings
 
 
@@ -87,6 +88,12 @@ def table(results: dict[str, Any]) -> str:
                                for j, cell in enumerate(row)).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
+    for key, label in (("exactly_once", "exactly-once"), ("at_least_once", "at-least-once")):
+        w = results.get("worker", {}).get(key)
+        if w:
+            consuming = w["seconds_to_zero_lag"] - w["startup_seconds"]
+            cells = breakdown(w.get("stage_seconds") or {}, w.get("records", 0), consuming)
+            lines.append(f"{label} worker, {cells}")
     lat = results.get("latency")
     if lat:
         def ms(v: Any) -> str:

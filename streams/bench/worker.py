@@ -5,12 +5,13 @@ from __future__ import annotations
 import shutil
 import socket
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
 from streams.bench.procs import Child, dir_size, peak_rss
+from streams.bench.stages import scrape_stages
 from streams.clients import confluent_config
 from streams.config import Settings
 from streams.errors import CrosscheckError
@@ -65,6 +66,8 @@ class WorkerFigures:
     overall_throughput: float
     peak_rss_bytes: int | None
     rocksdb_bytes: int
+    #: wall seconds per stage of batch processing, from the worker's /metrics at zero lag
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def run_worker(settings: Settings, topology: Topology, guarantee: str, workdir: Path,
@@ -102,6 +105,7 @@ def run_worker(settings: Settings, topology: Topology, guarantee: str, workdir: 
                 time.sleep(0.2)
             finished = time.monotonic()
             rss = peak_rss(child.pid) or rss
+            stages = scrape_stages(port)
             state = dir_size(data_dir_for(ws, port))
         if not keep_state:
             shutil.rmtree(data_dir_for(ws, port), ignore_errors=True)
@@ -111,4 +115,4 @@ def run_worker(settings: Settings, topology: Topology, guarantee: str, workdir: 
     overall = total / max(finished - began, 1e-3)
     steady = (total - first[1]) / max(finished - first[0], 1e-3) if first[1] < total else overall
     return WorkerFigures(guarantee, total, finished - began, first[0] - began, steady, overall,
-                         rss, state)
+                         rss, state, stages)

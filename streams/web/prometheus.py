@@ -85,6 +85,12 @@ class _WorkerCollector(Collector):
         yield commands
         yield CounterMetricFamily("crosscheck_ticks", "Idle notices of this worker applied",
                                   value=c.ticks)
+        stage = CounterMetricFamily(
+            "crosscheck_stage_seconds", "Wall time spent per stage of batch processing "
+            "(decode, engine, state_write, produce; batch: all of it)", labels=["stage"])
+        for name, seconds in c.stage_seconds.items():
+            stage.add_metric([name], seconds)
+        yield stage
         now = self.clock()
         lag_s = GaugeMetricFamily(
             "crosscheck_watermark_lag_seconds",

@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import perf_counter
 from typing import Any, cast
 
 import faust
@@ -104,6 +105,8 @@ class Worker:
 
     async def process(self, events: Sequence[Any]) -> None:
         """Judge one batch, flush state, produce outputs and changelog records."""
+        stages = self.runtime.counters.stage_seconds
+        began = perf_counter()
         emits: list[tuple[Any, list[Emit]]] = []
         last_of_partition: dict[int, Any] = {}
         now = wall_ms()
@@ -115,6 +118,7 @@ class Worker:
             if out:
                 emits.append((m, out))
         sends: list[tuple[Any, str, int, bytes | None, bytes | None]] = []
+        judged = perf_counter()
         for partition, event in last_of_partition.items():
             self.runtime.persist(partition)
             store = self.stores.get(partition)
@@ -123,7 +127,12 @@ class Worker:
                     sends.append((event.message, w.topic, w.partition, w.key, w.value))
         for m, out in emits:
             sends.extend((m, e.name, e.partition, e.key, e.value) for e in out)
+        written = perf_counter()
+        stages["state_write"] += written - judged
         await self._produce(sends)
+        finished = perf_counter()
+        stages["produce"] += finished - written
+        stages["batch"] += finished - began
         self.batches += 1
         self.records += len(events)
         if self.options.echo:

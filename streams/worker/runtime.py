@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import Protocol
 
 import msgspec
@@ -85,6 +86,14 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+#: The stages a batch's time is counted in: decoding and validating input records; the
+#: engine (state read included); writing the touched state to RocksDB (one WriteBatch per
+#: store); producing outputs and changelog records; and the whole of ``Worker.process``
+#: (the four, plus glue). Time outside ``batch`` is Faust's consume path, commits and
+#: waiting for input.
+STAGES = ("decode", "engine", "state_write", "produce", "batch")
+
+
 @dataclass
 class Counters:
     """Running totals for status, logs and /metrics."""
@@ -96,6 +105,8 @@ class Counters:
     resolved: int = 0
     commands: Counter[str] = field(default_factory=Counter)
     ticks: int = 0
+    #: wall seconds spent per stage of the worker (see STAGES): the bench's breakdown
+    stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
 
 def decode_input(codec: Codec, topic: TopicId, value: bytes | None) -> Event:
@@ -174,10 +185,15 @@ class Runtime:
             return self._on_tick(record)
         if topic is None or topic not in INPUTS:
             return [self._dead(record, f"topic {record.topic} is not an input topic")]
+        stages = self.counters.stage_seconds
+        began = perf_counter()
         try:
             event = decode_input(self.codec, topic, record.value)
         except (DecodeError, ValidationError) as exc:
             return self._dead_counted(record, str(exc))
+        finally:
+            decoded = perf_counter()
+            stages["decode"] += decoded - began
         home = partition_for(event.order_id, self.input_partitions)
         if home != record.partition:
             return self._dead_counted(
@@ -193,6 +209,7 @@ class Runtime:
         else:
             self.counters.duplicates_ignored += 1
         outputs = ctx.engine.on_event(event)
+        stages["engine"] += perf_counter() - decoded
         return self._judged(record.partition, ctx, outputs)
 
     def _judged(self, partition: int, ctx: PartitionCtx,

@@ -16,7 +16,9 @@ RESULTS = {
     "worker": {
         "exactly_once": {"throughput": 5_000.0, "seconds_to_zero_lag": 48.0,
                          "startup_seconds": 8.0, "peak_rss_bytes": 200 * 2**20,
-                         "rocksdb_bytes": 50 * 2**20},
+                         "rocksdb_bytes": 50 * 2**20, "records": 200_000,
+                         "stage_seconds": {"decode": 4.0, "engine": 12.0, "state_write": 2.0,
+                                           "produce": 4.0, "batch": 24.0}},
         "at_least_once": {"throughput": 6_000.0, "seconds_to_zero_lag": 40.0,
                           "startup_seconds": 7.0, "peak_rss_bytes": None,
                           "rocksdb_bytes": 0},
@@ -48,6 +50,10 @@ def test_table_has_a_row_per_phase_and_the_latency() -> None:
     assert "6,000" in rows["worker, at-least-once"]
     assert "25%" in rows["replay (backfill, all events)"]
     assert "p50 1,500 ms, p99 3,100 ms" in text
+    eos = next(line for line in lines if line.startswith("exactly-once worker, per record"))
+    assert "engine 60.0 µs (30%)" in eos and "outside the batch" in eos  # of 40 s consuming
+    alos = next(line for line in lines if line.startswith("at-least-once worker"))
+    assert "not available" in alos
 
 
 def test_machine_and_environment() -> None:
