@@ -96,11 +96,22 @@ class Run:
             time.sleep(0.5)
         return f"not ready after {timeout:.0f}s"
 
+    def wait_alive(self, timeout: float = 90.0) -> list[str]:
+        """The slots with a worker running that is not leaving, once there is one (a worker
+        that exited, say at start-up while the broker was down, is being restarted)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.supervisor.poll()
+            alive = sorted(s.name for s in self.supervisor.alive() if s.leaving is None)
+            if alive or time.monotonic() > deadline:
+                return alive
+            time.sleep(0.5)
+
     def fire(self, fault: Fault) -> str:
         """Inject one fault; returns what was done."""
         sup = self.supervisor
         if fault.kind == KILL:
-            alive = sorted(s.name for s in sup.alive() if s.leaving is None)
+            alive = self.wait_alive()
             if not alive:
                 return "no worker running: nothing to kill"
             name = alive[min(int(fault.pick * len(alive)), len(alive) - 1)]

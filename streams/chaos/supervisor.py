@@ -146,7 +146,9 @@ class Supervisor:
             if slot.killing == child.pid:
                 cause = "killed"
             elif slot.leaving is not None:
-                cause = "left" if code == 0 else "crashed"
+                # -SIGTERM: asked to leave while still starting, before the worker's own
+                # SIGTERM handler was installed; it left all the same
+                cause = "left" if code in (0, -signal.SIGTERM) else "crashed"
             elif code == STALL_EXIT_CODE:
                 cause = "stalled"
             else:

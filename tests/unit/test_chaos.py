@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 from builders import BlobStore
 
@@ -14,10 +15,12 @@ from streams.chaos.badinput import KINDS, make_bad
 from streams.chaos.monitor import health_word
 from streams.chaos.plan import BAD, BROKER, JOIN, KILL, LEAVE, ChaosConfig, schedule
 from streams.chaos.report import judge_outputs, table, verdict
-from streams.config import RuleConfig
+from streams.chaos.supervisor import Supervisor
+from streams.config import RuleConfig, load_settings
 from streams.model import DeadLetter
 from streams.verify import Expected
 from streams.web.documents import health_doc
+from streams.worker.app import STALL_EXIT_CODE
 from streams.worker.runtime import Record, Runtime
 from topology.partitioner import partition_for
 from topology.topics import TopicId, Topology
@@ -133,3 +136,33 @@ def test_the_monitor_reads_a_ready_worker_as_ready_and_others_by_their_word() ->
     for word in ("starting", "rebalancing", "recovering", "stopping"):
         assert health_word(_health(False, word)) == word
     assert health_word({}) == "down"
+
+
+class _Ended:
+    """A worker process that has exited with `code`."""
+
+    def __init__(self, pid: int, code: int) -> None:
+        self.pid, self.proc = pid, SimpleNamespace(returncode=code)
+
+    def alive(self) -> bool:
+        return False
+
+    def log_tail(self, lines: int = 20) -> str:
+        return "last lines"
+
+
+def test_exits_are_classified_by_what_the_run_did_to_the_worker(tmp_path: Path) -> None:
+    """Killed by the run, asked to leave (exit 0, or the SIGTERM itself when it came before
+    the worker's handler was installed), exit 75, or a crash; only wanted slots restart."""
+    sup = Supervisor(load_settings({}), tmp_path, [])
+    cases = [("killed", -9, dict(killing=True)), ("left", 0, dict(leaving=1e12)),
+             ("left", -15, dict(leaving=1e12)), ("crashed", 1, dict(leaving=1e12)),
+             ("stalled", STALL_EXIT_CODE, {}), ("crashed", 1, {})]
+    for n, (_cause, code, marks) in enumerate(cases):
+        slot = sup.add(f"w{n}", 0)
+        slot.child = cast(Any, _Ended(10 + n, code))
+        slot.killing = 10 + n if marks.get("killing") else None
+        slot.leaving = cast(Any, marks.get("leaving"))
+    found = {e.slot: e.cause for e in sup.poll()}
+    assert found == {f"w{n}": cause for n, (cause, _c, _m) in enumerate(cases)}
+    assert not sup.restarts and not sup.alive()  # none was wanted: nothing restarted
