@@ -167,7 +167,8 @@ def run_soak(settings: Settings, config: SoakConfig,
                 log(f"{s.elapsed_s:7.1f}s  published {s.published:>9,}  committed "
                     f"{s.committed:>9,}  watermark {format_time(wm) if wm else '-':24}  "
                     f"live orders {s.live_orders:>7,}  rocksdb {s.rocksdb_bytes / 2**20:7.1f} MiB "
-                    f"(WAL {s.wal_bytes / 2**20:.1f})")
+                    f"(WAL {s.wal_bytes / 2**20:.1f})  RSS "
+                    f"{'-' if s.rss_bytes is None else f'{s.rss_bytes / 2**20:.0f} MiB'}")
                 return s
 
             while True:
