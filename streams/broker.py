@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import shutil
@@ -130,9 +131,21 @@ class LocalBroker:
     # -- jars -----------------------------------------------------------------------------
 
     def ensure_jars(self) -> Path:
-        """Resolve the pinned Kafka jars from Maven Central into jars_dir (once)."""
-        if self.jars_dir.is_dir() and any(self.jars_dir.glob("kafka_*.jar")):
+        """Resolve the pinned Kafka jars from Maven Central into jars_dir (once; processes
+        that ask at the same time, such as parallel test workers, wait for one fetch)."""
+        if self._have_jars():
             return self.jars_dir
+        self.jars_dir.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.jars_dir.parent / f".{self.jars_dir.parent.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self._have_jars():  # fetched while this process waited
+                return self.jars_dir
+            return self._fetch_jars()
+
+    def _have_jars(self) -> bool:
+        return self.jars_dir.is_dir() and any(self.jars_dir.glob("kafka_*.jar"))
+
+    def _fetch_jars(self) -> Path:
         mvn = shutil.which("mvn")
         if mvn is None:
             raise BrokerError(
