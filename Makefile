@@ -34,9 +34,11 @@ run: install
 	$(CC) simulate $(DEMO) --expected .crosscheck-demo-expected.jsonl
 	$(CC) worker --echo
 
-## Every test: unit tests, then integration tests against a broker the session starts.
+## Every test, in two processes (pytest-xdist, whole modules per process): each starts its
+## own broker for its integration tests. TEST_JOBS=1 runs them in one process.
+TEST_JOBS ?= 2
 test: install chromium
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile
 
 unit: install
 	$(PY) -m pytest -q tests/unit
