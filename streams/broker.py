@@ -146,6 +146,8 @@ class LocalBroker:
         return self.jars_dir.is_dir() and any(self.jars_dir.glob("kafka_*.jar"))
 
     def _fetch_jars(self) -> Path:
+        """Run Maven into a temporary directory beside jars_dir, then rename it (called by
+        ensure_jars under its lock, with jars_dir's parent created)."""
         mvn = shutil.which("mvn")
         if mvn is None:
             raise BrokerError(
@@ -153,7 +155,6 @@ class LocalBroker:
                 f"jars from Maven Central into {self.jars_dir} (install maven, or point "
                 f"the jars directory at an existing Kafka libs/ folder)"
             )
-        self.jars_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".lib-", dir=self.jars_dir.parent))
         cmd = [
             mvn, "-q", "-B", "-f", str(self.pom), "dependency:copy-dependencies",
