@@ -103,7 +103,8 @@ def table(results: dict[str, Any]) -> str:
         lines.append(f"broker restarts skipped: {results['broker_restarts_skipped']}")
     r = results["restarts"]
     lines.append(f"worker restarts by the supervisor: {r['total']} ({r['killed']} after a "
-                 f"SIGKILL, {r['stalled']} after exit 75, {r['crashed']} after a crash)")
+                 f"SIGKILL, {r['stalled']} after exit 75, {r.get('refused', 0)} after exit 76 "
+                 f"(a send refused), {r['crashed']} after a crash)")
     lines += ["", f"{'output':28}  {'expected':>8}  {'got':>8}  {'lost':>5}  "
                   f"{'duplicated':>10}  {'extra':>5}  {'changed':>7}"]
     rows = [("mismatches OPEN", out["mismatches_open"]),

@@ -285,7 +285,8 @@ def _fault_counts(faults: list[Fault], injected: list[Injected], config: ChaosCo
 def _restarts(supervisor: Supervisor) -> dict[str, int]:
     by_cause = supervisor.restarts
     return {"total": sum(by_cause.values()), "killed": by_cause["killed"],
-            "stalled": by_cause["stalled"], "crashed": by_cause["crashed"],
+            "stalled": by_cause["stalled"], "refused": by_cause["refused"],
+            "crashed": by_cause["crashed"],
             "starts": sum(s.starts for s in supervisor.slots.values())}
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from streams.bench.procs import Child
 from streams.config import Settings
 from streams.worker.app import STALL_EXIT_CODE
+from streams.worker.delivery import DELIVERY_EXIT_CODE
 
 #: Faust reads these from the environment: a worker killed with SIGKILL leaves the group
 #: after 10 s instead of 15 s, so that its successor gets the partitions quickly.
@@ -36,7 +37,8 @@ class Exit:
     pid: int
     at_s: float
     code: int | None
-    #: "killed" (by the run), "stalled" (exit 75), "left" (asked to stop), "crashed"
+    #: "killed" (by the run), "stalled" (exit 75), "refused" (exit 76: a send was refused),
+    #: "left" (asked to stop), "crashed"
     cause: str
     log_tail: str = ""
 
@@ -151,6 +153,8 @@ class Supervisor:
                 cause = "left" if code in (0, -signal.SIGTERM) else "crashed"
             elif code == STALL_EXIT_CODE:
                 cause = "stalled"
+            elif code == DELIVERY_EXIT_CODE:
+                cause = "refused"
             else:
                 cause = "crashed"
             new.append(self._record(slot, child.pid, code, cause,

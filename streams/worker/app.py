@@ -41,6 +41,7 @@ from streams.metrics.aggregate import (
 from streams.metrics.aggregate import encode as encode_state
 from streams.names import AGENT_NAME, AGGREGATOR_NAME, META_TABLE, METRICS_TABLE, ORDERS_TABLE
 from streams.worker import faust_patch
+from streams.worker.delivery import DeliveryGuard, check
 from streams.worker.idle import IdleTracker
 from streams.worker.lifecycle import web_host_for
 from streams.worker.offsets import TailProbe, fill_head_gap
@@ -90,6 +91,8 @@ class Worker:
     topology: Topology
     tail_probe: TailProbe
     stores: dict[int, TableStore] = field(default_factory=dict)
+    #: every send of an open transaction, settled before it commits (see delivery.py)
+    delivery: DeliveryGuard = field(default_factory=DeliveryGuard)
     batches: int = 0
     records: int = 0
     recent_windows: deque[dict[str, Any]] = field(
@@ -165,8 +168,9 @@ class Worker:
         for _source, topic, partition, key, value in sends:
             futures.append(await producer.send(topic, key, value, partition, None, None))
         if futures:
-            # at-least-once: outputs are delivered before the batch's offsets are acked
-            await asyncio.gather(*futures)
+            # at-least-once: outputs are delivered before the batch's offsets are acked; a
+            # refused one ends the process before they are (see streams/worker/delivery.py)
+            await check(await asyncio.gather(*futures, return_exceptions=True), None, None)
 
     async def _produce_in_transactions(
             self, sends: list[tuple[Any, str, int, bytes | None, bytes | None]]) -> None:
@@ -181,6 +185,9 @@ class Worker:
         two of a batch's transactions. Holding every lock the batch needs (taken in sorted
         order; Faust's commit takes one at a time) until all its records are sent keeps a
         batch's state and outputs whole in the transactions that commit its offsets.
+
+        Every send is tracked by ``self.delivery``: a transaction commits only once all of
+        them are acknowledged (aiokafka would commit over a failed one).
         """
         producer: Any = self.app.producer
         by_tid: dict[str, list[tuple[str, int, bytes | None, bytes | None]]] = {}
@@ -194,8 +201,10 @@ class Worker:
                 transaction = producer._transaction_producers.get(tid)
                 if transaction is None:
                     raise RuntimeError(f"no transaction producer for {tid}")
+                track = self.delivery.track
                 for topic, partition, key, value in records:
-                    await transaction.send(topic, value, key=key, partition=partition)
+                    track(tid, transaction,
+                          await transaction.send(topic, value, key=key, partition=partition))
 
     async def aggregate(self, events: Sequence[Any]) -> None:
         """Fold metrics partials into final windows and alerts (the aggregator agent)."""
@@ -382,6 +391,7 @@ def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
                       options.input_partitions, worker_id, position_of=tracker.position)
     worker = Worker(app, settings, options, runtime, tracker, topology, TailProbe(settings))
     holder["worker"] = worker
+    setattr(app, faust_patch.GUARD_ATTRIBUTE, worker.delivery)  # read by commit_transactions
 
     channel = app.topic(*[topology.name(t) for t in INPUTS], topology.name(TopicId.TICKS),
                         key_type=bytes, value_type=bytes, key_serializer="raw",

@@ -20,6 +20,11 @@ with ``crosscheck chaos --rebalances 16``); with none (-1), the persisted offset
 than the highwater" and recovery crashes with ConsistencyError. ``_highwaters`` now asks the
 broker (ListOffsets; read_committed gives the last stable offset), as Faust already does
 without transactions.
+
+3. aiokafka commits a transaction even when sends in it failed (see
+``streams/worker/delivery.py``). ``Producer.commit_transactions`` now first settles the
+worker's tracked sends of each transaction (the app's ``crosscheck_delivery`` guard) under
+the transaction's lock, and never commits one with a failed send.
 """
 
 from __future__ import annotations
@@ -30,6 +35,10 @@ from typing import Any
 
 from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
+
+#: the attribute of the Faust app that holds its DeliveryGuard
+GUARD_ATTRIBUTE = "crosscheck_delivery"
 
 log = logging.getLogger("crosscheck.worker")
 
@@ -79,6 +88,25 @@ async def _highwaters(self: Any, partitions: Any) -> Any:
     return await self._ensure_consumer().end_offsets(partitions)
 
 
+async def _commit_transactions(self: Any, tid_to_offset_map: Any, group_id: str,
+                               start_new_transaction: bool = True) -> None:
+    """Faust's method, with every tracked send of a transaction settled before its offsets
+    are sent and it commits (see 3. above)."""
+    guard = getattr(self.app, GUARD_ATTRIBUTE, None)
+    for transactional_id, offsets in tid_to_offset_map.items():
+        async with self._trn_locks[transactional_id]:
+            transaction_producer = self._transaction_producers.get(transactional_id)
+            if not transaction_producer:
+                log.warning("Commit invoked for unknown transaction %s", transactional_id)
+                continue
+            if guard is not None:
+                await guard.settle(transactional_id, transaction_producer)
+            await transaction_producer.send_offsets_to_transaction(offsets, group_id)
+            await transaction_producer.commit_transaction()
+            if start_new_transaction:
+                await transaction_producer.begin_transaction()
+
+
 def apply() -> None:
     """Install the fixed methods, and the shared RocksDB memory budget (idempotent)."""
     from streams.worker import rocksdb_budget
@@ -88,3 +116,5 @@ def apply() -> None:
         Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
     if AIOKafkaConsumerThread._highwaters is not _highwaters:
         AIOKafkaConsumerThread._highwaters = _highwaters  # type: ignore[method-assign]
+    if AIOKafkaProducer.commit_transactions is not _commit_transactions:
+        AIOKafkaProducer.commit_transactions = _commit_transactions  # type: ignore[method-assign]

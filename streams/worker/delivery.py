@@ -1,0 +1,103 @@
+"""Delivery checks of the worker's sends: no offsets are committed past a record the broker refused.
+
+aiokafka's transactional producer (0.14) commits a transaction even when records sent in
+it failed: a batch that fails (a non-retriable error such as MESSAGE_TOO_LARGE, or a batch
+expired while its partition had no leader, e.g. around a broker restart) only fails its
+own futures; the transaction manager never enters the abortable-error state the Java
+producer enters (KAFKA-5385 fixed the same hole there), so ``commit_transaction`` goes
+through with the consumed offsets and without the records. For the worker that loses
+outputs, or changelog records: after the next restart the state is rebuilt without the
+events of that batch while their input offsets are committed (found by the chaos test: an
+order "without" its reservation after a broker restart and a SIGKILL).
+
+So every record the worker sends in a transaction is tracked per transactional id, and
+before Faust commits a transaction (offsets + commit, see ``faust_patch``) every tracked
+send of it must have been acknowledged. If one failed, nothing of that transaction may
+commit: the worker aborts it (best effort) and exits at once with DELIVERY_EXIT_CODE, so the
+supervisor restarts it from the last committed offsets and rebuilds its state from the
+changelog (a crash through Faust's stop path could commit on the way out). Under
+at-least-once the batch's sends are awaited before its offsets are acknowledged, with the
+same exit on a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+#: A worker whose output the broker refused exits with this code (restart it).
+DELIVERY_EXIT_CODE = 76
+
+#: seconds the abort of a transaction with a failed send may take before the exit
+ABORT_TIMEOUT = 5.0
+
+#: what happens to a transaction with failed sends: (transactional id or None, the first
+#: error, how many sends failed, the transaction's producer or None) -> never returns
+OnLost = Callable[[str | None, BaseException, int, Any], Awaitable[None]]
+
+
+async def exit_for_restart(tid: str | None, error: BaseException, failed: int,
+                           transaction: Any) -> None:
+    """Abort the transaction (best effort), say why, and end the process."""
+    what = f"transaction {tid}" if tid else "this batch"
+    print(f"crosscheck: worker stops: {failed} record(s) of {what} were refused by the "
+          f"broker ({type(error).__name__}: {error}); nothing of it is committed; exiting "
+          f"with code {DELIVERY_EXIT_CODE} for a restart from the last committed offsets",
+          file=sys.stderr, flush=True)
+    if transaction is not None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(transaction.abort_transaction(), ABORT_TIMEOUT)
+    os._exit(DELIVERY_EXIT_CODE)
+
+
+class DeliveryGuard:
+    """The unsettled sends of each open transaction, checked before it commits.
+
+    Sends are tracked per transactional id *and* producer: after a rebalance Faust stops a
+    revoked transaction's producer without committing (the broker aborts the transaction
+    when the id's next producer starts) and a later transaction of the id has a new
+    producer, so what was tracked for the old one is dropped, not held against the new.
+    """
+
+    def __init__(self, on_lost: OnLost = exit_for_restart) -> None:
+        self._pending: dict[str, tuple[Any, list[asyncio.Future[Any]]]] = {}
+        self._on_lost = on_lost
+
+    def track(self, tid: str, transaction: Any, future: asyncio.Future[Any]) -> None:
+        """Remember a send made in transaction `tid` with its producer `transaction`."""
+        held = self._pending.get(tid)
+        if held is None or held[0] is not transaction:
+            held = self._pending[tid] = (transaction, [])
+        pending = held[1]
+        if len(pending) >= 4096:  # drop the settled successes now and then: bounded memory
+            pending[:] = [f for f in pending if not f.done() or f.cancelled()
+                          or f.exception() is not None]
+        pending.append(future)
+
+    def pending(self, tid: str) -> int:
+        """How many sends of `tid` are tracked (not yet checked)."""
+        held = self._pending.get(tid)
+        return 0 if held is None else len(held[1])
+
+    async def settle(self, tid: str, transaction: Any) -> None:
+        """Wait until every tracked send of `tid` made with `transaction` is acknowledged;
+        if one failed, hand the transaction to ``on_lost`` (by default: abort and exit)
+        instead of returning."""
+        held = self._pending.pop(tid, None)
+        if held is None or held[0] is not transaction:
+            return
+        results = await asyncio.gather(*held[1], return_exceptions=True)
+        await check(results, tid, transaction, self._on_lost)
+
+
+async def check(results: list[Any], tid: str | None, transaction: Any,
+                on_lost: OnLost = exit_for_restart) -> None:
+    """Hand the first failure among send results (values or exceptions) to ``on_lost``."""
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        await on_lost(tid, failed[0], len(failed), transaction)
+        raise RuntimeError(f"sends of {tid or 'a batch'} failed")  # on_lost must not return
