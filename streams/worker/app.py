@@ -41,7 +41,7 @@ from streams.metrics.aggregate import (
 from streams.metrics.aggregate import encode as encode_state
 from streams.names import AGENT_NAME, AGGREGATOR_NAME, META_TABLE, METRICS_TABLE, ORDERS_TABLE
 from streams.worker import faust_patch
-from streams.worker.delivery import DeliveryGuard, check
+from streams.worker.delivery import DeliveryGuard, check, whole_or_exit
 from streams.worker.idle import IdleTracker
 from streams.worker.lifecycle import web_host_for
 from streams.worker.offsets import TailProbe, fill_head_gap
@@ -405,10 +405,11 @@ def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
                 # acks a batch the agent was cancelled in (take_events acks in `finally`);
                 # the stop's final commit would then commit its offsets with only part of
                 # its records sent. The batch finishes; that commit waits for its locks.
-                await asyncio.shield(worker.process(events))
+                # A batch that raises ends the process before anything commits.
+                await asyncio.shield(whole_or_exit(worker.process(events)))
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # bad input never raises: this is a bug or an outage
+        except Exception as exc:  # Faust's stream itself failed (the batches are whole)
             await fail(exc)
 
     app.agent(channel, name=AGENT_NAME)(judge)
@@ -419,7 +420,8 @@ def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
     async def aggregate(stream: Any) -> None:
         try:
             async for events in stream.take_events(500, within=0.2):
-                await asyncio.shield(worker.aggregate(events))  # as judge: never half a batch
+                # as judge: never half a batch
+                await asyncio.shield(whole_or_exit(worker.aggregate(events)))
         except asyncio.CancelledError:
             raise
         except Exception as exc:

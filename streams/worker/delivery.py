@@ -18,19 +18,33 @@ supervisor restarts it from the last committed offsets and rebuilds its state fr
 changelog (a crash through Faust's stop path could commit on the way out). Under
 at-least-once the batch's sends are awaited before its offsets are acknowledged, with the
 same exit on a failure.
+
+The same holds for a batch whose processing raises (a bug, or a send that raises instead of
+failing its future): Faust has acknowledged its records by then, and a stop through Faust
+(``app.crash``) ends with a final commit of every acknowledged offset, with the batch's
+outputs partly sent or not at all. ``whole_or_exit`` runs each batch and, if it raises,
+ends the process at once with FAILED_BATCH_EXIT_CODE: the open transactions abort and the
+restarted worker redoes the batch (and, for a bug, stops there again: it never skips it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sys
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+log = logging.getLogger("crosscheck.worker")
+
 #: A worker whose output the broker refused exits with this code (restart it).
 DELIVERY_EXIT_CODE = 76
+
+#: A worker whose processing of a batch raised exits with this code (EX_SOFTWARE).
+FAILED_BATCH_EXIT_CODE = 70
 
 #: seconds the abort of a transaction with a failed send may take before the exit
 ABORT_TIMEOUT = 5.0
@@ -101,3 +115,23 @@ async def check(results: list[Any], tid: str | None, transaction: Any,
     if failed:
         await on_lost(tid, failed[0], len(failed), transaction)
         raise RuntimeError(f"sends of {tid or 'a batch'} failed")  # on_lost must not return
+
+
+def exit_failed_batch(exc: BaseException) -> None:
+    """Say why the batch failed (with the traceback) and end the process at once."""
+    log.critical("crosscheck worker stops: %s: %s", type(exc).__name__, exc, exc_info=exc)
+    traceback.print_exception(exc, file=sys.stderr)
+    print(f"crosscheck: worker failed: {type(exc).__name__}: {exc}; nothing of the batch is "
+          f"committed; exiting with code {FAILED_BATCH_EXIT_CODE} for a restart from the last "
+          "committed offsets", file=sys.stderr, flush=True)
+    os._exit(FAILED_BATCH_EXIT_CODE)
+
+
+async def whole_or_exit(batch: Awaitable[None],
+                        on_error: Callable[[BaseException], None] = exit_failed_batch) -> None:
+    """Run one batch's work; if it raises, ``on_error`` ends the process before any commit."""
+    try:
+        await batch
+    except Exception as exc:
+        on_error(exc)
+        raise

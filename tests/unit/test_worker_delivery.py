@@ -162,3 +162,24 @@ def test_apply_installs_the_commit_check() -> None:
 
     faust_patch.apply()
     assert Producer.commit_transactions is faust_patch._commit_transactions
+
+
+def test_a_batch_that_raises_ends_the_process_before_any_commit() -> None:
+    from streams.worker.delivery import whole_or_exit
+
+    seen: list[str] = []
+
+    async def bad_batch() -> None:
+        await asyncio.sleep(0)
+        raise KeyError("a bug")
+
+    async def good_batch() -> None:
+        seen.append("good")
+
+    async def run() -> None:
+        await whole_or_exit(good_batch(), lambda exc: seen.append(f"exit {exc!r}"))
+        with pytest.raises(KeyError):
+            await whole_or_exit(bad_batch(), lambda exc: seen.append(f"exit {exc!r}"))
+
+    asyncio.run(run())
+    assert seen == ["good", "exit KeyError('a bug')"]
