@@ -103,6 +103,15 @@ def table(results: dict[str, Any]) -> str:
                      f"{lat['rate']:,.0f} events/s): p50 {ms(lat['p50_ms'])}, p99 "
                      f"{ms(lat['p99_ms'])}, max {ms(lat['max_ms'])} over {lat['mismatches']:,} "
                      "mismatches")
+    o = results.get("open_orders")
+    if o:
+        rss = o["peak_rss_bytes"]
+        verdict = "-" if rss is None else (
+            "within" if rss <= o["rss_target_bytes"] else "over")
+        lines.append(f"open orders: {o['orders']:,} undecided orders held by one exactly-once "
+                     f"worker: peak RSS {_mb(rss)} ({verdict} the "
+                     f"{o['rss_target_bytes'] / 1e6:,.0f} MB target), RocksDB "
+                     f"{_mb(o['rocksdb_bytes'])}; loaded at {_rate(o['throughput'])} events/s")
     p = results.get("preload")
     if p:
         lines.append(f"pre-load: {p['events']:,} events published in {p['seconds']:.1f}s "

@@ -7,7 +7,9 @@
    exactly-once and then at-least-once: throughput, peak RSS, RocksDB size;
 4. replay (``crosscheck replay`` subprocess over the whole range, into files): throughput;
 5. decision latency with a worker on fresh topics and paced traffic (``latency``), from
-   traffic of its own with more faults (3 % each) for enough mismatches to measure.
+   traffic of its own with more faults (3 % each) for enough mismatches to measure;
+6. open orders: an exactly-once worker loaded with N undecided orders, its peak RSS and
+   RocksDB size (``openorders``).
 
 The run's topics, worker state and replay state are deleted at the end unless kept.
 """
@@ -27,6 +29,7 @@ from typing import Any
 from schemas.validation import format_time
 from streams.bench.data import LATENCY_FAULT_RATE, ceiling, drop_topics, generate, preload
 from streams.bench.latency import measure_latency
+from streams.bench.openorders import measure_open_orders
 from streams.bench.procs import Child, dir_size, peak_rss
 from streams.bench.report import machine
 from streams.bench.worker import run_worker
@@ -47,6 +50,8 @@ class BenchConfig:
     #: events published at ``latency_rate`` per second in the latency phase
     latency_events: int = 20_000
     latency_rate: float = 1_000.0
+    #: undecided orders the open-orders phase loads one worker with (0: no such phase)
+    open_orders: int = 1_000_000
     batch_size: int = 2_000
     keep: bool = False
     workdir: Path | None = None
@@ -98,6 +103,10 @@ def run_bench(settings: Settings, config: BenchConfig,
                                        LATENCY_FAULT_RATE)
             lat = measure_latency(bs, latency_records, config.latency_rate, workdir)
             results["latency"] = _rounded(dataclasses.asdict(lat))
+        if config.open_orders:
+            log(f"open orders: one worker loaded with {config.open_orders:,} undecided orders")
+            results["open_orders"] = measure_open_orders(bs, config.open_orders,
+                                                         config.seed + 2, workdir)
     finally:
         if not config.keep:
             dropped = drop_topics(settings, [bs.topic_prefix, bs.app_id])

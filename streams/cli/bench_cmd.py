@@ -31,6 +31,9 @@ def _exit_on_sigterm() -> None:
                    "(0: skip it).")
 @click.option("--latency-rate", type=click.FloatRange(0), default=1_000.0, show_default=True,
               metavar="EVENTS_PER_S", help="Rate of the latency phase.")
+@click.option("--open-orders", type=click.IntRange(0), default=1_000_000, show_default=True,
+              help="Orders, all still undecided, that one exactly-once worker is loaded with "
+                   "for its RSS and RocksDB size (0: skip the phase).")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=2000,
               show_default=True, help="The workers' --batch-size.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -43,8 +46,8 @@ def _exit_on_sigterm() -> None:
 @rule_options
 @click.pass_context
 def bench(ctx: click.Context, /, events: int, seed: int, latency_events: int,
-          latency_rate: float, batch_size: int, out_path: Path, workdir: Path | None,
-          keep: bool, **rules: Any) -> None:
+          latency_rate: float, open_orders: int, batch_size: int, out_path: Path,
+          workdir: Path | None, keep: bool, **rules: Any) -> None:
     """Benchmark the worker and the replay against the raw-consumer ceiling (not a test).
 
     Pre-loads --events simulated events on topics of the run's own, then measures in the
@@ -52,7 +55,8 @@ def bench(ctx: click.Context, /, events: int, seed: int, latency_events: int,
     and Avro-decoding the records; (b) `crosscheck worker` from start to zero lag, with
     exactly-once and with at-least-once; (c) the decision latency, from the watermark
     passing a decision time to the mismatch being readable (p50/p99); (d) each worker's
-    peak RSS and RocksDB size; (e) `crosscheck replay` throughput over the whole range.
+    peak RSS and RocksDB size; (e) `crosscheck replay` throughput over the whole range;
+    (f) a worker's peak RSS and RocksDB size holding --open-orders undecided orders.
     Prints a table and one JSON line, and writes the results to --out.
     """
     from streams.bench import BenchConfig, run_bench, table
@@ -60,7 +64,8 @@ def bench(ctx: click.Context, /, events: int, seed: int, latency_events: int,
     settings = apply_rule_options(settings_of(ctx), rules)
     check_reachable(settings)
     config = BenchConfig(events=events, seed=seed, latency_events=latency_events,
-                         latency_rate=latency_rate, batch_size=batch_size, keep=keep,
+                         latency_rate=latency_rate, open_orders=open_orders,
+                         batch_size=batch_size, keep=keep,
                          workdir=workdir)
 
     def log(message: str) -> None:

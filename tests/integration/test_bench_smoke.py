@@ -20,7 +20,8 @@ def test_bench_prints_a_table_and_a_json_line_and_writes_the_results(
     out = tmp_path / "results.json"
     run = subprocess.run(
         [*crosscheck_argv(), "bench", "--events", "3000", "--latency-events", "1500",
-         "--latency-rate", "1000", "--out", str(out), "--workdir", str(tmp_path / "work")],
+         "--latency-rate", "1000", "--open-orders", "2000", "--out", str(out),
+         "--workdir", str(tmp_path / "work")],
         env=env_for(settings), capture_output=True, text=True, timeout=400, check=False)
     assert run.returncode == 0, run.stderr[-3000:]
     lines = run.stdout.strip().splitlines()
@@ -52,6 +53,10 @@ def test_bench_prints_a_table_and_a_json_line_and_writes_the_results(
     lat = results["latency"]
     assert lat["events"] == 1500 and lat["mismatches"] > 0
     assert 0 <= lat["p50_ms"] <= lat["p99_ms"] <= lat["max_ms"]
+    held = results["open_orders"]
+    assert held["orders"] == 2000 and held["mismatch_offsets"] == 0
+    assert held["peak_rss_bytes"] > 10 * 2**20 and held["rocksdb_bytes"] > 0
+    assert any(line.startswith("open orders: 2,000 undecided orders") for line in lines)
 
     # nothing of the run is left on the broker
     topics = admin(settings).list_topics(timeout=15).topics

@@ -27,6 +27,10 @@ RESULTS = {
                "state_bytes": 2**20},
     "latency": {"mismatches": 120, "p50_ms": 1_500.0, "p99_ms": 3_100.0, "max_ms": 3_300.0,
                 "rate": 500.0},
+    "open_orders": {"orders": 1_000_000, "publish_seconds": 30.0, "seconds_to_zero_lag": 400.0,
+                    "throughput": 2_500.0, "peak_rss_bytes": 300 * 2**20,
+                    "rocksdb_bytes": 700 * 2**20, "mismatch_offsets": 0,
+                    "rss_target_bytes": 400_000_000},
 }
 
 
@@ -54,6 +58,10 @@ def test_table_has_a_row_per_phase_and_the_latency() -> None:
     assert "engine 60.0 µs (30%)" in eos and "outside the batch" in eos  # of 40 s consuming
     alos = next(line for line in lines if line.startswith("at-least-once worker"))
     assert "not available" in alos
+    held = next(line for line in lines if line.startswith("open orders:"))
+    assert "1,000,000 undecided orders" in held and "peak RSS 300 MB (within the 400 MB" in held
+    over = {**RESULTS, "open_orders": {**RESULTS["open_orders"], "peak_rss_bytes": 500 * 2**20}}
+    assert "(over the 400 MB target)" in table(over)
 
 
 def test_machine_and_environment() -> None:
