@@ -347,6 +347,10 @@ class Worker:
         return result
 
 
+#: aiokafka's record-batch size per topic-partition (under the broker's 1 MiB message limit)
+PRODUCER_BATCH_BYTES = 512 * 1024
+
+
 def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
     """Build the Faust app, its tables and agent for these settings."""
     faust_patch.apply()
@@ -365,6 +369,10 @@ def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
         web_host=web_host_for(options.web_bind),
         web_port=options.web_port,
         producer_linger_ms=10,
+        # a batch's outputs and changelog records go out in few produce requests: with
+        # aiokafka's default 16 KiB batches every ~8 order states filled one and the next
+        # send waited for it to drain
+        producer_max_batch_size=PRODUCER_BATCH_BYTES,
         consumer_auto_offset_reset="earliest",
         # a killed worker's partitions move to a restarted one after 15 s, not 60 s; the
         # heartbeat runs on Faust's consumer thread, so long batches do not miss it
