@@ -6,8 +6,13 @@ from __future__ import annotations
 ORDERS_TABLE = "orders"
 #: Faust table of per-partition watermark state: "<app>-meta-changelog".
 META_TABLE = "meta"
-#: Keys of the meta table: the engine's watermark state, the metrics windows.
+#: Keys of the meta table: the engine's watermark state; each open metrics window under
+#: WINDOW_PREFIX + its start (decimal), and the windows' closed_until. (State format 1 kept
+#: every open window in one value under WINDOWS_KEY, rewritten whole after every batch: a
+#: worker still finding it there upgrades the partition on its first write.)
 META_KEY = b"meta"
+WINDOW_PREFIX = b"window/"
+WINDOWS_CLOSED_KEY = b"windows.closed_until"
 WINDOWS_KEY = b"windows"
 #: Faust table (one partition) of the metrics aggregator: "<app>-metrics-changelog".
 METRICS_TABLE = "metrics"

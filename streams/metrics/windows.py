@@ -75,10 +75,13 @@ class WindowCounts(msgspec.Struct):
 
 class PartitionWindows(msgspec.Struct):
     """Open windows of one partition. ``closed_until``: every window ending at or before it
-    has been closed (sent)."""
+    has been closed (sent). ``dirty``: starts of the windows changed, opened or closed since
+    the owner last stored them (each window is stored under a key of its own, so a batch
+    writes the few windows it touched, not every open one); not part of the stored state."""
 
     open: dict[int, WindowCounts] = msgspec.field(default_factory=dict)
     closed_until: int | None = None
+    dirty: set[int] = msgspec.field(default_factory=set)
 
 
 class Partial(msgspec.Struct):
@@ -105,9 +108,12 @@ class WindowTracker:
         """The open window for time t, or the oldest open one if t's window is closed."""
         if t is None or (state.closed_until is not None and t < state.closed_until):
             if state.closed_until is None:
+                state.dirty.add(-1)
                 return state.open.setdefault(-1, WindowCounts())
             t = state.closed_until
-        return state.open.setdefault(self.start_of(t), WindowCounts())
+        start = self.start_of(t)
+        state.dirty.add(start)
+        return state.open.setdefault(start, WindowCounts())
 
     def on_event(self, state: PartitionWindows, event: Event) -> None:
         """Count a (non-redelivered) input event."""
@@ -156,6 +162,7 @@ class WindowTracker:
         """Count a dead letter (no event time): in the oldest open window."""
         if state.open:
             oldest = min(state.open)
+            state.dirty.add(oldest)
             state.open[oldest].dead_letters += 1
         else:
             self._window(state, state.closed_until).dead_letters += 1
@@ -178,7 +185,9 @@ class WindowTracker:
         carry = state.open.pop(-1, None)  # dead letters counted before any window existed
         closed = {start: state.open.pop(start)
                   for start in sorted([s for s in state.open if s < until])}
+        state.dirty.update(closed)
         if carry is not None:
+            state.dirty.add(-1)
             if closed:
                 closed[min(closed)].add(carry, self.sample_limit)
             else:

@@ -24,14 +24,16 @@ from streams.config import RuleConfig
 from streams.engine.partition import PartitionEngine
 from streams.engine.store import StateStore
 from streams.metrics.aggregate import encode as encode_partial
-from streams.metrics.windows import Partial, PartitionWindows, WindowTracker
+from streams.metrics.windows import Partial, PartitionWindows, WindowCounts, WindowTracker
 from streams.model import Command, DeadLetter, Event, Mismatch, Source
-from streams.names import WINDOWS_KEY
+from streams.names import WINDOW_PREFIX, WINDOWS_CLOSED_KEY, WINDOWS_KEY
 from streams.records import command_record, dead_letter_record, event_from_record, mismatch_record
 from topology.partitioner import partition_for
 from topology.topics import BY_ID, INPUTS, TopicId, Topology
 
-_windows_decoder = msgspec.msgpack.Decoder(PartitionWindows)
+_windows_decoder = msgspec.msgpack.Decoder(PartitionWindows)  # state format 1
+_counts_decoder = msgspec.msgpack.Decoder(WindowCounts)
+_closed_decoder = msgspec.msgpack.Decoder(int | None)
 _encoder = msgspec.msgpack.Encoder()
 
 
@@ -42,8 +44,12 @@ class PartitionStore(StateStore, Protocol):
         """A per-partition value."""
         ...
 
-    def put_blob(self, key: bytes, value: bytes) -> None:
-        """Set a per-partition value."""
+    def put_blob(self, key: bytes, value: bytes | None) -> None:
+        """Set (None: delete) a per-partition value."""
+        ...
+
+    def scan_blobs(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        """Every per-partition value whose key starts with ``prefix``, by key."""
         ...
 
 
@@ -54,7 +60,10 @@ class PartitionCtx:
     engine: PartitionEngine
     store: PartitionStore
     windows: PartitionWindows
-    windows_dirty: bool = False
+    #: the windows' closed_until as stored (what persist compares with)
+    stored_closed_until: int | None = None
+    #: the store still holds state format 1 (one value of every window): replace it
+    upgrade: bool = False
     all_idle: bool = False
 
 
@@ -151,9 +160,9 @@ class Runtime:
         ctx = self._parts.get(partition)
         if ctx is None:
             store = self._store_for(partition)
-            raw = store.get_blob(WINDOWS_KEY)
-            windows = _windows_decoder.decode(raw) if raw else PartitionWindows()
-            ctx = PartitionCtx(PartitionEngine(self.rules, store, self.clock), store, windows)
+            windows, upgrade = load_windows(store)
+            ctx = PartitionCtx(PartitionEngine(self.rules, store, self.clock), store, windows,
+                               None if upgrade else windows.closed_until, upgrade)
             meta = store.get_meta()
             ctx.all_idle = meta is not None and _all_idle(meta.idle)
             self._parts[partition] = ctx
@@ -172,11 +181,23 @@ class Runtime:
         return {p: c.engine.watermark for p, c in sorted(self._parts.items())}
 
     def persist(self, partition: int) -> None:
-        """Hand the partition's metrics windows to its store (before the store is flushed)."""
+        """Hand the partition's changed metrics windows to its store (before the store is
+        flushed): each window changed, opened or closed since the last call, and
+        closed_until if it moved."""
         ctx = self._parts.get(partition)
-        if ctx is not None and ctx.windows_dirty:
-            ctx.store.put_blob(WINDOWS_KEY, _encoder.encode(ctx.windows))
-            ctx.windows_dirty = False
+        if ctx is None:
+            return
+        windows, store = ctx.windows, ctx.store
+        if ctx.upgrade:
+            store.put_blob(WINDOWS_KEY, None)
+            ctx.upgrade = False
+        for start in windows.dirty:
+            counts = windows.open.get(start)
+            store.put_blob(window_key(start), None if counts is None else _encoder.encode(counts))
+        windows.dirty.clear()
+        if windows.closed_until != ctx.stored_closed_until:
+            store.put_blob(WINDOWS_CLOSED_KEY, _encoder.encode(windows.closed_until))
+            ctx.stored_closed_until = windows.closed_until
 
     def handle(self, record: Record) -> list[Emit]:
         """Process one consumed record; never raises for bad input."""
@@ -205,7 +226,6 @@ class Runtime:
         known = ctx.store.get_order(event.order_id)
         if known is None or all(e.event_id != event.event_id for e in known.events):
             self.tracker.on_event(ctx.windows, event)
-            ctx.windows_dirty = True
         else:
             self.counters.duplicates_ignored += 1
         outputs = ctx.engine.on_event(event)
@@ -218,13 +238,11 @@ class Runtime:
         emits = [self._emit(o) for o in outputs]
         if outputs:
             self.tracker.on_outputs(ctx.windows, outputs)
-            ctx.windows_dirty = True
         before = ctx.windows.closed_until
         closed = self.tracker.close(ctx.windows, ctx.engine.watermark)
         meta = ctx.store.get_meta()
         all_idle = meta is not None and _all_idle(meta.idle)
         if closed or ctx.windows.closed_until != before or all_idle != ctx.all_idle:
-            ctx.windows_dirty = True
             ctx.all_idle = all_idle
             partial = Partial(partition, ctx.engine.watermark, all_idle, closed)
             name = self._names[TopicId.METRICS_PARTIALS]
@@ -235,7 +253,6 @@ class Runtime:
     def _dead_counted(self, record: Record, reason: str) -> list[Emit]:
         ctx = self.part(record.partition)
         self.tracker.on_dead_letter(ctx.windows)
-        ctx.windows_dirty = True
         return [self._dead(record, reason)]
 
     def _on_tick(self, record: Record) -> list[Emit]:
@@ -285,6 +302,28 @@ class Runtime:
         partition = partition_for(record.key, count) if record.key else record.partition % count
         value = self.codec.encode("DeadLetter", dead_letter_record(letter), name)
         return Emit(TopicId.DLQ, name, partition, record.key, value, letter)
+
+
+def window_key(start: int) -> bytes:
+    """The meta-table key of the metrics window starting at ``start``."""
+    return WINDOW_PREFIX + str(start).encode()
+
+
+def load_windows(store: PartitionStore) -> tuple[PartitionWindows, bool]:
+    """A partition's metrics windows from its store, and whether they are in state format 1
+    (then every window is marked dirty, so the first persist writes them in the current
+    format, and that value is deleted)."""
+    old = store.get_blob(WINDOWS_KEY)
+    if old is not None:
+        windows = _windows_decoder.decode(old)
+        windows.dirty = set(windows.open)
+        return windows, True
+    windows = PartitionWindows()
+    for key, value in store.scan_blobs(WINDOW_PREFIX):
+        windows.open[int(key[len(WINDOW_PREFIX):])] = _counts_decoder.decode(value)
+    closed = store.get_blob(WINDOWS_CLOSED_KEY)
+    windows.closed_until = _closed_decoder.decode(closed) if closed is not None else None
+    return windows, False
 
 
 _SOURCE_NAMES = frozenset(s.value for s in Source)

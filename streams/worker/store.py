@@ -179,10 +179,25 @@ class TableStore:
         value = self._db(self._meta_table).get(key)
         return None if value is None else bytes(value)
 
-    def put_blob(self, key: bytes, value: bytes) -> None:
-        """Set a per-partition value of the meta table (written at flush)."""
+    def put_blob(self, key: bytes, value: bytes | None) -> None:
+        """Set (None: delete) a per-partition value of the meta table (written at flush)."""
         assert key != META_KEY
         self._blobs[key] = value
+
+    def scan_blobs(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        """Every per-partition value of the meta table whose key starts with ``prefix``
+        (unflushed writes included), by key."""
+        found: dict[bytes, bytes | None] = {}
+        it = self._db(self._meta_table).iter()
+        it.seek(prefix)
+        while it.valid():
+            key = bytes(it.key())
+            if not key.startswith(prefix):
+                break
+            found[key] = bytes(it.value())
+            it.next()
+        found.update((k, v) for k, v in self._blobs.items() if k.startswith(prefix))
+        return sorted((k, v) for k, v in found.items() if v is not None)
 
     # -- write-back -----------------------------------------------------------------------
 

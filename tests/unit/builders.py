@@ -224,5 +224,11 @@ class BlobStore(MemoryStore):
     def get_blob(self, key: bytes) -> bytes | None:
         return self.blobs.get(key)
 
-    def put_blob(self, key: bytes, value: bytes) -> None:
-        self.blobs[key] = value
+    def put_blob(self, key: bytes, value: bytes | None) -> None:
+        if value is None:
+            self.blobs.pop(key, None)
+        else:
+            self.blobs[key] = value
+
+    def scan_blobs(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        return sorted((k, v) for k, v in self.blobs.items() if k.startswith(prefix))

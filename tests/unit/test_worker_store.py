@@ -86,3 +86,28 @@ def test_due_index_pops_what_a_heap_pops(ops: list[tuple[Any, ...]]) -> None:
                 store = TableStore(tables[0], tables[1], 0, root / "index")
                 store.rebuild_index()
         assert store.pop_due(10**6) == model.pop(10**6)
+
+
+def test_scan_blobs_merges_unflushed_writes_and_deletes() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        orders, meta = _Table(root, "orders"), _Table(root, "meta")
+        store = TableStore(orders, meta, 0, root / "index")
+        for start in (120, -1, 60):
+            store.put_blob(b"window/%d" % start, b"v%d" % start)
+        store.put_blob(b"windows.closed_until", b"c")
+        assert [k for k, _ in store.scan_blobs(b"window/")] == \
+            [b"window/-1", b"window/120", b"window/60"]
+        writes = store.flush()
+        assert {w.key for w in writes} >= {b"window/-1", b"window/60", b"window/120"}
+        store.put_blob(b"window/60", None)  # closed: deleted at the next flush
+        store.put_blob(b"window/180", b"v180")
+        assert store.scan_blobs(b"window/") == [
+            (b"window/-1", b"v-1"), (b"window/120", b"v120"), (b"window/180", b"v180")]
+        deleted = [w for w in store.flush() if w.value is None]
+        assert [w.key for w in deleted] == [b"window/60"]
+        store.close()
+        again = TableStore(orders, meta, 0, root / "index")
+        assert [k for k, _ in again.scan_blobs(b"window/")] == \
+            [b"window/-1", b"window/120", b"window/180"]
+        assert again.get_blob(b"windows.closed_until") == b"c"
