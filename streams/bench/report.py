@@ -111,7 +111,9 @@ def table(results: dict[str, Any]) -> str:
         lines.append(f"open orders: {o['orders']:,} undecided orders held by one exactly-once "
                      f"worker: peak RSS {_mb(rss)} ({verdict} the "
                      f"{o['rss_target_bytes'] / 1e6:,.0f} MB target), RocksDB "
-                     f"{_mb(o['rocksdb_bytes'])}; loaded at {_rate(o['throughput'])} events/s")
+                     f"{_mb(o['rocksdb_bytes'])}; loaded at {_rate(o['throughput'])} events/s"
+                     + (f"; NOT all open: {o['mismatch_offsets']} offsets in the mismatches "
+                        "topic" if o.get("mismatch_offsets") else ""))
     p = results.get("preload")
     if p:
         lines.append(f"pre-load: {p['events']:,} events published in {p['seconds']:.1f}s "

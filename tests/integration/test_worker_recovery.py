@@ -87,6 +87,8 @@ def run_interrupted(settings: Settings, topology: Topology, tmp_path: Path, scen
     assert_same(outputs.normalized(), expected, f"worker log: {log}")
     assert_no_duplicates(outputs)
     assert not outputs.dead_letters
+    # no start-up spinner (it kept the root logger at DEBUG): no terminal escapes in the log
+    assert "\x1b[?25" not in log.read_text(errors="replace")
 
 
 def test_sigkill_midway_and_restart_equals_clean_run(settings: Settings, topology: Topology,

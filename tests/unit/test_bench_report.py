@@ -61,7 +61,9 @@ def test_table_has_a_row_per_phase_and_the_latency() -> None:
     held = next(line for line in lines if line.startswith("open orders:"))
     assert "1,000,000 undecided orders" in held and "peak RSS 300 MB (within the 400 MB" in held
     over = {**RESULTS, "open_orders": {**RESULTS["open_orders"], "peak_rss_bytes": 500 * 2**20}}
-    assert "(over the 400 MB target)" in table(over)
+    assert "(over the 400 MB target)" in table(over) and "NOT all open" not in table(over)
+    decided = {**RESULTS, "open_orders": {**RESULTS["open_orders"], "mismatch_offsets": 3}}
+    assert "NOT all open: 3 offsets" in table(decided)
 
 
 def test_machine_and_environment() -> None:
