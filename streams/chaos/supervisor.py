@@ -20,8 +20,8 @@ from typing import Any
 
 from streams.bench.procs import Child
 from streams.config import Settings
-from streams.worker.app import STALL_EXIT_CODE
 from streams.worker.delivery import DELIVERY_EXIT_CODE
+from streams.worker.ticker import STALL_EXIT_CODE
 
 #: Faust reads these from the environment: a worker killed with SIGKILL leaves the group
 #: after 10 s instead of 15 s, so that its successor gets the partitions quickly.

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import sys
 import uuid
 from collections import deque
@@ -40,7 +39,7 @@ from streams.metrics.aggregate import (
 )
 from streams.metrics.aggregate import encode as encode_state
 from streams.names import AGENT_NAME, AGGREGATOR_NAME, META_TABLE, METRICS_TABLE, ORDERS_TABLE
-from streams.worker import faust_patch
+from streams.worker import faust_patch, ticker
 from streams.worker.delivery import DeliveryGuard, check, whole_or_exit
 from streams.worker.idle import IdleTracker
 from streams.worker.lifecycle import web_host_for
@@ -54,9 +53,6 @@ log = logging.getLogger("crosscheck.worker")
 
 
 
-#: A worker with input waiting and no record processed for this long exits with this code.
-STALL_LIMIT_MS = 60_000
-STALL_EXIT_CODE = 75
 
 
 @dataclass(frozen=True)
@@ -273,78 +269,8 @@ class Worker:
             self.runtime.forget(p)
 
     async def tick(self) -> None:
-        """Send a Tick for inputs that are idle and caught up (wall-clock, once a second)."""
-        inputs = {self.topology.name(t) for t in INPUTS}
-        assigned = sorted((tp.topic, tp.partition) for tp in self.app.assignor.assigned_actives()
-                          if tp.topic in inputs)
-        if not assigned:
-            return
-        consumer = self.app.consumer
-        ends: dict[tuple[str, int], int] = {}
-        for topic, partition in assigned:
-            tp = faust.types.TP(topic, partition)
-            try:
-                end = consumer.highwater(tp)
-            except Exception:  # not fetched yet
-                end = None
-            if end is not None:
-                ends[(topic, partition)] = end
-        committed = await self._committed([tp for tp in assigned
-                                           if tp not in self.tracker.next_offset])
-        now = wall_ms()
-        for (topic, partition), position, end in self.tracker.quiet_behind(
-                assigned, ends, committed, now):
-            if not await asyncio.to_thread(self.tail_probe.visible_between, topic, partition,
-                                           position, end):
-                self.tracker.caught_up_at((topic, partition), end)  # only markers were left
-        app: Any = self.app
-        if app.rebalancing or not app.tables.recovery.completed.is_set():
-            self.tracker.last_progress = now  # recovering tables is progress, not a stall
-        stuck = self.tracker.stalled(assigned, ends, committed, now, STALL_LIMIT_MS)
-        if stuck:
-            # records wait and nothing moved for a minute: exit so the supervisor restarts
-            # the worker (open transactions abort; committed work is kept)
-            print(f"crosscheck: worker stalled: no record processed for "
-                  f"{STALL_LIMIT_MS // 1000}s while {len(stuck)} input partitions have records "
-                  f"waiting (e.g. {stuck[0][0]}[{stuck[0][1]}]); exiting with code "
-                  f"{STALL_EXIT_CODE} for a restart", file=sys.stderr, flush=True)
-            os._exit(STALL_EXIT_CODE)
-        idle = self.tracker.candidates(assigned, ends, committed, now)
-        by_partition: dict[int, list[tuple[str, int]]] = {}
-        names = self.topology.by_name()
-        for (topic, partition), offset in idle:
-            by_partition.setdefault(partition, []).append((names[topic].value, offset))
-        ticks = self.topology.name(TopicId.TICKS)
-        for partition, topics in sorted(by_partition.items()):
-            value = self.runtime.codec.encode(
-                "Tick", {"partition": partition, "idle_topics": [t for t, _ in topics],
-                         "offsets": [o for _, o in topics], "sent_at": wall_ms()},
-                ticks)
-            key = f"{self.runtime.worker_id}/{partition}".encode()
-            await self.app.producer.send(ticks, key, value, partition, None, None)
-
-    async def _committed(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        """Where the group resumes each topic-partition it has not processed a record of:
-        the committed offset, or (no commit yet: auto.offset.reset=earliest) the log start."""
-        if not tps:
-            return {}
-        consumer: Any = self.app.consumer
-        thread = consumer._thread  # aiokafka lives on Faust's consumer thread
-        aio = thread._ensure_consumer()
-        result: dict[tuple[str, int], int] = {}
-        fresh: list[Any] = []
-        for topic, partition in tps:
-            tp = faust.types.TP(topic, partition)
-            offset = await thread.call_thread(aio.committed, tp)
-            if offset is not None:
-                result[(topic, partition)] = offset
-            else:
-                fresh.append(tp)
-        if fresh:
-            starts = await thread.call_thread(aio.beginning_offsets, fresh)
-            for tp, offset in starts.items():
-                result[(tp.topic, tp.partition)] = offset
-        return result
+        """Send a Tick for inputs that are idle and caught up (see ``ticker.tick``)."""
+        await ticker.tick(self)
 
 
 #: aiokafka's record-batch size per topic-partition (under the broker's 1 MiB message limit)

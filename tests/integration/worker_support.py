@@ -62,7 +62,7 @@ class WorkerProcess:
 
     def restart_if_stalled(self) -> bool:
         """Like a supervisor: start the worker again if it exited because it stalled
-        (exit code 75, see streams.worker.app.STALL_EXIT_CODE). True if restarted."""
+        (exit code 75, see streams.worker.ticker.STALL_EXIT_CODE). True if restarted."""
         if self.alive() or self.proc.returncode != 75 or self.restarts >= 3:
             return False
         self.restarts += 1

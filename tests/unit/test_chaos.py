@@ -20,8 +20,8 @@ from streams.config import RuleConfig, load_settings
 from streams.model import DeadLetter
 from streams.verify import Expected
 from streams.web.documents import health_doc
-from streams.worker.app import STALL_EXIT_CODE
 from streams.worker.runtime import Record, Runtime
+from streams.worker.ticker import STALL_EXIT_CODE
 from topology.partitioner import partition_for
 from topology.topics import TopicId, Topology
 
