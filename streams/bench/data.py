@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,17 +57,25 @@ class Loaded:
         return self.events / max(self.seconds, 1e-3)
 
 
-def preload(settings: Settings, records: list[Record]) -> Loaded:
-    """Publish the records to the input topics and wait until all are acknowledged."""
+def preload(settings: Settings, records: Iterable[Record], flush_timeout: float = 300.0
+            ) -> Loaded:
+    """Publish the records (a list, or a generator: they are read once) to the input topics
+    and wait until all are acknowledged."""
     began = time.monotonic()
     publisher = EventPublisher(settings)
+    count, first, last = 0, None, None
     for topic, record in records:
         publisher.publish(ParsedLine(topic, record["order_id"], record))
-    publisher.flush(300)
+        t = record["event_time"]
+        first = t if first is None else min(first, t)
+        last = t if last is None else max(last, t)
+        count += 1
+    publisher.flush(flush_timeout)
     if publisher.errors:
         raise CrosscheckError(f"publishing failed: {publisher.errors[:3]}")
-    times = [r["event_time"] for _, r in records]
-    return Loaded(len(records), time.monotonic() - began, min(times), max(times))
+    if first is None or last is None:
+        raise CrosscheckError("nothing to publish")
+    return Loaded(count, time.monotonic() - began, first, last)
 
 
 class Pacer(threading.Thread):

@@ -12,19 +12,16 @@ target: 1,000,000 open orders within 400 MB RSS).
 from __future__ import annotations
 
 import random
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from streams.bench.data import Record
+from streams.bench.data import Record, preload
 from streams.bench.worker import run_worker
 from streams.clients import admin
 from streams.config import Settings
-from streams.errors import CrosscheckError
-from streams.produce import EventPublisher, ParsedLine
 from streams.worker.runtime import wall_ms
 from topology.admin import create_topics
 from topology.topics import TopicId, Topology
@@ -80,17 +77,10 @@ def measure_open_orders(settings: Settings, count: int, seed: int, workdir: Path
                   app_id=f"{settings.app_id}-open-{tag}")
     topology = Topology(os_.partitions, os_.topic_prefix, os_.topic_overrides)
     create_topics(admin(os_), topology)
-    began = time.monotonic()
-    publisher = EventPublisher(os_)
     start = wall_ms() - OPEN_SPAN  # recent: the orders would be open now in a real shop
-    for topic, record in open_orders(count, start, seed):
-        publisher.publish(ParsedLine(topic, record["order_id"], record))
-    publisher.flush(600)
-    if publisher.errors:
-        raise CrosscheckError(f"publishing the open orders failed: {publisher.errors[:3]}")
-    published = time.monotonic() - began
+    loaded = preload(os_, open_orders(count, start, seed), flush_timeout=600.0)
     figures = run_worker(os_, topology, "exactly_once", workdir, timeout=3600.0)
-    result = OpenOrdersFigures(count, published, figures.seconds_to_zero_lag,
+    result = OpenOrdersFigures(count, loaded.seconds, figures.seconds_to_zero_lag,
                                figures.throughput, figures.peak_rss_bytes,
                                figures.rocksdb_bytes, _end_offsets(os_, topology))
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(result).items()}
