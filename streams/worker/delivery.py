@@ -36,6 +36,7 @@ import os
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("crosscheck.worker")
@@ -68,6 +69,19 @@ async def exit_for_restart(tid: str | None, error: BaseException, failed: int,
     os._exit(DELIVERY_EXIT_CODE)
 
 
+#: tracked sends of one transaction at which the settled successes are first dropped
+PRUNE_AT = 4096
+
+
+@dataclass
+class _Held:
+    """The tracked sends of one transaction and the producer they were made with."""
+
+    transaction: Any
+    futures: list[asyncio.Future[Any]] = field(default_factory=list)
+    prune_at: int = PRUNE_AT
+
+
 class DeliveryGuard:
     """The unsettled sends of each open transaction, checked before it commits.
 
@@ -78,33 +92,36 @@ class DeliveryGuard:
     """
 
     def __init__(self, on_lost: OnLost = exit_for_restart) -> None:
-        self._pending: dict[str, tuple[Any, list[asyncio.Future[Any]]]] = {}
+        self._pending: dict[str, _Held] = {}
         self._on_lost = on_lost
 
     def track(self, tid: str, transaction: Any, future: asyncio.Future[Any]) -> None:
         """Remember a send made in transaction `tid` with its producer `transaction`."""
         held = self._pending.get(tid)
-        if held is None or held[0] is not transaction:
-            held = self._pending[tid] = (transaction, [])
-        pending = held[1]
-        if len(pending) >= 4096:  # drop the settled successes now and then: bounded memory
-            pending[:] = [f for f in pending if not f.done() or f.cancelled()
+        if held is None or held.transaction is not transaction:
+            held = self._pending[tid] = _Held(transaction)
+        futures = held.futures
+        if len(futures) >= held.prune_at:  # drop the settled successes: bounded memory
+            futures[:] = [f for f in futures if not f.done() or f.cancelled()
                           or f.exception() is not None]
-        pending.append(future)
+            # what is left is unsettled (a slow broker): look again only once as many more
+            # sends came, so tracking stays O(1) per send on average
+            held.prune_at = max(PRUNE_AT, 2 * len(futures))
+        futures.append(future)
 
     def pending(self, tid: str) -> int:
         """How many sends of `tid` are tracked (not yet checked)."""
         held = self._pending.get(tid)
-        return 0 if held is None else len(held[1])
+        return 0 if held is None else len(held.futures)
 
     async def settle(self, tid: str, transaction: Any) -> None:
         """Wait until every tracked send of `tid` made with `transaction` is acknowledged;
         if one failed, hand the transaction to ``on_lost`` (by default: abort and exit)
         instead of returning."""
         held = self._pending.pop(tid, None)
-        if held is None or held[0] is not transaction:
+        if held is None or held.transaction is not transaction:
             return
-        results = await asyncio.gather(*held[1], return_exceptions=True)
+        results = await asyncio.gather(*held.futures, return_exceptions=True)
         await check(results, tid, transaction, self._on_lost)
 
 

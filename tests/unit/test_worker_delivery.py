@@ -183,3 +183,25 @@ def test_a_batch_that_raises_ends_the_process_before_any_commit() -> None:
 
     asyncio.run(run())
     assert seen == ["good", "exit KeyError('a bug')"]
+
+
+def test_unsettled_sends_are_all_kept_and_pruning_backs_off() -> None:
+    async def run() -> tuple[int, int, list[Any]]:
+        lost = Lost()
+        guard = DeliveryGuard(lost)
+        producer = object()
+        loop = asyncio.get_running_loop()
+        waiting = [loop.create_future() for _ in range(10_000)]  # a broker that is slow
+        for future in waiting:
+            guard.track("t-6", producer, future)
+        held = guard._pending["t-6"]
+        kept, prune_at = guard.pending("t-6"), held.prune_at
+        for future in waiting[:-1]:
+            future.set_result(None)
+        waiting[-1].set_exception(OSError("refused at last"))
+        with pytest.raises(RuntimeError):
+            await guard.settle("t-6", producer)
+        return kept, prune_at, lost.calls
+    kept, prune_at, calls = asyncio.run(run())
+    assert kept == 10_000 and prune_at > 10_000  # no re-scan on every further send
+    assert [c[1] for c in calls] == ["OSError"]
