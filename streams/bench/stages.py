@@ -10,7 +10,7 @@ from streams.worker.runtime import STAGES
 _LINE = re.compile(r'^crosscheck_stage_seconds_total\{stage="(\w+)"\} ([0-9.eE+-]+)$',
                    re.MULTILINE)
 #: the stages inside ``batch``, in the order a record goes through them
-PARTS = tuple(s for s in STAGES if s != "batch")
+PARTS = tuple(s for s in STAGES if s not in ("batch", "commit"))
 
 
 def parse_stages(metrics_text: str) -> dict[str, float]:
@@ -31,15 +31,18 @@ def scrape_stages(port: int, timeout: float = 5.0) -> dict[str, float]:
 
 def breakdown(stages: dict[str, float], records: int, wall_seconds: float) -> str:
     """One line: microseconds per record and share of the wall time for each stage, then
-    the rest of ``Worker.process`` and what lies outside it (Faust's consume path, commits,
-    waiting for input). ``wall_seconds`` is the time the worker was consuming."""
+    the rest of ``Worker.process``, the offset (transaction) commits, and what lies outside
+    them (Faust's consume path, waiting for input). ``wall_seconds`` is the time the worker
+    was consuming."""
     if not stages or records <= 0 or wall_seconds <= 0:
         return "per-stage breakdown: not available (the worker's /metrics did not answer)"
     batch = stages.get("batch", 0.0)
     parts = [(name, stages.get(name, 0.0)) for name in PARTS]
     parts.append(("rest of the batch", max(batch - sum(v for _, v in parts), 0.0)))
-    parts.append(("outside the batch (Faust consume path, commits, waiting)",
-                  max(wall_seconds - batch, 0.0)))
+    commit = stages.get("commit", 0.0)
+    parts.append(("commits", commit))
+    parts.append(("outside the batch (Faust consume path, waiting)",
+                  max(wall_seconds - batch - commit, 0.0)))
     cells = [f"{name.replace('_', ' ')} {1e6 * v / records:,.1f} µs "
              f"({100 * v / wall_seconds:.0f}%)" for name, v in parts]
     return "per record: " + ", ".join(cells)

@@ -24,13 +24,16 @@ without transactions.
 3. aiokafka commits a transaction even when sends in it failed (see
 ``streams/worker/delivery.py``). ``Producer.commit_transactions`` now first settles the
 worker's tracked sends of each transaction (the app's ``crosscheck_delivery`` guard) under
-the transaction's lock, and never commits one with a failed send.
+the transaction's lock, and never commits one with a failed send. It also commits the
+transactions of all partitions concurrently (Faust's method commits them one after another:
+~50 ms of broker round trips each, so a worker with four partitions spent 200 ms per commit).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from time import perf_counter
 from typing import Any
 
 from faust.tables.recovery import Recovery
@@ -39,6 +42,8 @@ from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
 
 #: the attribute of the Faust app that holds its DeliveryGuard
 GUARD_ATTRIBUTE = "crosscheck_delivery"
+#: the attribute of the Faust app that holds the worker's stage seconds (``commit`` is added)
+STAGES_ATTRIBUTE = "crosscheck_stage_seconds"
 
 log = logging.getLogger("crosscheck.worker")
 
@@ -93,18 +98,43 @@ async def _commit_transactions(self: Any, tid_to_offset_map: Any, group_id: str,
     """Faust's method, with every tracked send of a transaction settled before its offsets
     are sent and it commits (see 3. above)."""
     guard = getattr(self.app, GUARD_ATTRIBUTE, None)
-    for transactional_id, offsets in tid_to_offset_map.items():
-        async with self._trn_locks[transactional_id]:
-            transaction_producer = self._transaction_producers.get(transactional_id)
-            if not transaction_producer:
-                log.warning("Commit invoked for unknown transaction %s", transactional_id)
-                continue
-            if guard is not None:
-                await guard.settle(transactional_id, transaction_producer)
-            await transaction_producer.send_offsets_to_transaction(offsets, group_id)
-            await transaction_producer.commit_transaction()
-            if start_new_transaction:
-                await transaction_producer.begin_transaction()
+    stages = getattr(self.app, STAGES_ATTRIBUTE, None)
+    began = perf_counter()
+    try:
+        await _commit_each(self, tid_to_offset_map, group_id, start_new_transaction, guard)
+    finally:
+        if stages is not None:
+            stages["commit"] = stages.get("commit", 0.0) + perf_counter() - began
+
+
+async def _commit_each(self: Any, tid_to_offset_map: Any, group_id: str,
+                       start_new_transaction: bool, guard: Any) -> None:
+    """Commit every transaction of the map, all at once: each has its own producer and lock,
+    so their round trips to the broker (settle, offsets, commit, begin) overlap instead of
+    adding up. A failure of one does not stop the others (each commits its own offsets with
+    its own outputs, or not at all); the first failure is raised once all have finished."""
+    results = await asyncio.gather(
+        *(_commit_one(self, tid, offsets, group_id, start_new_transaction, guard)
+          for tid, offsets in tid_to_offset_map.items()),
+        return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
+async def _commit_one(self: Any, transactional_id: str, offsets: Any, group_id: str,
+                      start_new_transaction: bool, guard: Any) -> None:
+    async with self._trn_locks[transactional_id]:
+        transaction_producer = self._transaction_producers.get(transactional_id)
+        if not transaction_producer:
+            log.warning("Commit invoked for unknown transaction %s", transactional_id)
+            return
+        if guard is not None:
+            await guard.settle(transactional_id, transaction_producer)
+        await transaction_producer.send_offsets_to_transaction(offsets, group_id)
+        await transaction_producer.commit_transaction()
+        if start_new_transaction:
+            await transaction_producer.begin_transaction()
 
 
 def apply() -> None:

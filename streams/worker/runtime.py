@@ -98,9 +98,10 @@ def wall_ms() -> int:
 #: The stages a batch's time is counted in: decoding and validating input records; the
 #: engine (state read included); writing the touched state to RocksDB (one WriteBatch per
 #: store); producing outputs and changelog records; and the whole of ``Worker.process``
-#: (the four, plus glue). Time outside ``batch`` is Faust's consume path, commits and
-#: waiting for input.
-STAGES = ("decode", "engine", "state_write", "produce", "batch")
+#: (the four, plus glue). ``commit``, outside ``batch``: Faust's offset commits (under
+#: exactly-once its transaction commits, timed in ``faust_patch``). The rest of the time
+#: outside ``batch`` is Faust's consume path and waiting for input.
+STAGES = ("decode", "engine", "state_write", "produce", "batch", "commit")
 
 
 @dataclass

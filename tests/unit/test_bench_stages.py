@@ -18,21 +18,23 @@ from topology.topics import BY_ID, TopicId, Topology
 def test_stage_seconds_go_through_the_exposition_and_back() -> None:
     source = FakeSource(counters=Counters())
     source.counters.stage_seconds.update(decode=1.5, engine=2.25, state_write=0.5,
-                                         produce=0.75, batch=5.5)
+                                         produce=0.75, batch=5.5, commit=0.25)
     found = parse_stages(WorkerMetrics(source, lambda: NOW).render()[0].decode())
     assert found == {"decode": 1.5, "engine": 2.25, "state_write": 0.5, "produce": 0.75,
-                     "batch": 5.5}
+                     "batch": 5.5, "commit": 0.25}
     assert set(found) == set(STAGES)
     assert parse_stages("crosscheck_records_total 3.0\n") == {}
 
 
 def test_breakdown_gives_microseconds_per_record_and_shares_of_the_wall_time() -> None:
-    stages = {"decode": 1.0, "engine": 3.0, "state_write": 0.5, "produce": 1.5, "batch": 7.0}
+    stages = {"decode": 1.0, "engine": 3.0, "state_write": 0.5, "produce": 1.5, "batch": 7.0,
+              "commit": 0.5}
     line = breakdown(stages, 100_000, 10.0)
     assert "decode 10.0 µs (10%)" in line and "engine 30.0 µs (30%)" in line
     assert "state write 5.0 µs (5%)" in line and "produce 15.0 µs (15%)" in line
     assert "rest of the batch 10.0 µs (10%)" in line  # 7.0 - 6.0 s
-    assert "outside the batch (Faust consume path, commits, waiting) 30.0 µs (30%)" in line
+    assert "commits 5.0 µs (5%)" in line
+    assert "outside the batch (Faust consume path, waiting) 25.0 µs (25%)" in line
     assert "not available" in breakdown({}, 100, 1.0)
 
 

@@ -157,6 +157,45 @@ def test_patched_commit_settles_before_offsets_and_commit() -> None:
     assert bad_log == ["raised"] and [c[0] for c in bad_lost] == ["t-5"]
 
 
+class SlowTransaction(FakeTransaction):
+    """Commits only once every transaction of the test has started committing."""
+
+    def __init__(self, log: list[str], name: str, started: dict[str, asyncio.Event],
+                 error: Exception | None = None) -> None:
+        super().__init__(log)
+        self.name, self.started, self.error = name, started, error
+
+    async def commit_transaction(self) -> None:
+        self.started[self.name].set()
+        for event in self.started.values():
+            await asyncio.wait_for(event.wait(), 5.0)  # serial commits time out here
+        if self.error is not None:
+            raise self.error
+        self.log.append(f"commit {self.name}")
+
+
+def test_patched_commit_commits_all_transactions_at_once() -> None:
+    async def run() -> tuple[list[str], str]:
+        log: list[str] = []
+        guard = DeliveryGuard(Lost())
+        producer = FakeProducer(guard, log)
+        started = {name: asyncio.Event() for name in ("t-1", "t-2", "t-3")}
+        producer._transaction_producers = {
+            "t-1": SlowTransaction(log, "t-1", started),
+            "t-2": SlowTransaction(log, "t-2", started, OSError("fenced")),
+            "t-3": SlowTransaction(log, "t-3", started)}
+        producer._trn_locks = {name: asyncio.Lock() for name in started}
+        with pytest.raises(OSError) as raised:
+            await faust_patch._commit_transactions(
+                producer, {"t-1": {"a": 1}, "t-2": {"b": 2}, "t-3": {"c": 3}}, "group")
+        return log, str(raised.value)
+
+    log, error = asyncio.run(run())
+    assert error == "fenced"  # the failed one is raised, after the others committed
+    assert sorted(e for e in log if e.startswith("commit")) == ["commit t-1", "commit t-3"]
+    assert log.count("begin") == 2
+
+
 def test_apply_installs_the_commit_check() -> None:
     from faust.transport.drivers.aiokafka import Producer
 
