@@ -167,9 +167,9 @@ def instrument(worker: Worker, probe: Probe) -> None:
 
     process = worker.process
 
-    async def timed_process(events: Sequence[Any]) -> None:
+    async def timed_process(messages: Sequence[Any]) -> None:
         began = time.perf_counter()
-        await process(events)
-        probe.batches.observe(time.perf_counter() - began, len(events))
+        await process(messages)
+        probe.batches.observe(time.perf_counter() - began, len(messages))
 
     worker.process = timed_process  # type: ignore[method-assign]

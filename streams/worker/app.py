@@ -1,18 +1,19 @@
 """The Faust app of `crosscheck worker`: tables, the judging agent, the idle ticker, outputs.
 
-One agent consumes the four input topics and the internal ticks topic (all co-partitioned),
-in batches (``take_events``). For each batch: every record goes through the Runtime (decode,
-PartitionEngine), each touched partition's TableStore is flushed once, and the outputs and
-changelog records are produced. Under exactly-once they are produced by the transactional
-producer of the *source* partition, the one Faust commits that partition's offsets with, so
-outputs, state and offsets commit or abort together. (Faust's own transactional send routes
+One agent subscribes the four input topics and the internal ticks topic (all co-partitioned);
+their records reach ``Worker.process`` in batches, below Faust's per-record stream path
+(``tap.py``; ``consume="stream"`` keeps the agent's ``take_events`` instead). For each
+batch: every record goes through the Runtime (decode, PartitionEngine), each touched
+partition's TableStore is flushed once, and the outputs and changelog records are produced.
+Under exactly-once they are produced by the transactional producer of the *source*
+partition, the one Faust commits that partition's offsets with, so outputs, state and
+offsets commit or abort together. (Faust's own transactional send routes
 by destination topic and cannot reach topics it does not consume.)
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
 import uuid
@@ -39,11 +40,12 @@ from streams.metrics.aggregate import (
 )
 from streams.metrics.aggregate import encode as encode_state
 from streams.names import AGENT_NAME, AGGREGATOR_NAME, META_TABLE, METRICS_TABLE, ORDERS_TABLE
-from streams.worker import faust_patch, ticker
-from streams.worker.delivery import DeliveryGuard, check, whole_or_exit
+from streams.worker import faust_patch, outputs, tap, ticker
+from streams.worker.delivery import DeliveryGuard, whole_or_exit
 from streams.worker.idle import IdleTracker
 from streams.worker.lifecycle import web_host_for
 from streams.worker.offsets import TailProbe, fill_head_gap
+from streams.worker.outputs import Send
 from streams.worker.runtime import Emit, Record, Runtime, describe, wall_ms
 from streams.worker.store import TABLE_ROCKSDB_OPTIONS, BlobTable, ChangelogWrite, TableStore
 from topology.partitioner import partition_for
@@ -73,6 +75,9 @@ class WorkerOptions:
     report_every: float = 10.0
     #: POST every alert to this URL too (best-effort, see streams/worker/webhook.py)
     alert_webhook: str | None = None
+    #: "batch": input records reach the worker in batches below Faust's stream (tap.py);
+    #: "stream": through Faust's per-record stream and ``take_events`` (the A/B baseline)
+    consume: str = "batch"
 
 
 @dataclass
@@ -102,28 +107,28 @@ class Worker:
         """Whether outputs go through transactions."""
         return self.settings.processing_guarantee == "exactly_once"
 
-    async def process(self, events: Sequence[Any]) -> None:
-        """Judge one batch, flush state, produce outputs and changelog records."""
+    async def process(self, messages: Sequence[Any]) -> None:
+        """Judge one batch of records (Faust Messages), flush state, produce outputs and
+        changelog records."""
         stages = self.runtime.counters.stage_seconds
         began = perf_counter()
         emits: list[tuple[Any, list[Emit]]] = []
         last_of_partition: dict[int, Any] = {}
         now = wall_ms()
-        for event in events:
-            m = event.message
+        for m in messages:
             out = self.runtime.handle(Record(m.topic, m.partition, m.offset, m.key, m.value))
             self.tracker.saw((m.topic, m.partition), m.offset, now)
-            last_of_partition[m.partition] = event
+            last_of_partition[m.partition] = m
             if out:
                 emits.append((m, out))
-        sends: list[tuple[Any, str, int, bytes | None, bytes | None]] = []
+        sends: list[Send] = []
         judged = perf_counter()
-        for partition, event in last_of_partition.items():
+        for partition, last in last_of_partition.items():
             self.runtime.persist(partition)
             store = self.stores.get(partition)
             if store is not None and store.dirty:
                 for w in store.flush():
-                    sends.append((event.message, w.topic, w.partition, w.key, w.value))
+                    sends.append((last, w.topic, w.partition, w.key, w.value))
         for m, out in emits:
             sends.extend((m, e.name, e.partition, e.key, e.value) for e in out)
         written = perf_counter()
@@ -133,7 +138,7 @@ class Worker:
         stages["produce"] += finished - written
         stages["batch"] += finished - began
         self.batches += 1
-        self.records += len(events)
+        self.records += len(messages)
         if self.options.echo:
             for _m, out in emits:
                 for e in out:
@@ -154,53 +159,8 @@ class Worker:
               f"watermarks {wms}", file=sys.stderr, flush=True)
         self._reported_at, self._reported_records = now, self.records
 
-    async def _produce(self, sends: list[tuple[Any, str, int, bytes | None, bytes | None]]
-                       ) -> None:
-        producer = self.app.producer
-        if self.exactly_once:
-            await self._produce_in_transactions(sends)
-            return
-        futures = []
-        for _source, topic, partition, key, value in sends:
-            futures.append(await producer.send(topic, key, value, partition, None, None))
-        if futures:
-            # at-least-once: outputs are delivered before the batch's offsets are acked; a
-            # refused one ends the process before they are (see streams/worker/delivery.py)
-            await check(await asyncio.gather(*futures, return_exceptions=True), None, None)
-
-    async def _produce_in_transactions(
-            self, sends: list[tuple[Any, str, int, bytes | None, bytes | None]]) -> None:
-        """Send one batch's records while holding the locks of all its transactions.
-
-        Faust commits a transaction (offsets + commit) under the same per-transactional-id
-        lock its ``send`` takes for every single record. Sending record by record let a
-        commit land in the middle of a batch: its changelog records committed, its outputs
-        left in the next transaction, lost when the process died before that one committed
-        (the restarted worker, its state restored with the batch applied, never re-emitted
-        them); and a stop's final commit (which ends the transactions) could come between
-        two of a batch's transactions. Holding every lock the batch needs (taken in sorted
-        order; Faust's commit takes one at a time) until all its records are sent keeps a
-        batch's state and outputs whole in the transactions that commit its offsets.
-
-        Every send is tracked by ``self.delivery``: a transaction commits only once all of
-        them are acknowledged (aiokafka would commit over a failed one).
-        """
-        producer: Any = self.app.producer
-        by_tid: dict[str, list[tuple[str, int, bytes | None, bytes | None]]] = {}
-        for source, topic, partition, key, value in sends:
-            by_tid.setdefault(self._transactional_id(source), []).append(
-                (topic, partition, key, value))
-        async with contextlib.AsyncExitStack() as locks:
-            for tid in sorted(by_tid):
-                await locks.enter_async_context(producer._trn_locks[tid])
-            for tid, records in by_tid.items():
-                transaction = producer._transaction_producers.get(tid)
-                if transaction is None:
-                    raise RuntimeError(f"no transaction producer for {tid}")
-                track = self.delivery.track
-                for topic, partition, key, value in records:
-                    track(tid, transaction,
-                          await transaction.send(topic, value, key=key, partition=partition))
+    async def _produce(self, sends: list[Send]) -> None:
+        await outputs.send(self.app, self.delivery, self.exactly_once, sends)
 
     async def aggregate(self, events: Sequence[Any]) -> None:
         """Fold metrics partials into final windows and alerts (the aggregator agent)."""
@@ -211,7 +171,7 @@ class Worker:
         rules = self.settings.rules
         aggregator = Aggregator(rules.metrics_window, rules.storm_threshold,
                                 max(rules.storm_threshold + 1, 10), self.options.input_partitions)
-        sends: list[tuple[Any, str, int, bytes | None, bytes | None]] = []
+        sends: list[Send] = []
         codec = self.runtime.codec
         metrics_name = self.topology.name(TopicId.METRICS)
         alerts_name = self.topology.name(TopicId.ALERTS)
@@ -243,10 +203,6 @@ class Worker:
     def _alert_partition(self, alert: dict[str, Any]) -> int:
         count = self.options.output_partitions[TopicId.ALERTS]
         return partition_for(alert["mismatch_type"], count)
-
-    def _transactional_id(self, source: Any) -> str:
-        group = self.app.assignor.group_for_topic(source.topic)
-        return f"{self.app.conf.id}-{group}-{source.partition}"
 
     def store_for(self, partition: int) -> TableStore:
         """The TableStore of a partition (created on first use)."""
@@ -326,6 +282,7 @@ def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
     worker = Worker(app, settings, options, runtime, tracker, topology, TailProbe(settings))
     holder["worker"] = worker
     setattr(app, faust_patch.GUARD_ATTRIBUTE, worker.delivery)  # read by commit_transactions
+    setattr(app, faust_patch.STAGES_ATTRIBUTE, runtime.counters.stage_seconds)  # its "commit"
 
     channel = app.topic(*[topology.name(t) for t in INPUTS], topology.name(TopicId.TICKS),
                         key_type=bytes, value_type=bytes, key_serializer="raw",
@@ -340,13 +297,27 @@ def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
                 # the stop's final commit would then commit its offsets with only part of
                 # its records sent. The batch finishes; that commit waits for its locks.
                 # A batch that raises ends the process before anything commits.
-                await asyncio.shield(whole_or_exit(worker.process(events)))
+                await asyncio.shield(whole_or_exit(worker.process([e.message for e in events])))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # Faust's stream itself failed (the batches are whole)
             await fail(exc)
 
-    app.agent(channel, name=AGENT_NAME)(judge)
+    app.agent(channel, name=AGENT_NAME)(judge)  # subscribes the inputs (and is the
+    # "stream" path); with the tap installed, their records go to the tap instead
+    if options.consume == "batch" and tap.install():
+        batch_tap = tap.BatchTap(app, channel.topics, options.batch_max, options.batch_within)
+        setattr(app, tap.TAP_ATTRIBUTE, batch_tap)
+
+        async def judge_batches() -> None:
+            try:
+                await tap.run(batch_tap, lambda batch: whole_or_exit(worker.process(batch)))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await fail(exc)
+
+        app.task(judge_batches)
 
     partials = app.topic(topology.name(TopicId.METRICS_PARTIALS), key_type=bytes,
                          value_type=bytes, key_serializer="raw", value_serializer="raw")
@@ -374,6 +345,9 @@ def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
 
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         partitions = {tp.partition for tp in revoked}
+        dropping = getattr(app, tap.TAP_ATTRIBUTE, None)
+        if dropping is not None:
+            dropping.drop(revoked)
         worker.revoke(partitions)
         worker.tracker.forget([(tp.topic, tp.partition) for tp in revoked])
 

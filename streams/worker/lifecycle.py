@@ -140,7 +140,7 @@ def run_faust(worker_app: object, loglevel: str, data_dir: Path) -> int:
     import faust
     from mode.utils.loops import get_event_loop
 
-    from streams.worker import diagnostics
+    from streams.worker import diagnostics, tap
 
     app: faust.App = worker_app  # type: ignore[assignment]
     app.finalize()  # what Faust's own CLI does before starting a Worker
@@ -153,6 +153,9 @@ def run_faust(worker_app: object, loglevel: str, data_dir: Path) -> int:
 
         async def on_stop(self) -> None:
             _watchdog(SHUTDOWN_GRACE)  # also after a crash
+            # before the app stops: the batch being judged ends and is acked, so Faust's
+            # final commit covers it with its outputs (see BatchTap.close)
+            await tap.close(app)
             await super().on_stop()
 
     worker = GuardedWorker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False,
