@@ -116,7 +116,7 @@ class PartitionEngine:
 
     def _apply(self, state: OrderState, event: Event, wm: int | None, out: list[Output]) -> None:
         state.events.append(event)
-        view = OrderView(state.order_id, state.events)
+        view = OrderView(state.order_id, state.events, unique=True)
         new = new_decisions(view, event, self.rules)
         self._extend_expiry(state, max([event.event_time + self.rules.state_retention,
                                         *(d.due for d in new)]), wm)
@@ -172,7 +172,7 @@ class PartitionEngine:
         """Handle the order's pending work due up to ``limit``, then evict or store it."""
         while state.pending and state.pending[0].due <= limit:
             if view is None:  # built on demand: an order woken for its expiry needs none
-                view = OrderView(state.order_id, state.events)
+                view = OrderView(state.order_id, state.events, unique=True)
             item = state.pending.pop(0)
             if item.kind == DECIDE:
                 self._decide(state, view, Decision(item.due, item.rule, item.key), limit, out)

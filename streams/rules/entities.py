@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from operator import attrgetter
 
@@ -62,14 +61,25 @@ class OrderView:
     by lifecycle rank and then by event_id (see ``lifecycle_key``).
     """
 
-    def __init__(self, order_id: str, events: Iterable[Event]) -> None:
+    def __init__(self, order_id: str, events: Iterable[Event], unique: bool = False) -> None:
+        """``unique``: the caller knows no two events share an event_id (the engine's
+        stored history), so the duplicate check is skipped."""
         self.order_id = order_id
-        self.events: list[Event] = sorted(dedup(events), key=_by_trigger)
-        grouped: dict[tuple[Source, str], list[Event]] = defaultdict(list)
+        self.events: list[Event] = sorted(events if unique else dedup(events), key=_by_trigger)
+        entities: dict[tuple[Source, str], list[Event]] = {}
         for event in self.events:
-            grouped[(event.source, event.entity_id)].append(event)
-        self._entities = {key: evs if len(evs) == 1 else sorted(evs, key=lifecycle_key)
-                          for key, evs in grouped.items()}
+            key = (event.source, event.entity_id)
+            same = entities.get(key)
+            if same is None:
+                entities[key] = [event]
+            else:
+                same.append(event)
+        for key, evs in entities.items():
+            # each list is in (event_time, event_id) order already, which is lifecycle
+            # order unless two of its events share an event_time
+            if len(evs) > 1 and len({e.event_time for e in evs}) < len(evs):
+                entities[key] = sorted(evs, key=lifecycle_key)
+        self._entities = entities
         self._ids: dict[Source, list[str]] = {}
 
     # -- single entities -------------------------------------------------------------------
