@@ -35,6 +35,11 @@ ENV_VARS: dict[str, str] = {
     "CROSSCHECK_WORKER_PORT": "port of the worker's web server (6066)",
     "CROSSCHECK_WORKER_BIND": "IP address the worker's web server listens on (127.0.0.1: this "
     "host only; 0.0.0.0 or :: for every interface)",
+    "CROSSCHECK_WORKER_CONSUME": "how input records reach a worker's rules: batch (in batches "
+    "below Faust's per-record stream) or stream (Faust's stream, the A/B baseline) (batch)",
+    "CROSSCHECK_COMMIT_INTERVAL": "seconds between a worker's commits; under exactly-once "
+    "outputs become readable at the commit, so this bounds decision latency "
+    "(0.1; at-least-once: 2.8)",
     "CROSSCHECK_ALLOWED_LATENESS": "watermark lag behind the slowest input (60s)",
     "CROSSCHECK_IDLE_TIMEOUT": "wall time after which a caught-up input stops holding the "
     "watermark (10s)",

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from streams.bench.latency import WARMUP_MS
 from streams.bench.stages import breakdown
 from streams.config import Settings
 
@@ -102,7 +103,11 @@ def table(results: dict[str, Any]) -> str:
         lines.append(f"decision latency (watermark passes D -> mismatch readable, exactly-once, "
                      f"{lat['rate']:,.0f} events/s): p50 {ms(lat['p50_ms'])}, p99 "
                      f"{ms(lat['p99_ms'])}, max {ms(lat['max_ms'])} over {lat['mismatches']:,} "
-                     "mismatches")
+                     "mismatches" + (
+                         f"; steady state (decided {WARMUP_MS / 1000:g} s or more after the "
+                         f"start): p50 {ms(lat['steady_p50_ms'])}, p99 "
+                         f"{ms(lat['steady_p99_ms'])} over {lat['steady_mismatches']:,}"
+                         if "steady_p99_ms" in lat else ""))
     o = results.get("open_orders")
     if o:
         rss = o["peak_rss_bytes"]

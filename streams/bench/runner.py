@@ -48,8 +48,8 @@ class BenchConfig:
     events: int = 1_000_000
     seed: int = 1
     #: events published at ``latency_rate`` per second in the latency phase
-    latency_events: int = 20_000
-    latency_rate: float = 1_000.0
+    latency_events: int = 100_000
+    latency_rate: float = 5_000.0
     #: undecided orders the open-orders phase loads one worker with (0: no such phase)
     open_orders: int = 1_000_000
     batch_size: int = 2_000

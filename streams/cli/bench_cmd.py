@@ -26,10 +26,10 @@ def _exit_on_sigterm() -> None:
 @click.option("--events", type=click.IntRange(100), default=1_000_000, show_default=True,
               help="How many simulated events to pre-load.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Simulator seed.")
-@click.option("--latency-events", type=click.IntRange(0), default=20_000, show_default=True,
+@click.option("--latency-events", type=click.IntRange(0), default=100_000, show_default=True,
               help="Events published at a steady rate for the decision-latency phase "
                    "(0: skip it).")
-@click.option("--latency-rate", type=click.FloatRange(0), default=1_000.0, show_default=True,
+@click.option("--latency-rate", type=click.FloatRange(0), default=5_000.0, show_default=True,
               metavar="EVENTS_PER_S", help="Rate of the latency phase.")
 @click.option("--open-orders", type=click.IntRange(0), default=1_000_000, show_default=True,
               help="Orders, all still undecided, that one exactly-once worker is loaded with "

@@ -61,6 +61,12 @@ def describe_rules(settings: Settings) -> str:
               help="How input records reach the rules: 'batch', in batches taken below "
                    "Faust's per-record stream (faster; faust-streaming 0.15 only, else it "
                    "falls back); 'stream', through Faust's stream (the A/B baseline).")
+@click.option("--commit-interval", type=click.FloatRange(0.01, 60), default=None,
+              envvar="CROSSCHECK_COMMIT_INTERVAL", metavar="SECONDS",
+              help="Seconds between commits of the consumed offsets [default: 0.1 under "
+                   "exactly-once, 2.8 under at-least-once]. Under exactly-once outputs "
+                   "become readable when their transaction commits, so this bounds the "
+                   "decision latency.")
 @click.option("--loglevel", type=click.Choice(["crit", "error", "warn", "info", "debug"]),
               default="warn", show_default=True)
 @click.option("--echo", is_flag=True,
@@ -72,7 +78,7 @@ def describe_rules(settings: Settings) -> str:
 @click.pass_context
 def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
            processing_guarantee: str | None,
-           batch_size: int, consume: str, loglevel: str, echo: bool,
+           batch_size: int, consume: str, commit_interval: float | None, loglevel: str, echo: bool,
            alert_webhook: str | None, **rules: Any) -> None:
     """Run the stream worker until SIGTERM or Ctrl-C (many can run in one group).
 
@@ -116,6 +122,7 @@ def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
     options = WorkerOptions(data_dir=data_dir, web_port=port, web_bind=bind,
                             input_partitions=inputs,
                             output_partitions=outputs, batch_max=batch_size, consume=consume,
+                            commit_interval=commit_interval,
                             loglevel=loglevel,
                             echo=echo, alert_webhook=alert_webhook or None)
     w = create_worker(s, options)

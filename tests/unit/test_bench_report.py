@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.bench.latency import percentile
+from streams.bench.latency import percentile, steady_latencies
 from streams.bench.procs import env_for
 from streams.bench.report import machine, table
 from streams.config import RuleConfig, Settings
@@ -26,12 +26,18 @@ RESULTS = {
     "replay": {"records_per_s": 25_000, "seconds": 8.0, "peak_rss_bytes": 100 * 2**20,
                "state_bytes": 2**20},
     "latency": {"mismatches": 120, "p50_ms": 1_500.0, "p99_ms": 3_100.0, "max_ms": 3_300.0,
-                "rate": 500.0},
+                "rate": 500.0, "steady_p50_ms": 900.0, "steady_p99_ms": 1_200.0,
+                "steady_mismatches": 100},
     "open_orders": {"orders": 1_000_000, "publish_seconds": 30.0, "seconds_to_zero_lag": 400.0,
                     "throughput": 2_500.0, "peak_rss_bytes": 300 * 2**20,
                     "rocksdb_bytes": 700 * 2**20, "mismatch_offsets": 0,
                     "rss_target_bytes": 400_000_000},
 }
+
+
+def test_steady_latencies_leave_out_what_was_decided_before_the_warm_up_ended() -> None:
+    assert steady_latencies([100, 2_000, 2_500, 1_999], [900, 80, 70, 600], 2_000) == [80, 70]
+    assert steady_latencies([], [], 0) == []
 
 
 def test_percentile_is_the_nearest_rank() -> None:
@@ -54,6 +60,11 @@ def test_table_has_a_row_per_phase_and_the_latency() -> None:
     assert "6,000" in rows["worker, at-least-once"]
     assert "25%" in rows["replay (backfill, all events)"]
     assert "p50 1,500 ms, p99 3,100 ms" in text
+    assert "steady state (decided 2 s or more after the start): p50 900 ms, p99 1,200 ms over " \
+           "100" in text
+    older = {**RESULTS, "latency": {k: v for k, v in RESULTS["latency"].items()
+                                    if not k.startswith("steady")}}
+    assert "steady" not in table(older)  # results written before the steady-state figures
     eos = next(line for line in lines if line.startswith("exactly-once worker, per record"))
     assert "engine 60.0 µs (30%)" in eos and "outside the batch" in eos  # of 40 s consuming
     alos = next(line for line in lines if line.startswith("at-least-once worker"))
