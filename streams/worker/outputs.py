@@ -19,10 +19,13 @@ async def send(app: Any, delivery: DeliveryGuard, exactly_once: bool,
     if exactly_once:
         await send_in_transactions(app, delivery, sends)
         return
-    producer = app.producer
-    futures = []
+    producer = app.producer._ensure_producer()  # aiokafka's, below Faust's per-record send
+    by_partition: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
     for _source, topic, partition, key, value in sends:
-        futures.append(await producer.send(topic, key, value, partition, None, None))
+        by_partition.setdefault((topic, partition), []).append((key, value))
+    futures = []
+    for (topic, partition), records in by_partition.items():
+        futures.extend(await send_batches(producer, topic, partition, records))
     if futures:
         # at-least-once: outputs are delivered before the batch's offsets are acked; a
         # refused one ends the process before they are (see streams/worker/delivery.py)
@@ -46,21 +49,43 @@ async def send_in_transactions(app: Any, delivery: DeliveryGuard, sends: list[Se
     acknowledged (aiokafka would commit over a failed one).
     """
     producer: Any = app.producer
-    by_tid: dict[str, list[tuple[str, int, bytes | None, bytes | None]]] = {}
+    by_tid: dict[str, dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]]] = {}
     for source, topic, partition, key, value in sends:
-        by_tid.setdefault(transactional_id(app, source), []).append(
-            (topic, partition, key, value))
+        by_tid.setdefault(transactional_id(app, source), {}).setdefault(
+            (topic, partition), []).append((key, value))
     async with contextlib.AsyncExitStack() as locks:
         for tid in sorted(by_tid):
             await locks.enter_async_context(producer._trn_locks[tid])
-        for tid, records in by_tid.items():
+        for tid, by_partition in by_tid.items():
             transaction = producer._transaction_producers.get(tid)
             if transaction is None:
                 raise RuntimeError(f"no transaction producer for {tid}")
-            track = delivery.track
-            for topic, partition, key, value in records:
-                track(tid, transaction,
-                      await transaction.send(topic, value, key=key, partition=partition))
+            for (topic, partition), records in by_partition.items():
+                for future in await send_batches(transaction, topic, partition, records):
+                    delivery.track(tid, transaction, future)
+
+
+async def send_batches(producer: Any, topic: str, partition: int,
+                       records: list[tuple[bytes | None, bytes | None]]) -> list[Any]:
+    """Send one partition's records, in order, as few record batches (aiokafka's
+    ``create_batch``/``send_batch``: one append each and one future per batch, instead of a
+    coroutine, a future and an accumulator lookup per record); the batches' futures.
+
+    A batch holds records up to the producer's batch size (the first record always fits, so
+    one larger than that goes alone, as ``send`` would send it)."""
+    futures = []
+    batch = producer.create_batch()
+    count = 0
+    for key, value in records:
+        if batch.append(key=key, value=value, timestamp=None) is None:
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = producer.create_batch()
+            batch.append(key=key, value=value, timestamp=None)
+            count = 0
+        count += 1
+    if count:
+        futures.append(await producer.send_batch(batch, topic, partition=partition))
+    return futures
 
 
 def transactional_id(app: Any, source: Any) -> str:

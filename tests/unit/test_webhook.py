@@ -295,14 +295,30 @@ class FakeBlobTable:
         return []
 
 
+class FakeBatch:
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes | None, bytes | None]] = []
+
+    def append(self, *, key: bytes | None, value: bytes | None, timestamp: Any) -> object:
+        self.records.append((key, value))
+        return object()
+
+
 class FakeProducer:
+    """Faust's producer as the worker uses it: its aiokafka producer's record batches."""
+
     def __init__(self) -> None:
         self.sent: list[tuple[str, int, bytes | None, bytes | None]] = []
 
-    async def send(self, topic: str, key: bytes | None, value: bytes | None, partition: int,
-                   timestamp: Any, headers: Any, transactional_id: str | None = None
-                   ) -> asyncio.Future[None]:
-        self.sent.append((topic, partition, key, value))
+    def _ensure_producer(self) -> FakeProducer:
+        return self
+
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch()
+
+    async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int
+                         ) -> asyncio.Future[None]:
+        self.sent.extend((topic, partition, key, value) for key, value in batch.records)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         future.set_result(None)
         return future
