@@ -20,12 +20,7 @@ async def send(app: Any, delivery: DeliveryGuard, exactly_once: bool,
         await send_in_transactions(app, delivery, sends)
         return
     producer = app.producer._ensure_producer()  # aiokafka's, below Faust's per-record send
-    by_partition: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
-    for _source, topic, partition, key, value in sends:
-        by_partition.setdefault((topic, partition), []).append((key, value))
-    futures = []
-    for (topic, partition), records in by_partition.items():
-        futures.extend(await send_batches(producer, topic, partition, records))
+    futures = await send_by_partition(producer, sends)
     if futures:
         # at-least-once: outputs are delivered before the batch's offsets are acked; a
         # refused one ends the process before they are (see streams/worker/delivery.py)
@@ -49,20 +44,30 @@ async def send_in_transactions(app: Any, delivery: DeliveryGuard, sends: list[Se
     acknowledged (aiokafka would commit over a failed one).
     """
     producer: Any = app.producer
-    by_tid: dict[str, dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]]] = {}
-    for source, topic, partition, key, value in sends:
-        by_tid.setdefault(transactional_id(app, source), {}).setdefault(
-            (topic, partition), []).append((key, value))
+    by_tid: dict[str, list[Send]] = {}
+    for record in sends:
+        by_tid.setdefault(transactional_id(app, record[0]), []).append(record)
     async with contextlib.AsyncExitStack() as locks:
         for tid in sorted(by_tid):
             await locks.enter_async_context(producer._trn_locks[tid])
-        for tid, by_partition in by_tid.items():
+        for tid, of_tid in by_tid.items():
             transaction = producer._transaction_producers.get(tid)
             if transaction is None:
                 raise RuntimeError(f"no transaction producer for {tid}")
-            for (topic, partition), records in by_partition.items():
-                for future in await send_batches(transaction, topic, partition, records):
-                    delivery.track(tid, transaction, future)
+            for future in await send_by_partition(transaction, of_tid):
+                delivery.track(tid, transaction, future)
+
+
+async def send_by_partition(producer: Any, sends: list[Send]) -> list[Any]:
+    """Send records through one aiokafka producer, each destination partition's in order as
+    ``send_batches``; the batches' futures."""
+    by_partition: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
+    for _source, topic, partition, key, value in sends:
+        by_partition.setdefault((topic, partition), []).append((key, value))
+    futures = []
+    for (topic, partition), records in by_partition.items():
+        futures.extend(await send_batches(producer, topic, partition, records))
+    return futures
 
 
 async def send_batches(producer: Any, topic: str, partition: int,
@@ -73,18 +78,16 @@ async def send_batches(producer: Any, topic: str, partition: int,
 
     A batch holds records up to the producer's batch size (the first record always fits, so
     one larger than that goes alone, as ``send`` would send it)."""
+    if not records:
+        return []
     futures = []
     batch = producer.create_batch()
-    count = 0
     for key, value in records:
         if batch.append(key=key, value=value, timestamp=None) is None:
             futures.append(await producer.send_batch(batch, topic, partition=partition))
             batch = producer.create_batch()
             batch.append(key=key, value=value, timestamp=None)
-            count = 0
-        count += 1
-    if count:
-        futures.append(await producer.send_batch(batch, topic, partition=partition))
+    futures.append(await producer.send_batch(batch, topic, partition=partition))  # not empty
     return futures
 
 

@@ -108,10 +108,7 @@ class BatchTap:
         buffer = self._buffer
         batch = buffer[:self.batch_max]
         del buffer[:self.batch_max]
-        if len(buffer) < self.batch_max:
-            self._full.clear()
-        if len(buffer) < self.limit:
-            self._room.set()
+        self._refresh()
         generation = self.app.consumer_generation_id
         fresh = [m for m in batch if m.generation_id == generation]
         if len(fresh) != len(batch):
@@ -123,15 +120,21 @@ class BatchTap:
                 inbound[tp] = now
         return fresh
 
+    def _refresh(self) -> None:
+        """Set ``_full`` and ``_room`` after records left the buffer (``offer``, which only
+        adds, sets them itself: it runs per record)."""
+        size = len(self._buffer)
+        if size < self.batch_max:
+            self._full.clear()
+        if size < self.limit:
+            self._room.set()
+
     def drop(self, tps: Iterable[Any]) -> int:
         """Forget the buffered records of these topic-partitions (revoked); how many."""
         gone = set(tps)
         before = len(self._buffer)
         self._buffer = [m for m in self._buffer if m.tp not in gone]
-        if len(self._buffer) < self.batch_max:
-            self._full.clear()
-        if len(self._buffer) < self.limit:
-            self._room.set()
+        self._refresh()
         self.dropped += before - len(self._buffer)
         return before - len(self._buffer)
 
