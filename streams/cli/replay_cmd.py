@@ -128,8 +128,6 @@ def replay(ctx: click.Context, /, start: str, end: str, warmup: str | None, name
                    f"{format_time(window.read_from)}); rules: {describe_rules(settings)}",
                    err=True)
     job = Replay(settings, options, None if quiet else _Printer(options.name), progress_every)
-    signals = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
     def stop(signum: int, frame: FrameType | None) -> None:
         """Ask the replay to stop at its next checkpoint."""
         click.echo(f"\nreplay {options.name}: stopping at the next checkpoint "
@@ -137,16 +135,29 @@ def replay(ctx: click.Context, /, start: str, end: str, warmup: str | None, name
         job.request_stop()
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    for sig in signals:
+    for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
     try:
         result = job.run()
     finally:
-        for sig, handler in signals.items():
-            signal.signal(sig, handler)
+        ignore_stop_signals()
     _report(result, as_json)
     if not result.done:
         sys.exit(STOPPED)
+
+
+def ignore_stop_signals() -> None:
+    """Once the run is over, ignore SIGINT and SIGTERM for the rest of the process's life.
+
+    What the run wrote is durable by then, so a Ctrl-C that lands while the report prints or
+    the interpreter shuts down changes nothing, and must not turn a finished replay (exit 0)
+    or a stopped one (exit 3) into a death by SIGINT. Ignoring is the one way that holds to
+    the end: CPython puts back the default action (death) of every signal with a Python
+    handler when it shuts down, and librdkafka's threads, where blocking a signal in the
+    main thread does not reach, can receive it. Only SIGKILL ends the last few milliseconds.
+    """
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def _report(result: ReplayResult, as_json: bool) -> None:
