@@ -7,7 +7,7 @@ DEMO   ?= --orders 300 --seed 6 --faults all=0.02
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install chromium run test unit integration lint
+.PHONY: install compile clean-compiled chromium run test unit integration lint
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "crosscheck needs Python >= 3.11"'
@@ -16,7 +16,23 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	@touch $@
 
-install: $(VENV)/.installed
+## The optional compiled core (streams/compiled.py): the rules and engine built with mypyc,
+## best effort (without a C compiler the pure Python modules run; same outputs, slower).
+CORE_SOURCES := streams/rules/entities.py streams/rules/triggers.py streams/rules/catalog.py \
+                streams/engine/watermark.py streams/engine/partition.py
+COMPILED := streams/compiled.json
+CORE     := $(PY) -c 'import sys, streams.compiled as c; sys.exit(c.main(sys.argv[1:]))'
+
+$(COMPILED): $(VENV)/.installed $(CORE_SOURCES)
+	-$(CORE) build
+
+install: $(VENV)/.installed $(COMPILED)
+
+compile: $(VENV)/.installed
+	$(CORE) build
+
+clean-compiled: $(VENV)/.installed
+	$(CORE) clean
 
 ## Headless Chromium for the dashboard test (Debian's package; skipped when one is there).
 chromium:
@@ -37,8 +53,14 @@ run: install
 ## Every test, in two processes (pytest-xdist, whole modules per process): each starts its
 ## own broker for its integration tests. TEST_JOBS=1 runs them in one process.
 TEST_JOBS ?= 2
+## With the compiled core built, the rules' and engine's tests run once more in pure Python.
+PURE_TESTS := tests/unit/test_engine_*.py tests/unit/test_rules_*.py \
+              tests/unit/test_streaming_equals_batch.py tests/unit/test_batch.py
 test: install chromium
 	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile
+	@if [ "$$($(CORE) status)" = compiled ]; then \
+	  echo "pure Python run of the rules and engine tests:"; \
+	  CROSSCHECK_PURE_PYTHON=1 $(PY) -m pytest -q $(PURE_TESTS); fi
 
 unit: install
 	$(PY) -m pytest -q tests/unit

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from streams import compiled
 from streams.cli.main import settings_of
 from streams.config import (
     RULE_ENV,
@@ -129,7 +130,8 @@ def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
     if profiler is not None:
         profiler.databases = heapprofile.worker_databases(w)
     click.echo(f"crosscheck worker {w.runtime.worker_id}: group {s.app_id} on {s.bootstrap}, "
-               f"{inputs} partitions, {s.processing_guarantee}, state in {data_dir}", err=True)
+               f"{inputs} partitions, {s.processing_guarantee}, state in {data_dir}, "
+               f"{compiled.status()} core", err=True)
     click.echo(f"rules: {describe_rules(s)}", err=True)
     sys.exit(run_faust(w.app, loglevel, data_dir))
 
