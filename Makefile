@@ -16,10 +16,11 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	@touch $@
 
-## The optional compiled core (streams/compiled.py): the rules and engine built with mypyc,
+## The optional compiled core (streams/compiled.py): the rules, engine and state store built with mypyc,
 ## best effort (without a C compiler the pure Python modules run; same outputs, slower).
 CORE_SOURCES := streams/rules/entities.py streams/rules/triggers.py streams/rules/catalog.py \
-                streams/engine/watermark.py streams/engine/partition.py
+                streams/engine/watermark.py streams/engine/overlay.py streams/engine/partition.py \
+                streams/records.py streams/worker/store.py
 COMPILED := streams/compiled.json
 CORE     := $(PY) -c 'import sys, streams.compiled as c; sys.exit(c.main(sys.argv[1:]))'
 

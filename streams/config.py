@@ -58,6 +58,8 @@ ENV_VARS: dict[str, str] = {
     "is set (2)",
     "CROSSCHECK_MALLOC_TRIM_EVERY": "seconds between a worker's `malloc_trim(0)`, which gives "
     "free heap memory back to the kernel (60; 0: never)",
+    "CROSSCHECK_PURE_PYTHON": "1: run the pure Python rules, engine and state store even where "
+    "the compiled core is built (`make compile`); same outputs, slower (unset)",
 }
 
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}

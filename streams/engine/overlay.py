@@ -7,6 +7,9 @@ from collections.abc import Callable, Iterator
 
 from streams.engine.state import OrderState, decode_order, encode_order
 
+#: what a deleted order reads as in the overlay until it is drained
+_DELETED = object()
+
 
 class OrderOverlay:
     """Order states read from a backing store and changed in memory until ``drain()``.
@@ -15,8 +18,6 @@ class OrderOverlay:
     until drained. Objects are handed to the engine as they are (it puts back what it changes).
     """
 
-    _DELETED = object()
-
     def __init__(self, load: Callable[[str], bytes | None]) -> None:
         self._load = load
         self._orders: dict[str, OrderState | object] = {}
@@ -24,7 +25,7 @@ class OrderOverlay:
     def get(self, order_id: str) -> OrderState | None:
         """The order's current state, or None."""
         cached = self._orders.get(order_id)
-        if cached is self._DELETED:
+        if cached is _DELETED:
             return None
         if cached is not None:
             assert isinstance(cached, OrderState)
@@ -42,7 +43,7 @@ class OrderOverlay:
 
     def delete(self, order_id: str) -> None:
         """Delete the order (until drained)."""
-        self._orders[order_id] = self._DELETED
+        self._orders[order_id] = _DELETED
 
     def __len__(self) -> int:
         return len(self._orders)
@@ -51,7 +52,7 @@ class OrderOverlay:
         """(order_id, encoded state or None for a deletion) of every cached order; empties."""
         orders, self._orders = self._orders, {}
         for order_id, state in orders.items():
-            if state is self._DELETED:
+            if state is _DELETED:
                 yield order_id, None
             else:
                 assert isinstance(state, OrderState)

@@ -15,7 +15,7 @@ from streams import compiled
 #: run in a child process: the engine over simulator traffic, printing what it loaded and a
 #: canonical form of every output (4 partitions, fixed clock)
 ENGINE_RUN = """
-import hashlib, json, sys
+import hashlib, importlib, json
 from schemas.codec import Codec
 from streams.bench.data import generate
 from streams.config import RuleConfig, load_settings
@@ -35,7 +35,7 @@ for topic, record in generate(20000, 3, load_settings({})):
 for engine in engines:
     for out in engine.advance_to(2**62):
         digest.update(repr(out).encode()); count += 1
-files = [sys.modules[m].__file__ for m in MODULES]
+files = [importlib.import_module(m).__file__ for m in MODULES]
 print(json.dumps({"files": files, "outputs": count, "digest": digest.hexdigest()}))
 """
 
