@@ -16,6 +16,7 @@ from schemas.validation import format_time, parse_event_time
 from streams.cli.main import settings_of
 from streams.cli.worker_cmd import apply_rule_options, describe_rules, rule_options
 from streams.config import format_duration_ms, parse_duration_ms
+from streams.gctune import tune_gc
 from streams.replay import (
     ProgressReport,
     Replay,
@@ -137,6 +138,7 @@ def replay(ctx: click.Context, /, start: str, end: str, warmup: str | None, name
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
+    tune_gc()
     try:
         result = job.run()
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import shutil
 import sys
@@ -12,6 +11,7 @@ from typing import Any
 from streams.clients import admin
 from streams.config import Settings
 from streams.errors import CrosscheckError
+from streams.gctune import tune_gc
 from topology.admin import check_topics, create_topics, input_partition_count
 from topology.topics import TOPICS, TopicId, Topology
 
@@ -117,22 +117,6 @@ def _watchdog(seconds: float) -> None:
     timer = threading.Timer(seconds, expire)
     timer.daemon = True
     timer.start()
-
-
-#: gc thresholds of a worker: the first generation is collected every 50k allocations, not 700
-GC_THRESHOLDS = (50_000, 20, 20)
-
-
-def tune_gc() -> None:
-    """Make the cyclic garbage collector cheap for a long-running worker.
-
-    What exists at start (modules, the app, its tables and clients) lives as long as the
-    process: frozen, collections no longer walk it. Per-event objects are freed by reference
-    counting (cycles are rare), so the young generation is collected far less often. This
-    was about a tenth of the worker's CPU time with the defaults.
-    """
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def run_faust(worker_app: object, loglevel: str, data_dir: Path) -> int:
