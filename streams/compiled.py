@@ -156,7 +156,9 @@ def main(argv: list[str]) -> int:
             build()
         except (OSError, subprocess.CalledProcessError) as exc:
             clean()
-            print(f"crosscheck: the compiled core was not built ({exc}); the pure Python "
+            why = (f"mypyc's build exited {exc.returncode}, its errors are above"
+                   if isinstance(exc, subprocess.CalledProcessError) else str(exc))
+            print(f"crosscheck: the compiled core was not built ({why}); the pure Python "
                   "modules run (same outputs, slower)", file=sys.stderr)
             return 1
         print(f"crosscheck: compiled core built ({len(MODULES)} modules)", file=sys.stderr)
