@@ -24,7 +24,7 @@ CORE_SOURCES := streams/rules/entities.py streams/rules/triggers.py streams/rule
 COMPILED := streams/compiled.json
 CORE     := $(PY) -c 'import sys, streams.compiled as c; sys.exit(c.main(sys.argv[1:]))'
 
-$(COMPILED): $(VENV)/.installed $(CORE_SOURCES)
+$(COMPILED): $(VENV)/.installed $(CORE_SOURCES) streams/compiled.py
 	-$(CORE) build
 
 install: $(VENV)/.installed $(COMPILED)

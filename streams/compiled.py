@@ -9,9 +9,9 @@ once more in pure Python). Nothing needs them: without a C compiler, or after ``
 clean-compiled``, or with ``CROSSCHECK_PURE_PYTHON=1``, the pure Python modules run.
 
 The build writes ``streams/compiled.json``: the SHA-256 of each compiled source. When a
-source no longer matches (it was edited after the build), the extensions are stale, and
-``streams/__init__.py`` runs the pure Python modules instead, with a warning, rather than
-code that is not the source's.
+source no longer matches (it was edited after the build), the extensions are stale, and the
+process runs the pure Python modules instead, with a warning, rather than code that is not
+the source's (``select``, called once by ``streams/__init__.py``).
 """
 
 from __future__ import annotations
@@ -84,29 +84,54 @@ def stale_sources() -> list[str]:
             if not source_of(m).exists() or built.get(m) != _digest(source_of(m))]
 
 
+#: what this process runs, as ``select()`` decided when the streams package was imported
+_selected: str | None = None
+
+
+def select() -> str:
+    """Decide which core this process runs, once, before any of ``MODULES`` is imported
+    (``streams/__init__.py`` calls it): ``pure`` (no build, or CROSSCHECK_PURE_PYTHON),
+    ``stale`` (a build older than its sources: warn, and run the pure modules) or
+    ``compiled``. Returns the decision, which ``status()`` reports from then on."""
+    global _selected
+    if os.environ.get(PURE_ENV):
+        _selected = "pure"
+        use_pure_python()
+    elif not MANIFEST.exists() or not extensions():
+        _selected = "pure"
+    elif stale := stale_sources():
+        print(f"crosscheck: the compiled core is older than {', '.join(stale)}: running the "
+              "pure Python modules (run `make compile` to rebuild it)", file=sys.stderr)
+        _selected = "stale"
+        use_pure_python()
+    else:
+        _selected = "compiled"
+    return _selected
+
+
 def status() -> str:
-    """What runs: ``compiled`` (a current build), ``pure`` (no build, or CROSSCHECK_PURE_PYTHON)
-    or ``stale`` (a build older than its sources: the pure modules run)."""
-    if os.environ.get(PURE_ENV) or not extensions():
-        return "pure"
-    return "stale" if stale_sources() else "compiled"
+    """What this process runs: ``compiled``, ``pure`` or ``stale`` (see ``select``)."""
+    return _selected if _selected is not None else select()
 
 
 def use_pure_python() -> None:
-    """Make the streams package import its ``.py`` modules, never the extensions (called by
-    ``streams/__init__.py`` before any of ``MODULES`` is imported)."""
+    """Make the streams package import its ``.py`` modules, never the extensions."""
     package = str(ROOT / "streams")
+
+    def inside(path: str) -> bool:
+        return path == package or path.startswith(package + os.sep)
+
     details = [(importlib.machinery.SourceFileLoader, importlib.machinery.SOURCE_SUFFIXES),
                (importlib.machinery.SourcelessFileLoader, importlib.machinery.BYTECODE_SUFFIXES)]
     default = importlib.machinery.FileFinder.path_hook(*details)
 
     def hook(path: str) -> importlib.abc.PathEntryFinder:
-        if not os.path.abspath(path).startswith(package):
+        if not inside(os.path.abspath(path)):
             raise ImportError("not a directory of the streams package")
         return default(path)
 
     sys.path_hooks.insert(0, hook)
-    for cached in [p for p in sys.path_importer_cache if p.startswith(package)]:
+    for cached in [p for p in sys.path_importer_cache if inside(p)]:
         del sys.path_importer_cache[cached]
 
 

@@ -129,6 +129,7 @@ def replay(ctx: click.Context, /, start: str, end: str, warmup: str | None, name
                    f"{format_time(window.read_from)}); rules: {describe_rules(settings)}",
                    err=True)
     job = Replay(settings, options, None if quiet else _Printer(options.name), progress_every)
+
     def stop(signum: int, frame: FrameType | None) -> None:
         """Ask the replay to stop at its next checkpoint."""
         click.echo(f"\nreplay {options.name}: stopping at the next checkpoint "
