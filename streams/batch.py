@@ -53,7 +53,7 @@ def evaluate_order(
     results: list[tuple[_Key, Output]] = []
     opened: set[str] = set()
     issued: set[str] = set()
-    decisions = sorted(d for d in derive_decisions(view.events, rules) if d.due <= final_watermark)
+    decisions = sorted(d for d in derive_decisions(view, rules) if d.due <= final_watermark)
     for seq, decision in enumerate(decisions):
         for finding in sorted(decide(decision, view, rules), key=lambda f: f.subject_id):
             mid = finding.mismatch_id

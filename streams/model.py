@@ -47,6 +47,61 @@ class Event(msgspec.Struct, frozen=True, array_like=True):
     total_amount: int | None = None  # orders
 
 
+#: Each source's event types in lifecycle order. A type's index is its *rank*: at equal
+#: event_time the later lifecycle step wins (see ``streams.rules.entities``), and the engine's
+#: state stores an event's type as its rank.
+LIFECYCLE: dict[Source, tuple[str, ...]] = {
+    Source.ORDERS: ("PLACED", "CANCELLED"),
+    Source.PAYMENTS: ("SUCCEEDED", "FAILED", "REFUNDED"),
+    Source.INVENTORY: ("RESERVED", "CONFIRMED", "RELEASED"),
+    Source.SHIPPING: ("CREATED", "DISPATCHED", "DELIVERED", "CANCELLED"),
+}
+#: source -> event type -> rank (its index in ``LIFECYCLE``)
+RANK: dict[Source, dict[str, int]] = {
+    source: {kind: rank for rank, kind in enumerate(kinds)} for source, kinds in LIFECYCLE.items()
+}
+
+
+class Step(msgspec.Struct, frozen=True, array_like=True):
+    """One event as an order's state keeps it, in the log of its entity.
+
+    The log gives what an Event repeats in every event (its source, entity_id and order_id),
+    and ``rank`` is its type's index in ``LIFECYCLE[source]``; the other fields are the
+    Event's. Encoded as a msgpack array (an empty field is one byte).
+    """
+
+    event_time: int
+    rank: int
+    event_id: str
+    sku: str | None = None  # inventory
+    quantity: int | None = None  # inventory
+    amount: int | None = None  # payments
+    currency: str | None = None  # payments, orders
+    items: tuple[Item, ...] = ()  # shipping, orders
+    total_amount: int | None = None  # orders
+    channel: str | None = None  # payments
+    user_id: str | None = None  # orders
+
+
+def step_of(event: Event) -> Step:
+    """The Step an event is kept as (ValueError for a type its source does not have)."""
+    rank = RANK[event.source].get(event.type)
+    if rank is None:
+        raise ValueError(f"{event.source.value} event {event.event_id!r} has an unknown type "
+                         f"{event.type!r}")
+    return Step(event.event_time, rank, event.event_id, event.sku, event.quantity,
+                event.amount, event.currency, event.items, event.total_amount, event.channel,
+                event.user_id)
+
+
+def event_of(step: Step, source: Source, entity_id: str, order_id: str) -> Event:
+    """The Event a Step of ``source``'s entity ``entity_id`` of order ``order_id`` was."""
+    return Event(source, step.event_id, order_id, LIFECYCLE[source][step.rank], step.event_time,
+                 entity_id, amount=step.amount, currency=step.currency, channel=step.channel,
+                 sku=step.sku, quantity=step.quantity, items=step.items, user_id=step.user_id,
+                 total_amount=step.total_amount)
+
+
 class MismatchType(enum.StrEnum):
     """The ten rules of the contract."""
 

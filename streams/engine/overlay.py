@@ -7,60 +7,62 @@ from collections.abc import Callable, Iterator
 
 from streams.engine.state import OrderState, decode_order, encode_order
 
-#: what a deleted order reads as in the overlay until it is drained
-_DELETED = object()
-
 
 class OrderOverlay:
     """Order states read from a backing store and changed in memory until ``drain()``.
 
-    ``load(order_id)`` returns the stored msgpack bytes or None. A deleted order reads as None
-    until drained. Objects are handed to the engine as they are (it puts back what it changes).
+    ``load(order_id)`` returns the stored msgpack bytes or None. Every order read or written
+    since the last drain is held decoded (a missing or deleted one as None), so the engine
+    decodes an order once per drain; only those put or deleted are written back. Objects
+    are handed to the engine as they are (it puts back what it changes).
     """
 
     def __init__(self, load: Callable[[str], bytes | None]) -> None:
         self._load = load
-        self._orders: dict[str, OrderState | object] = {}
+        self._held: dict[str, OrderState | None] = {}
+        self._changed: set[str] = set()
 
     def get(self, order_id: str) -> OrderState | None:
         """The order's current state, or None."""
-        cached = self._orders.get(order_id)
-        if cached is _DELETED:
-            return None
-        if cached is not None:
-            assert isinstance(cached, OrderState)
-            return cached
+        if order_id in self._held:
+            return self._held[order_id]
         raw = self._load(order_id)
-        if raw is None:
-            return None
-        state = decode_order(bytes(raw))
-        self._orders[order_id] = state
+        state = decode_order(bytes(raw)) if raw is not None else None
+        self._held[order_id] = state
         return state
 
     def put(self, order_id: str, state: OrderState) -> None:
         """Change the order (until drained)."""
-        self._orders[order_id] = state
+        self._held[order_id] = state
+        self._changed.add(order_id)
 
     def delete(self, order_id: str) -> None:
         """Delete the order (until drained)."""
-        self._orders[order_id] = _DELETED
+        self._held[order_id] = None
+        self._changed.add(order_id)
 
     def __len__(self) -> int:
-        return len(self._orders)
+        """How many orders are held in memory (read or changed)."""
+        return len(self._held)
+
+    @property
+    def changed(self) -> int:
+        """How many orders ``drain`` would write."""
+        return len(self._changed)
 
     def drain(self) -> Iterator[tuple[str, bytes | None]]:
-        """(order_id, encoded state or None for a deletion) of every cached order; empties."""
-        orders, self._orders = self._orders, {}
-        for order_id, state in orders.items():
-            if state is _DELETED:
-                yield order_id, None
-            else:
-                assert isinstance(state, OrderState)
-                yield order_id, encode_order(state)
+        """(order_id, encoded state or None for a deletion) of every changed order; then
+        nothing is held."""
+        held, changed = self._held, self._changed
+        self._held, self._changed = {}, set()
+        for order_id in changed:
+            state = held[order_id]
+            yield order_id, None if state is None else encode_order(state)
 
     def clear(self) -> None:
-        """Forget every cached change."""
-        self._orders.clear()
+        """Forget every held order and change."""
+        self._held.clear()
+        self._changed.clear()
 
 
 class HeapIndex:

@@ -1,55 +1,57 @@
 """PartitionEngine: the streaming decision engine of one partition number, over a StateStore.
 
 The engine is synchronous, deterministic and keeps no per-order state in memory between
-calls: every order's events, pending work and ledger live in the store (see ``state.py``).
-The wall clock is only read through the injected ``clock`` for detected_at / issued_at.
+calls: every order's event logs, index entries, expiry and ledger live in the store (see
+``state.py``). The wall clock is only read through the injected ``clock`` for detected_at /
+issued_at.
 
 Processing model
 ----------------
-* ``on_event``: a redelivered event (event_id already in the order's history) is ignored
-  except for the watermark. Otherwise the event joins the history; decisions newly derivable
-  from the history (``derive_decisions`` after minus before, as ``new_decisions`` finds
-  them) are scheduled as pending work
-  at their decision time D, or made at once when D <= watermark (a late event). A non-late
-  event of an order with OPEN mismatches schedules a recheck at its event_time. A late event
+* Pending work is derived, not stored. After every call, each decision due at or below the
+  partition's watermark has been made; so an order's pending work is the decisions its
+  events call for with a due time above the watermark, and a recheck at each of its event
+  times above the watermark while it has an OPEN, resolvable mismatch decided before that
+  time (``pending_work``). Deriving it costs less than storing it: an order woken for a
+  decision that does not fire (most are) changes nothing and is not written back.
+* ``on_event``: a redelivered event (event_id already in the order's logs) is ignored
+  except for the watermark. Otherwise the event joins its entity's log; decisions newly
+  derivable from the logs (``new_decisions``) get an index entry at their decision time D,
+  or are made at once when D <= watermark (a late event). A non-late event of an order with
+  OPEN mismatches gets an index entry at its event_time (a recheck). A late event
   (event_time <= watermark) is followed by an immediate recheck of every OPEN mismatch as of
   max(event_time, decided_at); one that no longer holds is RESOLVED with resolved_at = the
-  event's time and resolved_by = its event_id.
-* The watermark (``watermark.py``) then advances and every index entry (due, order_id) with
-  due <= watermark is processed in (due, order_id) order: the order's pending items with
-  due <= that entry are handled in (due, decisions-before-rechecks, rule, key) order.
-  A decision is re-derived first and skipped if the events up to D no longer call for it.
+  event's time and resolved_by = its event_id; then come the rechecks at the event times up
+  to the watermark that mismatches opened by this event call for.
+* The watermark (``watermark.py``) then advances and the index is drained: entries (due,
+  order_id) with due <= watermark are popped in rounds, each round in (due, order_id)
+  order; an order woken at ``due`` handles its work due after what it had handled (the
+  previous watermark, or an earlier entry of this drain) and up to ``due``, in (due,
+  decisions before rechecks, rule, key) order. Decisions are derived again from the logs as
+  of D (``due_between``, then ``decide``), so one whose trigger moved is not made.
 * Opening a mismatch: a mismatch_id already in the order's ledger is suppressed (OPEN at most
   once ever, even after RESOLVED); a command_id already issued is not issued again (the
-  Mismatch still carries it). Opening schedules rechecks at the order's known event times > D.
+  Mismatch still carries it). A resolvable mismatch puts index entries at the order's event
+  times > D beyond what is being handled.
 * A recheck at T re-evaluates every OPEN, resolvable mismatch decided before T as of T and
   resolves those that no longer hold (resolved_at = T, resolved_by = the smallest event_id at T).
 * Eviction: expire_at = max(every decision due scheduled, last event_time + state_retention)
-  + allowed_lateness. Rules also fire on an order's later events (a DISPATCHED hours after
-  payment, a REFUNDED days later), judged against its whole history, so the history is
-  kept until no event has come for state_retention (default 7 days of event time), not
-  merely until the last decision: state follows the orders active within that horizon.
-  When the watermark reaches it with nothing pending, an order with an empty ledger is
-  deleted; otherwise only its ledger is kept and its entries are frozen (no longer
-  re-evaluated: their evidence is gone). An event arriving for an evicted order starts a
-  fresh history; the ledger still prevents any duplicate OPEN or command.
+  + allowed_lateness (above every due time of its work). Rules also fire on an order's later
+  events (a DISPATCHED hours after payment, a REFUNDED days later), judged against its whole
+  history, so the history is kept until no event has come for state_retention (default 7
+  days of event time), not merely until the last decision: state follows the orders active
+  within that horizon. When handling reaches it, an order with an empty ledger is deleted;
+  otherwise only its ledger is kept and its entries are frozen (no longer re-evaluated:
+  their evidence is gone). An event arriving for an evicted order starts a fresh history;
+  the ledger still prevents any duplicate OPEN or command.
 """
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable
 
 from streams.config import RuleConfig
 from streams.engine import watermark as wmark
-from streams.engine.state import (
-    DECIDE,
-    RECHECK,
-    LedgerEntry,
-    OrderState,
-    PartitionMeta,
-    Pending,
-)
+from streams.engine.state import LedgerEntry, OrderState, PartitionMeta, add_event
 from streams.engine.store import StateStore
 from streams.model import Command, Event, Mismatch, Source, Status
 from streams.rules.catalog import (
@@ -61,9 +63,49 @@ from streams.rules.catalog import (
     holds,
 )
 from streams.rules.entities import OrderView
-from streams.rules.triggers import new_decisions
+from streams.rules.triggers import FOREVER, due_between, new_decisions
 
 Output = Mismatch | Command
+#: pending work as (due, kind, rule, key): kind DECIDE (a decision of rule ``rule`` for
+#: ``key``) or RECHECK (the order's OPEN mismatches); the order it is handled in
+Work = tuple[int, int, int, str]
+DECIDE = 0
+RECHECK = 1
+
+
+def view_of(state: OrderState) -> OrderView:
+    """The rules' view over an order state's logs (no copy: rebuild it after a change)."""
+    return OrderView(state.order_id,
+                     logs=(state.orders, state.payments, state.reservations, state.shipments))
+
+
+def _open_entries(state: OrderState) -> list[LedgerEntry]:
+    """The OPEN, resolvable, not frozen mismatches, by (decided_at, rule, subject)."""
+    entries = [
+        e
+        for e in state.ledger.values()
+        if e.status is Status.OPEN and not e.frozen and RULES[e.rule].resolvable
+    ]
+    if len(entries) > 1:
+        entries.sort(key=lambda e: (e.decided_at, e.rule, e.subject_id))
+    return entries
+
+
+def pending_work(state: OrderState, rules: RuleConfig, watermark: int | None,
+                 until: int = FOREVER) -> list[Work]:
+    """An order's work due after ``watermark`` (None: all) and up to ``until``, in order:
+    its decisions, and a recheck at each event time after the earliest OPEN resolvable
+    mismatch's decision (what the mismatches opened before then would call for)."""
+    view = view_of(state)
+    work: list[Work] = [(d.due, DECIDE, d.rule, d.key)
+                        for d in due_between(view, rules, watermark, until)]
+    entries = _open_entries(state)
+    if entries:
+        since = min(e.decided_at for e in entries)
+        low = since if watermark is None else max(since, watermark)
+        work.extend((t, RECHECK, 0, "") for t in view.event_times_between(low, until))
+        work.sort()
+    return work
 
 
 class PartitionEngine:
@@ -73,6 +115,8 @@ class PartitionEngine:
         self.rules = rules
         self.store = store
         self.clock = clock
+        #: whether the last ``on_event`` was a new event (False: a redelivery, ignored)
+        self.last_was_new = False
 
     # -- public API ------------------------------------------------------------------------
 
@@ -85,28 +129,36 @@ class PartitionEngine:
         """Apply one input event; return the mismatches and commands it leads to, in order."""
         out: list[Output] = []
         meta = self._meta()
-        state = self.store.get_order(event.order_id) or OrderState(order_id=event.order_id)
-        if all(e.event_id != event.event_id for e in state.events):
-            self._apply(state, event, meta.watermark, out)
+        before = meta.watermark
+        state = self.store.get_order(event.order_id)
+        if state is None:
+            state = OrderState(event.order_id)
+        self.last_was_new = not view_of(state).has_event(event.event_id)
+        if self.last_was_new:
+            self._apply(state, event, before, out)
         wmark.observe(meta, event.source, event.event_time, self.rules.allowed_lateness)
         self.store.put_meta(meta)
-        self._drain(meta.watermark, out)
+        self._drain(before, meta.watermark, out)
         return out
 
     def set_idle(self, source: Source, idle: bool) -> list[Output]:
         """Mark an input source idle (or active again); return what the watermark move decides."""
-        meta = wmark.set_idle(self._meta(), source, idle, self.rules.allowed_lateness)
+        meta = self._meta()
+        before = meta.watermark
+        wmark.set_idle(meta, source, idle, self.rules.allowed_lateness)
         self.store.put_meta(meta)
         out: list[Output] = []
-        self._drain(meta.watermark, out)
+        self._drain(before, meta.watermark, out)
         return out
 
     def advance_to(self, watermark: int) -> list[Output]:
         """Force the watermark to ``watermark`` (never backwards); return what that decides."""
-        meta = wmark.force(self._meta(), watermark)
+        meta = self._meta()
+        before = meta.watermark
+        wmark.force(meta, watermark)
         self.store.put_meta(meta)
         out: list[Output] = []
-        self._drain(meta.watermark, out)
+        self._drain(before, meta.watermark, out)
         return out
 
     # -- internals -------------------------------------------------------------------------
@@ -115,25 +167,24 @@ class PartitionEngine:
         return self.store.get_meta() or PartitionMeta()
 
     def _apply(self, state: OrderState, event: Event, wm: int | None, out: list[Output]) -> None:
-        state.events.append(event)
-        view = OrderView(state.order_id, state.events, unique=True)
+        add_event(state, event)
+        view = view_of(state)
         new = new_decisions(view, event, self.rules)
         self._extend_expiry(state, max([event.event_time + self.rules.state_retention,
                                         *(d.due for d in new)]), wm)
+        rechecks: list[int] = []  # at or below wm: handled below, not indexed
         for decision in new:
             if wm is not None and decision.due <= wm:
-                self._decide(state, view, decision, wm, out)
+                self._decide(state, view, decision, wm, out, rechecks)
             else:
-                item = Pending(decision.due, DECIDE, decision.rule, decision.key)
-                self._schedule(state, item, wm)
+                self._index(state, decision.due, wm)
         if wm is not None and event.event_time <= wm:
             self._late_recheck(state, view, event, out)
+            for at in sorted(set(rechecks)):
+                self._recheck(state, view, at, out)
         elif state.has_open():
-            self._schedule(state, Pending(event.event_time, RECHECK), wm)
-        if wm is None:
-            self.store.put_order(state.order_id, state)
-        else:
-            self._process(state, wm, out, view)
+            self._index(state, event.event_time, wm)
+        self._settle(state, wm, wm, changed=True)
 
     def _extend_expiry(self, state: OrderState, time: int, limit: int | None) -> None:
         expire_at = time + self.rules.allowed_lateness
@@ -147,40 +198,52 @@ class PartitionEngine:
             state.dues.append(due)
             self.store.add_due(due, state.order_id)
 
-    def _schedule(self, state: OrderState, item: Pending, limit: int | None) -> None:
-        """Add pending work; ``limit``: work due up to it is handled by the running loop."""
-        at = bisect.bisect_left(state.pending, item)
-        if at == len(state.pending) or state.pending[at] != item:
-            state.pending.insert(at, item)
-            self._index(state, item.due, limit)
-
-    def _drain(self, wm: int | None, out: list[Output]) -> None:
+    def _drain(self, before: int | None, wm: int | None, out: list[Output]) -> None:
+        """Handle every index entry up to ``wm``; orders handled up to ``before`` already."""
         if wm is None:
             return
+        handled: dict[str, int] = {}
         while entries := self.store.pop_due(wm):
             for due, order_id in entries:
+                since = handled.get(order_id, before)
+                if since is not None and due <= since:
+                    continue
                 state = self.store.get_order(order_id)
                 if state is None:
                     continue
-                if due in state.dues:
-                    state.dues.remove(due)
-                self._process(state, due, out)
+                handled[order_id] = due
+                self._wake(state, since, due, wm, out)
 
-    def _process(
-        self, state: OrderState, limit: int, out: list[Output], view: OrderView | None = None
-    ) -> None:
-        """Handle the order's pending work due up to ``limit``, then evict or store it."""
-        while state.pending and state.pending[0].due <= limit:
-            if view is None:  # built on demand: an order woken for its expiry needs none
-                view = OrderView(state.order_id, state.events, unique=True)
-            item = state.pending.pop(0)
-            if item.kind == DECIDE:
-                self._decide(state, view, Decision(item.due, item.rule, item.key), limit, out)
-            else:
-                self._recheck(state, view, item.due, out)
-        if state.expire_at is not None and limit >= state.expire_at and not state.pending:
+    def _wake(self, state: OrderState, since: int | None, until: int, wm: int,
+              out: list[Output]) -> None:
+        """Handle the order's work due after ``since`` and up to ``until``, then evict it or
+        write it back if that changed it."""
+        view = view_of(state)
+        emitted = len(out)
+        decisions = due_between(view, self.rules, since, until)
+        times = (view.event_times_between(since, until)
+                 if decisions or _open_entries(state) else [])
+        work: list[Work] = [(d.due, DECIDE, d.rule, d.key) for d in decisions]
+        if times:
+            work.extend((t, RECHECK, 0, "") for t in times)
+            work.sort()
+        for due, kind, rule, key in work:
+            if kind == DECIDE:
+                self._decide(state, view, Decision(due, rule, key), until, out, None)
+            elif state.ledger:
+                self._recheck(state, view, due, out)
+        # a ledger change always emits (an OPEN or a RESOLVED): nothing emitted, no change
+        self._settle(state, until, wm, changed=len(out) > emitted)
+
+    def _settle(self, state: OrderState, limit: int | None, wm: int | None,
+                changed: bool) -> None:
+        """Evict the order if handling reached its expiry, else store it if it changed (its
+        dues at or below ``wm`` pruned: handled, or handled before this drain ends)."""
+        if state.expire_at is not None and limit is not None and limit >= state.expire_at:
             self._evict(state)
-        else:
+        elif changed:
+            if wm is not None:
+                state.dues = [d for d in state.dues if d > wm]
             self.store.put_order(state.order_id, state)
 
     def _evict(self, state: OrderState) -> None:
@@ -189,7 +252,8 @@ class PartitionEngine:
             return
         for entry in state.ledger.values():
             entry.frozen = True
-        state.events, state.pending, state.expire_at = [], [], None
+        state.orders, state.payments, state.reservations, state.shipments = [], {}, {}, {}
+        state.dues, state.expire_at = [], None
         self.store.put_order(state.order_id, state)
 
     def _decide(
@@ -199,9 +263,13 @@ class PartitionEngine:
         decision: Decision,
         limit: int,
         out: list[Output],
+        rechecks: list[int] | None,
     ) -> None:
-        for finding in sorted(decide(decision, view, self.rules), key=lambda f: f.subject_id):
-            self._open(state, view, finding, limit, out)
+        findings = decide(decision, view, self.rules)
+        if len(findings) > 1:
+            findings.sort(key=lambda f: f.subject_id)
+        for finding in findings:
+            self._open(state, view, finding, limit, out, rechecks)
 
     def _open(
         self,
@@ -210,7 +278,11 @@ class PartitionEngine:
         finding: Finding,
         limit: int,
         out: list[Output],
+        rechecks: list[int] | None,
     ) -> None:
+        """Open a mismatch (once ever). A resolvable one is rechecked at the order's event
+        times after D: those up to ``limit`` by the caller (``rechecks`` collects them when
+        given), later ones through the index."""
         mid = finding.mismatch_id
         if mid in state.ledger:
             return
@@ -238,30 +310,31 @@ class PartitionEngine:
             out.append(command)
         if spec.resolvable:
             for time in view.event_times():
-                if time > finding.decided_at:
-                    self._schedule(state, Pending(time, RECHECK), limit)
-
-    def _open_entries(self, state: OrderState) -> list[LedgerEntry]:
-        entries = [
-            e
-            for e in state.ledger.values()
-            if e.status is Status.OPEN and not e.frozen and RULES[e.rule].resolvable
-        ]
-        return sorted(entries, key=lambda e: (e.decided_at, e.rule, e.subject_id))
+                if time <= finding.decided_at:
+                    continue
+                if time > limit:
+                    self._index(state, time, limit)
+                elif rechecks is not None:
+                    rechecks.append(time)
 
     def _holds(self, entry: LedgerEntry, view: OrderView, at: int) -> bool:
         return holds(entry.rule, entry.subject_id, entry.key, entry.trigger_time, view, at)
 
     def _recheck(self, state: OrderState, view: OrderView, at: int, out: list[Output]) -> None:
+        entries = [e for e in _open_entries(state) if e.decided_at < at]
+        if not entries:
+            return
         first = view.first_event_at(at)
-        for entry in self._open_entries(state):
-            if entry.decided_at < at and first is not None and not self._holds(entry, view, at):
+        if first is None:
+            return
+        for entry in entries:
+            if not self._holds(entry, view, at):
                 self._resolve(state, entry, at, first.event_id, out)
 
     def _late_recheck(
         self, state: OrderState, view: OrderView, event: Event, out: list[Output]
     ) -> None:
-        for entry in self._open_entries(state):
+        for entry in _open_entries(state):
             if not self._holds(entry, view, max(event.event_time, entry.decided_at)):
                 self._resolve(state, entry, event.event_time, event.event_id, out)
 

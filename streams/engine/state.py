@@ -1,26 +1,28 @@
-"""Per-order and per-partition engine state as msgspec Structs, and their msgpack encoding."""
+"""Per-order and per-partition engine state as msgspec Structs, and their msgpack encoding.
+
+State format 2 (this one): an order keeps one log per entity (its own, and per payment,
+reservation and shipment) of compact ``Step``s in lifecycle order, the due times of its
+index entries, its expiry and its ledger. Pending work is not stored: which decisions and
+rechecks are still to come follows from the logs, the ledger and the partition's watermark
+(``streams.engine.partition``), so waking an order for a decision that does not fire
+changes nothing in its state and writes nothing. Encoded as a msgpack array led by the
+format number.
+
+State format 1 (up to session 9): a msgpack map of the order's whole history as ``Event``s,
+its pending decisions and rechecks, and the same dues, expiry and ledger. ``decode_order``
+reads it and upgrades it to format 2 (its pending work is what format 2 derives); the next
+write of the order stores format 2. A format-1 worker cannot read format 2.
+"""
 
 from __future__ import annotations
 
 import msgspec
 
-from streams.model import Event, Mismatch, MismatchType, Severity, Status
+from streams.model import Event, Mismatch, MismatchType, Severity, Source, Status, Step, step_of
+from streams.rules.entities import insert_step
 
-DECIDE = 0  # Pending.kind: make decision (rule, key) at due
-RECHECK = 1  # Pending.kind: re-evaluate the order's OPEN mismatches at due (an event time)
-
-
-class Pending(msgspec.Struct, frozen=True, order=True, array_like=True):
-    """Work waiting for the watermark: a decision or a recheck, processed in field order.
-
-    Ordering is (due, kind, rule, key): at one due time decisions (kind 0, by rule number
-    and key) come before rechecks (kind 1).
-    """
-
-    due: int
-    kind: int
-    rule: int = 0
-    key: str = ""
+#: the state format ``encode_order`` writes (the first element of its msgpack array)
+ORDER_FORMAT = 2
 
 
 class LedgerEntry(msgspec.Struct, array_like=True):
@@ -65,22 +67,27 @@ class LedgerEntry(msgspec.Struct, array_like=True):
         )
 
 
-class OrderState(msgspec.Struct):
-    """Everything the engine keeps for one order.
+class OrderState(msgspec.Struct, array_like=True, tag=ORDER_FORMAT):
+    """Everything the engine keeps for one order (state format 2).
 
-    * ``events``: the order's current history (distinct event_ids, arrival order).
-    * ``pending``: decisions and rechecks waiting for the watermark, sorted.
-    * ``dues``: due times for which the store's index has an entry for this order (so that
-      at most one index entry per (due, order) exists).
-    * ``expire_at``: max(every decision due ever scheduled, last event_time) +
-      allowed_lateness; None once the history is evicted (ledger-only state).
+    * ``orders``: the order's own events (PLACED, CANCELLED); ``payments``,
+      ``reservations``, ``shipments``: entity id -> its events. Each log is in lifecycle
+      order (``streams.rules.entities.lifecycle_key``), and no event_id is in two places.
+    * ``dues``: due times for which the store's index may have an entry for this order (so
+      that at most one index entry per (due, order) is added). Entries at or below the
+      partition's watermark have been handled; they are pruned when the order is written
+      and skipped when the index is rebuilt.
+    * ``expire_at``: max(every decision due ever scheduled, last event_time +
+      state_retention) + allowed_lateness; None once the history is evicted (ledger-only).
     * ``ledger``: mismatch_id -> LedgerEntry for every mismatch ever opened.
     * ``commands``: every command_id ever issued for the order.
     """
 
     order_id: str
-    events: list[Event] = msgspec.field(default_factory=list)
-    pending: list[Pending] = msgspec.field(default_factory=list)
+    orders: list[Step] = msgspec.field(default_factory=list)
+    payments: dict[str, list[Step]] = msgspec.field(default_factory=dict)
+    reservations: dict[str, list[Step]] = msgspec.field(default_factory=dict)
+    shipments: dict[str, list[Step]] = msgspec.field(default_factory=dict)
     dues: list[int] = msgspec.field(default_factory=list)
     expire_at: int | None = None
     ledger: dict[str, LedgerEntry] = msgspec.field(default_factory=dict)
@@ -89,6 +96,22 @@ class OrderState(msgspec.Struct):
     def has_open(self) -> bool:
         """Whether some mismatch of the current history is OPEN (and can still resolve)."""
         return any(e.status is Status.OPEN and not e.frozen for e in self.ledger.values())
+
+    def entity_logs(self, source: Source) -> dict[str, list[Step]]:
+        """Entity id -> log of one source (the order's own log under its order_id)."""
+        if source is Source.PAYMENTS:
+            return self.payments
+        if source is Source.INVENTORY:
+            return self.reservations
+        if source is Source.SHIPPING:
+            return self.shipments
+        return {self.order_id: self.orders} if self.orders else {}
+
+    def history_size(self) -> int:
+        """How many events the order's logs hold."""
+        return len(self.orders) + sum(
+            len(log) for logs in (self.payments, self.reservations, self.shipments)
+            for log in logs.values())
 
 
 class PartitionMeta(msgspec.Struct):
@@ -103,18 +126,71 @@ class PartitionMeta(msgspec.Struct):
     watermark: int | None = None
 
 
+# -- state format 1 (read only, upgraded on read) ------------------------------------------
+
+
+class PendingV1(msgspec.Struct, frozen=True, order=True, array_like=True):
+    """Format 1's pending work item (due, kind, rule, key): read, not kept."""
+
+    due: int
+    kind: int
+    rule: int = 0
+    key: str = ""
+
+
+class OrderStateV1(msgspec.Struct):
+    """State format 1: the order's whole history as Events, and its pending work."""
+
+    order_id: str
+    events: list[Event] = msgspec.field(default_factory=list)
+    pending: list[PendingV1] = msgspec.field(default_factory=list)
+    dues: list[int] = msgspec.field(default_factory=list)
+    expire_at: int | None = None
+    ledger: dict[str, LedgerEntry] = msgspec.field(default_factory=dict)
+    commands: list[str] = msgspec.field(default_factory=list)
+
+
+def upgrade_order(old: OrderStateV1) -> OrderState:
+    """A format-1 state in format 2: its events into their entities' logs. Its pending work
+    is dropped: it is what format 2 derives from the logs, the ledger and the watermark."""
+    state = OrderState(old.order_id, dues=old.dues, expire_at=old.expire_at,
+                       ledger=old.ledger, commands=old.commands)
+    for event in old.events:
+        add_event(state, event)
+    return state
+
+
+def add_event(state: OrderState, event: Event) -> None:
+    """Put an event into its entity's log, at its place in lifecycle order."""
+    step = step_of(event)
+    if event.source is Source.ORDERS:  # its entity is the order itself
+        insert_step(state.orders, step)
+        return
+    logs = state.entity_logs(event.source)
+    log = logs.get(event.entity_id)
+    if log is None:
+        logs[event.entity_id] = [step]
+    else:
+        insert_step(log, step)
+
+
 _order_encoder = msgspec.msgpack.Encoder()
 _order_decoder = msgspec.msgpack.Decoder(OrderState)
+_order_v1_decoder = msgspec.msgpack.Decoder(OrderStateV1)
 _meta_decoder = msgspec.msgpack.Decoder(PartitionMeta)
+#: the first byte of a msgpack map (fixmap, map 16, map 32): state format 1
+_MAP_MARKERS = frozenset([*range(0x80, 0x90), 0xDE, 0xDF])
 
 
 def encode_order(state: OrderState) -> bytes:
-    """OrderState -> msgpack bytes (what the Faust table stores)."""
+    """OrderState -> msgpack bytes (what the Faust table stores), format 2."""
     return _order_encoder.encode(state)
 
 
 def decode_order(data: bytes) -> OrderState:
-    """msgpack bytes -> OrderState."""
+    """msgpack bytes of either state format -> OrderState (format 1 is upgraded)."""
+    if data and data[0] in _MAP_MARKERS:
+        return upgrade_order(_order_v1_decoder.decode(data))
     return _order_decoder.decode(data)
 
 

@@ -94,6 +94,24 @@ class MemoryStore:
         """Store the partition's watermark state."""
         self._meta = encode_meta(meta)
 
+    # -- dumps and inspection (tests, bench) -----------------------------------------------
+
+    @classmethod
+    def restore(cls, orders: dict[str, bytes], index: list[tuple[int, str]],
+                meta: bytes | None) -> MemoryStore:
+        """A store holding a dump as it is: encoded orders (any state format), index entries
+        and encoded meta."""
+        store = cls()
+        store._orders = dict(orders)
+        for due, order_id in index:
+            store.add_due(due, order_id)
+        store._meta = meta
+        return store
+
+    def raw_order(self, order_id: str) -> bytes | None:
+        """The order's state as stored (encoded), or None."""
+        return self._orders.get(order_id)
+
     # -- inspection (tests, bench) ---------------------------------------------------------
 
     def order_ids(self) -> list[str]:

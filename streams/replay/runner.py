@@ -232,7 +232,7 @@ class Replay:
                 self._collect(ck, lane.pump())
             self._flow_control(consumer)
             if (now - last_checkpoint >= self.options.checkpoint_every
-                    or store.dirty_orders >= self.options.max_dirty_orders):
+                    or store.held_orders >= self.options.max_held_orders):
                 self._checkpoint(store, ck, files, kafka, consumer)
                 last_checkpoint = now
             if self.on_progress and now - last_progress >= self.progress_every:

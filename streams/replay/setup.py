@@ -34,8 +34,9 @@ class ReplayOptions:
     #: fail unless there is a checkpoint to resume
     resume: bool = False
     checkpoint_every: float = 10.0
-    #: checkpoint early once this many orders changed (bounds the memory of the overlay)
-    max_dirty_orders: int = 200_000
+    #: checkpoint early once this many orders are held in memory (read or changed since the
+    #: last checkpoint: bounds the memory of the overlay)
+    max_held_orders: int = 200_000
     #: give up when no input record came for this long before the end
     stall_timeout: float = 60.0
     #: stop (as on Ctrl-C) once this many records were read; for tests of resuming

@@ -54,6 +54,8 @@ class PartitionState:
         self._rebuild_index()
 
     def _rebuild_index(self) -> None:
+        wm = self._meta.watermark if self._meta is not None else None
+        floor = -(2**62) if wm is None else wm
         it = self._db.iter()
         it.seek(self._prefix)
         while it.valid():
@@ -63,7 +65,8 @@ class PartitionState:
             state = decode_order(bytes(it.value()))
             self.stored_orders += 1
             for due in state.dues:
-                self.add_due(due, state.order_id)
+                if due > floor:  # those at or below the watermark were handled
+                    self.add_due(due, state.order_id)
             it.next()
 
     # -- StateStore -----------------------------------------------------------------------
@@ -100,8 +103,8 @@ class PartitionState:
     # -- write-back -----------------------------------------------------------------------
 
     @property
-    def dirty_orders(self) -> int:
-        """Orders changed since the last commit."""
+    def held_orders(self) -> int:
+        """Orders held in memory since the last commit (read or changed)."""
         return len(self._orders)
 
     def write_to(self, batch: WriteBatch) -> None:
@@ -145,9 +148,9 @@ class ReplayStore:
         return None if raw is None else bytes(raw)
 
     @property
-    def dirty_orders(self) -> int:
-        """Orders changed since the last commit, over all partitions."""
-        return sum(p.dirty_orders for p in self._parts.values())
+    def held_orders(self) -> int:
+        """Orders held in memory since the last commit (read or changed), over all partitions."""
+        return sum(p.held_orders for p in self._parts.values())
 
     def commit(self, checkpoint: bytes) -> None:
         """Write every partition's changes and the checkpoint record atomically."""

@@ -29,14 +29,20 @@ from streams.config import RuleConfig
 from streams.model import (
     Command,
     CommandType,
-    Event,
     Mismatch,
     MismatchType,
     Severity,
     Source,
     Status,
+    Step,
 )
-from streams.rules.entities import ACTIVE_PAYMENT, ACTIVE_RESERVATION, LIVE_SHIPMENT, OrderView
+from streams.rules.entities import (
+    ACTIVE_PAYMENT,
+    ACTIVE_RESERVATION,
+    LIVE_SHIPMENT,
+    RELEASED,
+    OrderView,
+)
 from streams.rules.ids import command_id, mismatch_id
 from streams.rules.triggers import Decision as Decision  # re-exported
 from streams.rules.triggers import derive_decisions as derive_decisions  # re-exported
@@ -127,37 +133,38 @@ def holds(
 ) -> bool:
     """Whether rule ``rule``'s condition holds for a subject as of event time ``at``."""
     if rule == 1:
-        active = view.state(INV, subject_id, at) in ACTIVE_RESERVATION
-        return active and not view.succeeded_payment_events(at)
+        active = view.rank(INV, subject_id, at) in ACTIVE_RESERVATION
+        return active and not view.any_succeeded(at)
     if rule == 2:
-        active = view.state(PAY, subject_id, at) in ACTIVE_PAYMENT
+        active = view.rank(PAY, subject_id, at) in ACTIVE_PAYMENT
         return active and not view.active_reservations(at)
     if rule == 3:
-        active = view.state(INV, key, at) in ACTIVE_RESERVATION
+        active = view.rank(INV, key, at) in ACTIVE_RESERVATION
         return active and bool(view.active_payments(at)) and not view.live_shipments(at)
     if rule == 4:
-        live = view.state(SHIP, subject_id, at) in LIVE_SHIPMENT
+        live = view.rank(SHIP, subject_id, at) in LIVE_SHIPMENT
         return live and not view.active_payments(at)
     if rule == 5:
-        active = view.state(PAY, subject_id, at) in ACTIVE_PAYMENT
+        active = view.rank(PAY, subject_id, at) in ACTIVE_PAYMENT
         return active and view.earlier_payment(subject_id, trigger_time, at) is not None
     if rule == 7:
-        live = view.state(SHIP, subject_id, at) in LIVE_SHIPMENT
+        live = view.rank(SHIP, subject_id, at) in LIVE_SHIPMENT
         return live and view.overshipped(at) is not None
     if rule == 8:
-        active = view.state(INV, subject_id, at) in ACTIVE_RESERVATION
+        active = view.rank(INV, subject_id, at) in ACTIVE_RESERVATION
         return active and not view.active_payments(at) and not view.shipped(at)
     if rule == 9:
         return view.first(INV, subject_id, ACTIVE_RESERVATION, min(at, trigger_time)) is None
     if rule == 10:
-        released = view.first(INV, subject_id, frozenset({"RELEASED"}), at)
+        released = view.first(INV, subject_id, _RELEASED, at)
         return released is not None and released.event_time < trigger_time
     return True  # rule 6: a fixed fact once decided
 
 
 # -- findings -----------------------------------------------------------------------------
 
-Facts = tuple[list[Event | None], dict[str, str], CommandSpec | None]
+Facts = tuple[list[Step | None], dict[str, str], CommandSpec | None]
+_RELEASED = frozenset({RELEASED})
 
 
 def _release(view: OrderView, reservation: str, at: int) -> CommandSpec:
@@ -166,9 +173,9 @@ def _release(view: OrderView, reservation: str, at: int) -> CommandSpec:
     return CommandSpec(CT.RELEASE_STOCK, reservation, sku=sku, quantity=quantity)
 
 
-def _refund(trigger: Event) -> CommandSpec:
+def _refund(payment: str, trigger: Step) -> CommandSpec:
     return CommandSpec(
-        CT.REFUND_PAYMENT, trigger.entity_id, amount=trigger.amount, currency=trigger.currency
+        CT.REFUND_PAYMENT, payment, amount=trigger.amount, currency=trigger.currency
     )
 
 
@@ -180,23 +187,24 @@ def _reservation_facts(view: OrderView, reservation: str, at: int) -> dict[str, 
     return facts
 
 
-def _payment_facts(trigger: Event) -> dict[str, str]:
+def _payment_facts(payment: str, trigger: Step) -> dict[str, str]:
     return {
-        "payment_id": trigger.entity_id,
+        "payment_id": payment,
         "amount": str(trigger.amount),
         "currency": str(trigger.currency),
     }
 
 
-def _facts(rule: int, subject: str, key: str, trigger: Event, view: OrderView, at: int) -> Facts:
-    """(evidence events after the trigger, details, command) of a finding at ``at``."""
+def _facts(rule: int, subject: str, key: str, trigger: Step, view: OrderView, at: int) -> Facts:
+    """(evidence events after the trigger, details, command) of a finding at ``at``. The
+    trigger is an event of the decision's key (rules 2, 5, 6, 8: the payment)."""
     if rule in (1, 8):
         details = _reservation_facts(view, subject, at)
         if rule == 8:
-            details["payment_id"] = trigger.entity_id
+            details["payment_id"] = key
         return [view.latest(INV, subject, at)], details, _release(view, subject, at)
     if rule == 2:
-        return [view.latest(PAY, subject, at)], _payment_facts(trigger), _refund(trigger)
+        return [view.latest(PAY, subject, at)], _payment_facts(key, trigger), _refund(key, trigger)
     if rule == 3:
         payments = view.active_payments(at)
         evidence = [view.latest(INV, key, at)] + [view.latest(PAY, p, at) for p in payments]
@@ -219,25 +227,25 @@ def _facts(rule: int, subject: str, key: str, trigger: Event, view: OrderView, a
         return evidence, details, CommandSpec(CT.HOLD_SHIPMENT, subject)
     if rule == 5:
         other = view.earlier_payment(subject, trigger.event_time, at) or ""
-        details = _payment_facts(trigger) | {"other_payment_id": other}
-        return [view.first(PAY, other, ACTIVE_PAYMENT, at)], details, _refund(trigger)
+        details = _payment_facts(key, trigger) | {"other_payment_id": other}
+        return [view.first(PAY, other, ACTIVE_PAYMENT, at)], details, _refund(key, trigger)
     if rule == 6:
         placed = view.placed(at)
-        details = _payment_facts(trigger)
+        details = _payment_facts(key, trigger)
         if placed is not None:
             details["expected_amount"] = str(placed.total_amount)
             details["expected_currency"] = str(placed.currency)
         return [placed], details, None
     if rule == 9:
         return [], {"reservation_id": subject}, None
-    released = view.first(INV, subject, frozenset({"RELEASED"}), at)
+    released = view.first(INV, subject, _RELEASED, at)
     details = {"reservation_id": subject}
     if released is not None:
         details["released_at"] = iso(released.event_time)
     return [released], details, _release(view, subject, at)
 
 
-def _amount_differs(trigger: Event, placed: Event | None) -> bool:
+def _amount_differs(trigger: Step, placed: Step | None) -> bool:
     if placed is None:
         return False
     return trigger.amount != placed.total_amount or trigger.currency != placed.currency

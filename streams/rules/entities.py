@@ -2,48 +2,49 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from operator import attrgetter
+from typing import Any
 
-from streams.model import Event, Source
+from streams.model import LIFECYCLE, Event, Source, Step, step_of
 
-#: Lifecycle rank of each event type: at equal event_time the later lifecycle step wins.
-RANK: dict[Source, dict[str, int]] = {
-    Source.ORDERS: {"PLACED": 0, "CANCELLED": 1},
-    Source.PAYMENTS: {"SUCCEEDED": 0, "FAILED": 1, "REFUNDED": 2},
-    Source.INVENTORY: {"RESERVED": 0, "CONFIRMED": 1, "RELEASED": 2},
-    Source.SHIPPING: {"CREATED": 0, "DISPATCHED": 1, "DELIVERED": 2, "CANCELLED": 3},
-}
+#: Ranks (``streams.model.LIFECYCLE``) of the event types the rules look at.
+PLACED = 0
+SUCCEEDED, FAILED, REFUNDED = 0, 1, 2
+RESERVED, CONFIRMED, RELEASED = 0, 1, 2
+CREATED, DISPATCHED, DELIVERED, SHIPMENT_CANCELLED = 0, 1, 2, 3
 
-ACTIVE_PAYMENT = frozenset({"SUCCEEDED"})
-ACTIVE_RESERVATION = frozenset({"RESERVED", "CONFIRMED"})
-LIVE_SHIPMENT = frozenset({"CREATED", "DISPATCHED", "DELIVERED"})
-SHIPPED = frozenset({"DISPATCHED", "DELIVERED"})
-_PLACED = frozenset({"PLACED"})
+#: The states the rules name, as sets of ranks.
+ACTIVE_PAYMENT = frozenset({SUCCEEDED})
+ACTIVE_RESERVATION = frozenset({RESERVED, CONFIRMED})
+LIVE_SHIPMENT = frozenset({CREATED, DISPATCHED, DELIVERED})
+SHIPPED = frozenset({DISPATCHED, DELIVERED})
+_PLACED = frozenset({PLACED})
 
-_UNKNOWN_RANK = 99
-
-
-def lifecycle_key(event: Event) -> tuple[int, int, str]:
-    """Sort key of an entity's events: (event_time, lifecycle rank, event_id)."""
-    rank = RANK[event.source].get(event.type, _UNKNOWN_RANK)
-    return (event.event_time, rank, event.event_id)
+#: one entity's steps in lifecycle order (see ``lifecycle_key``)
+Log = list[Step]
+_NO_STEPS: list[Step] = []
 
 
-#: trigger_key as a C-level key function (what the sorts and min() here use)
-_by_trigger: Callable[[Event], tuple[int, str]] = attrgetter("event_time", "event_id")
+def lifecycle_key(step: Step) -> tuple[int, int, str]:
+    """Order of an entity's log: (event_time, lifecycle rank, event_id)."""
+    return (step.event_time, step.rank, step.event_id)
 
 
-def trigger_key(event: Event) -> tuple[int, str]:
+def trigger_key(step: Step) -> tuple[int, str]:
     """Order of triggers when a rule wants the *first* event: (event_time, event_id)."""
-    return (event.event_time, event.event_id)
+    return (step.event_time, step.event_id)
+
+
+#: trigger_key as a C-level key function (what min() here uses)
+_by_trigger: Any = attrgetter("event_time", "event_id")
 
 
 def dedup(events: Iterable[Event]) -> list[Event]:
     """The events with duplicate event_ids removed (the first occurrence is kept)."""
     result = list(events)
     if len({event.event_id for event in result}) == len(result):
-        return result  # the usual case: an order's stored history has no duplicates
+        return result
     seen: set[str] = set()
     unique: list[Event] = []
     for event in result:
@@ -53,73 +54,117 @@ def dedup(events: Iterable[Event]) -> list[Event]:
     return unique
 
 
+def insert_step(log: Log, step: Step) -> None:
+    """Put ``step`` into an entity's log at its place in lifecycle order."""
+    key = lifecycle_key(step)
+    at = len(log)
+    while at > 0 and lifecycle_key(log[at - 1]) > key:  # mostly in order: scan from the end
+        at -= 1
+    log.insert(at, step)
+
+
 class OrderView:
-    """Read-only queries over one order's (deduplicated) events.
+    """Read-only queries over one order's events, kept as one log per entity.
 
     Every query takes ``at``: only events with ``event_time <= at`` count. The state of an
     entity at ``at`` is the type of its latest such event, ties at the same event_time broken
     by lifecycle rank and then by event_id (see ``lifecycle_key``).
+
+    Built from events (deduplicated by event_id, first occurrence kept), or over the logs of
+    an engine state as they are (``logs``: the order's own log, then payment, reservation and
+    shipment id -> log; each log in lifecycle order, no event_id twice): nothing is copied
+    or sorted, so the view must not outlive a change of those logs.
     """
 
-    def __init__(self, order_id: str, events: Iterable[Event], unique: bool = False) -> None:
-        """``unique``: the caller knows no two events share an event_id (the engine's
-        stored history), so the duplicate check is skipped."""
+    def __init__(self, order_id: str, events: Iterable[Event] = (), unique: bool = False,
+                 logs: tuple[Log, dict[str, Log], dict[str, Log], dict[str, Log]] | None = None,
+                 ) -> None:
+        """``unique``: the caller knows no two events share an event_id (no dedup pass)."""
         self.order_id = order_id
-        self.events: list[Event] = sorted(events if unique else dedup(events), key=_by_trigger)
-        entities: dict[tuple[Source, str], list[Event]] = {}
-        for event in self.events:
-            key = (event.source, event.entity_id)
-            same = entities.get(key)
-            if same is None:
-                entities[key] = [event]
-            else:
-                same.append(event)
-        for key, evs in entities.items():
-            # each list is in (event_time, event_id) order already, which is lifecycle
-            # order unless two of its events share an event_time
-            if len(evs) > 1 and len({e.event_time for e in evs}) < len(evs):
-                entities[key] = sorted(evs, key=lifecycle_key)
-        self._entities = entities
+        if logs is not None:
+            self.orders, self.payments, self.reservations, self.shipments = logs
+        else:
+            self.orders = []
+            self.payments = {}
+            self.reservations = {}
+            self.shipments = {}
+            for event in (events if unique else dedup(events)):
+                step = step_of(event)
+                if event.source is Source.ORDERS:  # its entity is the order itself
+                    insert_step(self.orders, step)
+                    continue
+                entities = self._entities(event.source)
+                log = entities.get(event.entity_id)
+                if log is None:
+                    entities[event.entity_id] = [step]
+                else:
+                    insert_step(log, step)
         self._ids: dict[Source, list[str]] = {}
+
+    def _entities(self, source: Source) -> dict[str, Log]:
+        if source is Source.PAYMENTS:
+            return self.payments
+        if source is Source.INVENTORY:
+            return self.reservations
+        if source is Source.SHIPPING:
+            return self.shipments
+        return {self.order_id: self.orders} if self.orders else {}
+
+    def log(self, source: Source, entity_id: str) -> Log:
+        """The entity's whole log, in lifecycle order (do not modify)."""
+        if source is Source.ORDERS:
+            return self.orders if entity_id == self.order_id else _NO_STEPS
+        return self._entities(source).get(entity_id, _NO_STEPS)
 
     # -- single entities -------------------------------------------------------------------
 
-    def history(self, source: Source, entity_id: str, at: int) -> list[Event]:
-        """The entity's events with event_time <= at, in lifecycle order (do not modify)."""
-        events = self._entities.get((source, entity_id))
-        if not events:
-            return []
-        if events[-1].event_time <= at:  # lifecycle order is by event_time first
-            return events
-        return [e for e in events if e.event_time <= at]
+    def history(self, source: Source, entity_id: str, at: int) -> Log:
+        """The entity's steps with event_time <= at, in lifecycle order (do not modify)."""
+        steps = self.log(source, entity_id)
+        if not steps or steps[-1].event_time <= at:  # lifecycle order is by event_time first
+            return steps
+        return [s for s in steps if s.event_time <= at]
 
-    def latest(self, source: Source, entity_id: str, at: int) -> Event | None:
-        """The event that defines the entity's state at ``at`` (None: not yet seen)."""
-        events = self.history(source, entity_id, at)
-        return events[-1] if events else None
+    def latest(self, source: Source, entity_id: str, at: int) -> Step | None:
+        """The step that defines the entity's state at ``at`` (None: not yet seen)."""
+        steps = self.log(source, entity_id)
+        i = len(steps) - 1
+        while i >= 0 and steps[i].event_time > at:
+            i -= 1
+        return steps[i] if i >= 0 else None
+
+    def rank(self, source: Source, entity_id: str, at: int) -> int:
+        """The rank of the entity's state at ``at``; -1 when it has no event yet."""
+        step = self.latest(source, entity_id, at)
+        return step.rank if step is not None else -1
 
     def state(self, source: Source, entity_id: str, at: int) -> str | None:
         """The entity's state (an event type) at ``at``; None when it has no event yet."""
-        event = self.latest(source, entity_id, at)
-        return event.type if event else None
+        step = self.latest(source, entity_id, at)
+        if step is None:
+            return None
+        return LIFECYCLE[source][step.rank]
 
-    def first(self, source: Source, entity_id: str, types: frozenset[str], at: int) -> Event | None:
-        """The entity's first event of one of ``types`` by (event_time, event_id), up to ``at``."""
-        found = [e for e in self.history(source, entity_id, at) if e.type in types]
-        return min(found, key=_by_trigger) if found else None
+    def first(self, source: Source, entity_id: str, ranks: frozenset[int], at: int
+              ) -> Step | None:
+        """The entity's first step of one of ``ranks`` by (event_time, event_id), up to
+        ``at``."""
+        found = [s for s in self.history(source, entity_id, at) if s.rank in ranks]
+        if not found:
+            return None
+        return found[0] if len(found) == 1 else min(found, key=_by_trigger)
 
     def entity_ids(self, source: Source) -> list[str]:
         """Every entity of a source the order has seen, sorted (do not modify)."""
         ids = self._ids.get(source)
         if ids is None:
-            ids = self._ids[source] = sorted(
-                entity for (src, entity) in self._entities if src == source)
+            ids = self._ids[source] = sorted(self._entities(source))
         return ids
 
     # -- the order's entities in a state ---------------------------------------------------
 
-    def _in_state(self, source: Source, states: frozenset[str], at: int) -> list[str]:
-        return [e for e in self.entity_ids(source) if self.state(source, e, at) in states]
+    def _in_state(self, source: Source, ranks: frozenset[int], at: int) -> list[str]:
+        return [e for e in self.entity_ids(source) if self.rank(source, e, at) in ranks]
 
     def active_payments(self, at: int) -> list[str]:
         """Payments whose state at ``at`` is SUCCEEDED, sorted by payment_id."""
@@ -137,15 +182,17 @@ class OrderView:
         """Shipments whose state at ``at`` is DISPATCHED or DELIVERED, sorted."""
         return self._in_state(Source.SHIPPING, SHIPPED, at)
 
-    def succeeded_payment_events(self, at: int) -> list[Event]:
-        """Every SUCCEEDED payment event with event_time <= at, by (event_time, event_id)."""
-        return [
-            e
-            for e in self.events
-            if e.source is Source.PAYMENTS and e.type == "SUCCEEDED" and e.event_time <= at
-        ]
+    def any_succeeded(self, at: int) -> bool:
+        """Whether some payment has a SUCCEEDED event with event_time <= at."""
+        for steps in self.payments.values():
+            for step in steps:
+                if step.event_time > at:
+                    break
+                if step.rank == SUCCEEDED:
+                    return True
+        return False
 
-    def placed(self, at: int) -> Event | None:
+    def placed(self, at: int) -> Step | None:
         """The order's first PLACED event by (event_time, event_id), up to ``at``."""
         return self.first(Source.ORDERS, self.order_id, _PLACED, at)
 
@@ -153,14 +200,14 @@ class OrderView:
 
     def reservation_line(self, reservation_id: str, at: int) -> tuple[str, int] | None:
         """(sku, quantity) of a reservation: those of its latest event as of ``at``."""
-        event = self.latest(Source.INVENTORY, reservation_id, at)
-        if event is None or event.sku is None:
+        step = self.latest(Source.INVENTORY, reservation_id, at)
+        if step is None or step.sku is None:
             return None
-        return (event.sku, event.quantity or 0)
+        return (step.sku, step.quantity or 0)
 
     def shipment_items(self, shipment_id: str, at: int) -> dict[str, int]:
         """sku -> quantity of a shipment: the items of its latest CREATED event as of ``at``."""
-        created = [e for e in self.history(Source.SHIPPING, shipment_id, at) if e.type == "CREATED"]
+        created = [s for s in self.history(Source.SHIPPING, shipment_id, at) if s.rank == CREATED]
         items: dict[str, int] = {}
         if created:
             for item in created[-1].items:
@@ -206,13 +253,38 @@ class OrderView:
                 best = key
         return best[1] if best else None
 
-    # -- times -----------------------------------------------------------------------------
+    # -- the order's events ----------------------------------------------------------------
+
+    def logs(self) -> list[Log]:
+        """Every entity's log (the order's own first)."""
+        return [self.orders, *self.payments.values(), *self.reservations.values(),
+                *self.shipments.values()]
+
+    def has_event(self, event_id: str) -> bool:
+        """Whether the order has an event with this event_id."""
+        for steps in self.logs():
+            for step in steps:
+                if step.event_id == event_id:
+                    return True
+        return False
 
     def event_times(self) -> list[int]:
         """The distinct event times of the order, ascending."""
-        return sorted({e.event_time for e in self.events})
+        return sorted({s.event_time for steps in self.logs() for s in steps})
 
-    def first_event_at(self, at: int) -> Event | None:
-        """The event with the smallest event_id among those with event_time == at."""
-        found = [e for e in self.events if e.event_time == at]
-        return min(found, key=lambda e: e.event_id) if found else None
+    def event_times_between(self, low: int | None, high: int) -> list[int]:
+        """The distinct event times T of the order with low < T <= high, ascending (low None:
+        no lower bound)."""
+        floor = -(2**62) if low is None else low
+        return sorted({s.event_time for steps in self.logs() for s in steps
+                       if floor < s.event_time <= high})
+
+    def first_event_at(self, at: int) -> Step | None:
+        """The step with the smallest event_id among those with event_time == at."""
+        best: Step | None = None
+        for steps in self.logs():
+            for step in steps:
+                if step.event_time == at and (best is None or step.event_id < best.event_id):
+                    best = step
+        return best
+

@@ -2,8 +2,10 @@
 
 A **decision** is ``Decision(due, rule, key)``: rule number 1..10 (contract order), its
 decision time D and its key (see ``catalog``). ``triggers`` derives every decision of an
-order with its trigger event; ``trigger_of`` finds the trigger of one decision, looking at
-its entity's events only (what ``decide`` needs, per decision, on the engine's hot path).
+order with its trigger event; ``due_between`` the decisions due in a span of event time
+(what the engine makes when the watermark crosses it); ``trigger_of`` finds the trigger of
+one decision, looking at its entity's events only (what ``decide`` needs, per decision, on
+the engine's hot path); ``new_decisions`` the decisions one arriving event adds.
 """
 
 from __future__ import annotations
@@ -12,12 +14,24 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from streams.config import RuleConfig
-from streams.model import Event, Source
-from streams.rules.entities import ACTIVE_RESERVATION, OrderView, trigger_key
+from streams.model import RANK, Event, Source, Step
+from streams.rules.entities import (
+    ACTIVE_RESERVATION,
+    CONFIRMED,
+    CREATED,
+    DISPATCHED,
+    PLACED,
+    REFUNDED,
+    RELEASED,
+    RESERVED,
+    SUCCEEDED,
+    OrderView,
+    trigger_key,
+)
 
 FOREVER = 2**62  # "no upper bound" for event-time queries
 
-PAY, INV, SHIP = Source.PAYMENTS, Source.INVENTORY, Source.SHIPPING
+PAY, INV, SHIP, ORD = Source.PAYMENTS, Source.INVENTORY, Source.SHIPPING, Source.ORDERS
 
 
 class Decision(NamedTuple):
@@ -28,61 +42,91 @@ class Decision(NamedTuple):
     key: str
 
 
-def triggers(view: OrderView, rules: RuleConfig, at: int) -> dict[Decision, Event]:
+#: (due, rule, key, trigger step): one event calling for one decision
+Candidate = tuple[int, int, str, Step]
+
+
+def _candidates(view: OrderView, rules: RuleConfig) -> list[Candidate]:
+    """Every (decision, trigger) pair the order's events call for: a decision appears once per
+    event that calls for it (rule 1: once, with its reservation's first active event)."""
+    found: list[Candidate] = []
+    for reservation, log in view.reservations.items():
+        first: Step | None = None
+        for s in log:
+            rank, t = s.rank, s.event_time
+            if rank == RELEASED:
+                found.append((t + rules.tcc_grace, 9, reservation, s))
+                continue
+            if first is None or trigger_key(s) < trigger_key(first):
+                first = s
+            if rank == CONFIRMED:
+                found.append((t + rules.shipment_timeout, 3, reservation, s))
+            elif rank == RESERVED:
+                found.append((t, 10, reservation, s))
+        if first is not None:
+            found.append((first.event_time + rules.payment_timeout, 1, reservation, first))
+    placed = view.placed(FOREVER)
+    for payment, log in view.payments.items():
+        for s in log:
+            t = s.event_time
+            if s.rank == SUCCEEDED:
+                found.append((t + rules.reservation_timeout, 2, payment, s))
+                found.append((t, 5, payment, s))
+                if placed is not None:
+                    found.append((max(t, placed.event_time), 6, payment, s))
+            elif s.rank == REFUNDED:
+                found.append((t + rules.release_timeout, 8, payment, s))
+    for shipment, log in view.shipments.items():
+        for s in log:
+            if s.rank == CREATED:
+                found.append((s.event_time + rules.payment_grace, 4, shipment, s))
+                found.append((s.event_time + rules.tcc_grace, 7, shipment, s))
+            elif s.rank == DISPATCHED:
+                found.append((s.event_time + rules.payment_grace, 4, shipment, s))
+    return found
+
+
+def triggers(view: OrderView, rules: RuleConfig, at: int) -> dict[Decision, Step]:
     """Every decision derivable from the events up to ``at``, with its trigger event.
 
     When several events trigger the same decision, the first by (event_time, event_id) is
-    the trigger (it leads the evidence). ``view.events`` are in that order (event_ids are
-    distinct), so the first event to call for a decision is its trigger.
+    the trigger (it leads the evidence). A decision at D rests on events up to D only (its
+    triggers come at or before D), so those with D <= at are what the events up to ``at``
+    call for.
     """
-    found: dict[Decision, Event] = {}
-    payment_timeout = rules.payment_timeout
-    for reservation in view.entity_ids(INV):
-        first = view.first(INV, reservation, ACTIVE_RESERVATION, at)
-        if first is not None:
-            found[Decision(first.event_time + payment_timeout, 1, reservation)] = first
-    placed = view.placed(at)
-    keep = found.setdefault
-    for e in view.events:
-        t = e.event_time
-        if t > at:
-            break
-        source, kind = e.source, e.type
-        if source is PAY:
-            if kind == "SUCCEEDED":
-                entity = e.entity_id
-                keep(Decision(t + rules.reservation_timeout, 2, entity), e)
-                keep(Decision(t, 5, entity), e)
-                if placed is not None:
-                    keep(Decision(max(t, placed.event_time), 6, entity), e)
-            elif kind == "REFUNDED":
-                keep(Decision(t + rules.release_timeout, 8, e.entity_id), e)
-        elif source is INV:
-            if kind == "CONFIRMED":
-                keep(Decision(t + rules.shipment_timeout, 3, e.entity_id), e)
-            elif kind == "RELEASED":
-                keep(Decision(t + rules.tcc_grace, 9, e.entity_id), e)
-            elif kind == "RESERVED":
-                keep(Decision(t, 10, e.entity_id), e)
-        elif source is SHIP and kind in ("CREATED", "DISPATCHED"):
-            keep(Decision(t + rules.payment_grace, 4, e.entity_id), e)
-            if kind == "CREATED":
-                keep(Decision(t + rules.tcc_grace, 7, e.entity_id), e)
-    return {d: ev for d, ev in found.items() if d.due <= at}
+    found: dict[Decision, Step] = {}
+    for due, rule, key, step in _candidates(view, rules):
+        if due > at:
+            continue
+        decision = Decision(due, rule, key)
+        current = found.get(decision)
+        if current is None or trigger_key(step) < trigger_key(current):
+            found[decision] = step
+    return found
 
 
-#: rule -> the source and event types of its trigger events (every rule but 1, whose
-#: trigger is the first active event of a reservation)
-_TRIGGERED_BY: dict[int, tuple[Source, frozenset[str]]] = {
-    2: (PAY, frozenset({"SUCCEEDED"})),
-    3: (INV, frozenset({"CONFIRMED"})),
-    4: (SHIP, frozenset({"CREATED", "DISPATCHED"})),
-    5: (PAY, frozenset({"SUCCEEDED"})),
-    6: (PAY, frozenset({"SUCCEEDED"})),
-    7: (SHIP, frozenset({"CREATED"})),
-    8: (PAY, frozenset({"REFUNDED"})),
-    9: (INV, frozenset({"RELEASED"})),
-    10: (INV, frozenset({"RESERVED"})),
+def due_between(view: OrderView, rules: RuleConfig, low: int | None, high: int
+                ) -> list[Decision]:
+    """The decisions with low < due <= high (low None: no lower bound), sorted: what the
+    engine makes when its watermark moves from ``low`` to ``high``."""
+    floor = -FOREVER if low is None else low
+    found = {Decision(due, rule, key) for due, rule, key, _ in _candidates(view, rules)
+             if floor < due <= high}
+    return sorted(found)
+
+
+#: rule -> the source and ranks of its trigger events (every rule but 1, whose trigger is
+#: the first active event of a reservation)
+_TRIGGERED_BY: dict[int, tuple[Source, frozenset[int]]] = {
+    2: (PAY, frozenset({SUCCEEDED})),
+    3: (INV, frozenset({CONFIRMED})),
+    4: (SHIP, frozenset({CREATED, DISPATCHED})),
+    5: (PAY, frozenset({SUCCEEDED})),
+    6: (PAY, frozenset({SUCCEEDED})),
+    7: (SHIP, frozenset({CREATED})),
+    8: (PAY, frozenset({REFUNDED})),
+    9: (INV, frozenset({RELEASED})),
+    10: (INV, frozenset({RESERVED})),
 }
 
 
@@ -101,7 +145,7 @@ def _delay(rule: int, rules: RuleConfig) -> int:
     return 0  # rules 5 and 10
 
 
-def trigger_of(view: OrderView, rules: RuleConfig, decision: Decision) -> Event | None:
+def trigger_of(view: OrderView, rules: RuleConfig, decision: Decision) -> Step | None:
     """The trigger of a decision as of its time D, None if the events up to D do not call
     for it: ``triggers(view, rules, decision.due).get(decision)``, from the events of the
     decision's entity (its key) only."""
@@ -111,34 +155,36 @@ def trigger_of(view: OrderView, rules: RuleConfig, decision: Decision) -> Event 
         if first is not None and first.event_time + rules.payment_timeout == at:
             return first
         return None
-    source, types = _TRIGGERED_BY[rule]
+    source, ranks = _TRIGGERED_BY[rule]
     if rule == 6:
         placed = view.placed(at)
         if placed is None:
             return None
         floor = placed.event_time  # D = max(t, placed time)
-        matches = [e for e in view.history(source, key, at)
-                   if e.type in types and max(e.event_time, floor) == at]
+        matches = [s for s in view.history(source, key, at)
+                   if s.rank in ranks and max(s.event_time, floor) == at]
     else:
         delay = _delay(rule, rules)
-        matches = [e for e in view.history(source, key, at)
-                   if e.type in types and e.event_time + delay == at]
-    return min(matches, key=trigger_key) if matches else None
+        matches = [s for s in view.history(source, key, at)
+                   if s.rank in ranks and s.event_time + delay == at]
+    if not matches:
+        return None
+    return matches[0] if len(matches) == 1 else min(matches, key=trigger_key)
 
 
-def _same_time(others: list[Event], types: frozenset[str], t: int) -> bool:
-    """Whether one of ``others`` of ``types`` has event time ``t``."""
-    return any(e.event_time == t and e.type in types for e in others)
+def _same_time(others: list[Step], ranks: frozenset[int], t: int) -> bool:
+    """Whether one of ``others`` of ``ranks`` has event time ``t``."""
+    return any(s.event_time == t and s.rank in ranks for s in others)
 
 
-_SUCCEEDED = frozenset({"SUCCEEDED"})
-_REFUNDED = frozenset({"REFUNDED"})
-_CONFIRMED = frozenset({"CONFIRMED"})
-_RELEASED = frozenset({"RELEASED"})
-_RESERVED = frozenset({"RESERVED"})
-_SHIPPED_OR_CREATED = frozenset({"CREATED", "DISPATCHED"})
-_CREATED = frozenset({"CREATED"})
-_PLACED = frozenset({"PLACED"})
+_SUCCEEDED = frozenset({SUCCEEDED})
+_REFUNDED = frozenset({REFUNDED})
+_CONFIRMED = frozenset({CONFIRMED})
+_RELEASED = frozenset({RELEASED})
+_RESERVED = frozenset({RESERVED})
+_SHIPPED_OR_CREATED = frozenset({CREATED, DISPATCHED})
+_CREATED = frozenset({CREATED})
+_PLACED = frozenset({PLACED})
 
 
 def new_decisions(view: OrderView, event: Event, rules: RuleConfig) -> list[Decision]:
@@ -152,16 +198,13 @@ def new_decisions(view: OrderView, event: Event, rules: RuleConfig) -> list[Deci
     for rule 6, a SUCCEEDED payment (D = max(its time, PLACED time)) or a PLACED that became
     the order's first PLACED, which moves every payment's D.
     """
-    eid, source, kind, t = event.event_id, event.source, event.type, event.event_time
-    entity = event.entity_id
+    eid, source, t = event.event_id, event.source, event.event_time
+    entity = event.entity_id if source is not ORD else view.order_id
+    rest = [s for s in view.log(source, entity) if s.event_id != eid]
+    rank = RANK[source].get(event.type, -1)
     found: list[Decision] = []
-
-    def others(src: Source, key: str) -> list[Event]:
-        return [e for e in view.history(src, key, FOREVER) if e.event_id != eid]
-
     if source is PAY:
-        rest = others(PAY, entity)
-        if kind == "SUCCEEDED":
+        if rank == SUCCEEDED:
             if not _same_time(rest, _SUCCEEDED, t):
                 found += [Decision(t + rules.reservation_timeout, 2, entity),
                           Decision(t, 5, entity)]
@@ -169,43 +212,40 @@ def new_decisions(view: OrderView, event: Event, rules: RuleConfig) -> list[Deci
             if placed is not None:
                 floor = placed.event_time
                 due = max(t, floor)
-                if not any(e.type == "SUCCEEDED" and max(e.event_time, floor) == due
-                           for e in rest):
+                if not any(s.rank == SUCCEEDED and max(s.event_time, floor) == due
+                           for s in rest):
                     found.append(Decision(due, 6, entity))
-        elif kind == "REFUNDED" and not _same_time(rest, _REFUNDED, t):
+        elif rank == REFUNDED and not _same_time(rest, _REFUNDED, t):
             found.append(Decision(t + rules.release_timeout, 8, entity))
     elif source is INV:
-        rest = others(INV, entity)
-        if kind in ACTIVE_RESERVATION:
+        if rank in ACTIVE_RESERVATION:
             first = view.first(INV, entity, ACTIVE_RESERVATION, FOREVER)
             if first is not None and first.event_id == eid:
-                earlier = [e for e in rest if e.type in ACTIVE_RESERVATION]
+                earlier = [s for s in rest if s.rank in ACTIVE_RESERVATION]
                 previous = min(earlier, key=trigger_key) if earlier else None
                 if previous is None or previous.event_time != t:
                     found.append(Decision(t + rules.payment_timeout, 1, entity))
-        if kind == "CONFIRMED" and not _same_time(rest, _CONFIRMED, t):
+        if rank == CONFIRMED and not _same_time(rest, _CONFIRMED, t):
             found.append(Decision(t + rules.shipment_timeout, 3, entity))
-        elif kind == "RELEASED" and not _same_time(rest, _RELEASED, t):
+        elif rank == RELEASED and not _same_time(rest, _RELEASED, t):
             found.append(Decision(t + rules.tcc_grace, 9, entity))
-        elif kind == "RESERVED" and not _same_time(rest, _RESERVED, t):
+        elif rank == RESERVED and not _same_time(rest, _RESERVED, t):
             found.append(Decision(t, 10, entity))
-    elif source is SHIP and kind in _SHIPPED_OR_CREATED:
-        rest = others(SHIP, entity)
+    elif source is SHIP and rank in _SHIPPED_OR_CREATED:
         if not _same_time(rest, _SHIPPED_OR_CREATED, t):
             found.append(Decision(t + rules.payment_grace, 4, entity))
-        if kind == "CREATED" and not _same_time(rest, _CREATED, t):
+        if rank == CREATED and not _same_time(rest, _CREATED, t):
             found.append(Decision(t + rules.tcc_grace, 7, entity))
-    elif source is Source.ORDERS and kind == "PLACED":
+    elif source is ORD and rank == PLACED:
         placed = view.placed(FOREVER)
         if placed is not None and placed.event_id == eid:
-            earlier = [e for e in others(Source.ORDERS, view.order_id) if e.type in _PLACED]
+            earlier = [s for s in rest if s.rank == PLACED]
             previous = min(earlier, key=trigger_key) if earlier else None
             for payment in view.entity_ids(PAY):
-                paid = [e for e in view.history(PAY, payment, FOREVER)
-                        if e.type == "SUCCEEDED"]
-                for due in {max(e.event_time, t) for e in paid}:
-                    if previous is None or all(max(e.event_time, previous.event_time) != due
-                                               for e in paid):
+                paid = [s for s in view.log(PAY, payment) if s.rank == SUCCEEDED]
+                for due in {max(s.event_time, t) for s in paid}:
+                    if previous is None or all(max(s.event_time, previous.event_time) != due
+                                               for s in paid):
                         found.append(Decision(due, 6, payment))
     return sorted(set(found))
 

@@ -11,9 +11,11 @@ from typing import Any
 
 from schemas.catalog import schema
 from schemas.validation import format_time
-from streams.engine.state import DECIDE, OrderState
+from streams.config import RuleConfig
+from streams.engine.partition import DECIDE, pending_work
+from streams.engine.state import OrderState
 from streams.export import to_json_record
-from streams.model import Event
+from streams.model import Event, Source, event_of
 from streams.rules.catalog import RULES
 from streams.web.probe import PartitionLag, Probe
 from streams.web.recent import RecentMismatches, mismatch_json
@@ -111,8 +113,12 @@ def event_json(e: Event) -> dict[str, Any]:
 
 
 def order_doc(state: OrderState, partition: int, recent: RecentMismatches,
-              served_by: dict[str, Any]) -> dict[str, Any]:
-    """The joined state of one order: its events, pending decisions and mismatch ledger.
+              served_by: dict[str, Any], rules: RuleConfig, watermark: int | None
+              ) -> dict[str, Any]:
+    """The joined state of one order: its events, pending work and mismatch ledger.
+
+    Pending work is derived (as the engine derives it) from the order's events and ledger and
+    the partition's ``watermark``: the decisions and rechecks due above it.
 
     Mismatches come from the order's ledger in their current status. ``detected_at`` is the
     wall time this worker emitted the record, when it still remembers it (else null: the
@@ -125,16 +131,19 @@ def order_doc(state: OrderState, partition: int, recent: RecentMismatches,
         body["detected_at"] = seen["detected_at"] if seen else None
         body["frozen"] = entry.frozen
         mismatches.append(body)
-    pending = [{"due": format_time(p.due), "kind": "DECIDE" if p.kind == DECIDE else "RECHECK",
-                **({"rule": RULES[p.rule].type.value, "key": p.key}
-                   if p.kind == DECIDE and p.rule in RULES else {})}
-               for p in state.pending]
-    events = sorted(state.events, key=lambda e: (e.event_time, e.source.value, e.event_id))
+    pending = [{"due": format_time(due), "kind": "DECIDE" if kind == DECIDE else "RECHECK",
+                **({"rule": RULES[rule].type.value, "key": key}
+                   if kind == DECIDE and rule in RULES else {})}
+               for due, kind, rule, key in pending_work(state, rules, watermark)]
+    events = sorted((event_of(step, source, entity, state.order_id)
+                     for source in Source
+                     for entity, log in state.entity_logs(source).items() for step in log),
+                    key=lambda e: (e.event_time, e.source.value, e.event_id))
     return {
         "order_id": state.order_id,
         "partition": partition,
         "served_by": served_by,
-        "history_evicted": state.expire_at is None and not state.events,
+        "history_evicted": state.expire_at is None and not events,
         "events": [event_json(e) for e in events],
         "pending": pending,
         "mismatches": mismatches,

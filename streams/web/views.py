@@ -158,11 +158,13 @@ def register_web(app: Any, worker: Worker) -> WebState:
             return _error(view, 503, f"partition {partition} is not served by this worker "
                           "right now (rebalancing?): retry", order_id=order_id,
                           partition=partition, served_by=state.served_by())
-        found = worker.runtime.part(partition).store.get_order(order_id)
+        ctx = worker.runtime.part(partition)
+        found = ctx.store.get_order(order_id)
         if found is None:
             return _error(view, 404, f"no state for order {order_id!r}", order_id=order_id,
                           partition=partition, served_by=state.served_by())
-        return _json(view, order_doc(found, partition, state.probe.recent, state.served_by()))
+        return _json(view, order_doc(found, partition, state.probe.recent, state.served_by(),
+                                     worker.runtime.rules, ctx.engine.watermark))
 
     @_page(app, "/api/windows", name="crosscheck-windows")
     @_routable(app, metrics_table)

@@ -224,12 +224,11 @@ class Runtime:
                 "key the record by order_id")
         self.counters.events[topic.value] += 1
         ctx = self.part(record.partition)
-        known = ctx.store.get_order(event.order_id)
-        if known is None or all(e.event_id != event.event_id for e in known.events):
+        outputs = ctx.engine.on_event(event)
+        if ctx.engine.last_was_new:
             self.tracker.on_event(ctx.windows, event)
         else:
             self.counters.duplicates_ignored += 1
-        outputs = ctx.engine.on_event(event)
         stages["engine"] += perf_counter() - decoded
         return self._judged(record.partition, ctx, outputs)
 

@@ -204,7 +204,7 @@ class TableStore:
     @property
     def dirty(self) -> bool:
         """Whether flush() has anything to write."""
-        return bool(self._orders or self._due_added or self._due_removed or self._meta_dirty
+        return bool(self._orders.changed or self._due_added or self._due_removed or self._meta_dirty
                     or self._blobs)
 
     def flush(self) -> list[ChangelogWrite]:
@@ -262,7 +262,10 @@ class TableStore:
         Rdict.destroy(path)
 
     def rebuild_index(self) -> int:
-        """Fill the due index from the orders table (each order lists its index entries)."""
+        """Fill the due index from the orders table (each order lists its index entries;
+        those at or below the partition's watermark were handled)."""
+        meta = self.get_meta()
+        floor = -(2**62) if meta is None or meta.watermark is None else meta.watermark
         batch = WriteBatch(raw_mode=True)
         count = 0
         it = self._db(self._orders_table).iter()
@@ -273,8 +276,9 @@ class TableStore:
                 continue
             state = decode_order(bytes(it.value()))
             for due in state.dues:
-                batch.put(due_key(due, state.order_id), b"")
-                count += 1
+                if due > floor:
+                    batch.put(due_key(due, state.order_id), b"")
+                    count += 1
             it.next()
         self._index.write(batch)
         self._scan_from = b""

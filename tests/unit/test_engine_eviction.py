@@ -7,6 +7,7 @@ from dataclasses import replace
 from builders import CLOCK_MS, FAR, RULES, T0, commands, inv, mismatches, of_type, pay, ship
 
 from streams.engine import MemoryStore, PartitionEngine
+from streams.engine.partition import pending_work
 from streams.model import Status
 
 L = RULES.allowed_lateness
@@ -59,7 +60,8 @@ def test_order_with_mismatches_keeps_only_its_ledger() -> None:
     engine.advance_to(D1 + L)
     state = store.get_order("o1")
     assert state is not None
-    assert (state.events, state.pending, state.dues, state.expire_at) == ([], [], [], None)
+    assert (state.history_size(), state.dues, state.expire_at) == (0, [], None)
+    assert pending_work(state, RULES, engine.watermark) == []
     [entry] = state.ledger.values()
     assert entry.status is Status.OPEN and entry.frozen
     assert len(state.commands) == 1 and store.index_size() == 0
@@ -71,7 +73,8 @@ def test_pending_work_keeps_an_order() -> None:
     engine.on_event(inv("CONFIRMED", T0))  # PAID_NOT_SHIPPED due after shipment_timeout
     engine.advance_to(T0 + RULES.payment_timeout + L)
     state = store.get_order("o1")
-    assert state is not None and state.events and state.pending
+    assert state is not None and state.history_size() == 1
+    assert pending_work(state, RULES, engine.watermark)
 
 
 def test_redelivery_after_eviction_opens_and_commands_nothing_again() -> None:
@@ -83,7 +86,7 @@ def test_redelivery_after_eviction_opens_and_commands_nothing_again() -> None:
     assert len(mismatches(first)) == 1 and len(commands(first)) == 1
     assert engine.on_event(reserved) == []  # a fresh history decides RWP again: suppressed
     state = store.get_order("o1")
-    assert state is not None and state.events == []  # evicted again at once
+    assert state is not None and state.history_size() == 0  # evicted again at once
 
 
 def test_evicted_mismatches_are_not_re_evaluated() -> None:
@@ -110,4 +113,4 @@ def test_store_size_returns_to_the_ledgers() -> None:
     engine.advance_to(FAR)
     assert store.order_ids() == [f"o{n}" for n in range(0, 50, 10)]  # the mismatched ones
     assert store.index_size() == 0
-    assert all(not s.events for s in map(store.get_order, store.order_ids()) if s)
+    assert all(not s.history_size() for s in map(store.get_order, store.order_ids()) if s)

@@ -26,9 +26,9 @@ def test_commit_is_what_a_reopened_store_sees(tmp_path: Path) -> None:
     p0.put_meta(PartitionMeta(max_time={"payments": 5}, watermark=3))
     for due, order in ((50, "a"), (70, "a"), (60, "b")):
         p0.add_due(due, order)
-    assert store.dirty_orders == 3
+    assert store.held_orders == 3
     store.commit(b"ck-1")
-    assert store.dirty_orders == 0
+    assert store.held_orders == 0
     p0.delete_order("b")
     p0.put_order("c", OrderState("c"))  # not committed: lost
     store.close()

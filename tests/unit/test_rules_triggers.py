@@ -6,12 +6,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.config import RuleConfig
-from streams.model import Event, Item, Source
+from streams.model import LIFECYCLE, Event, Item, Source, Step
 from streams.rules.entities import ACTIVE_RESERVATION, OrderView, dedup, trigger_key
 from streams.rules.triggers import (
     FOREVER,
     Decision,
     derive_decisions,
+    due_between,
     new_decisions,
     trigger_of,
     triggers,
@@ -28,42 +29,44 @@ TYPES = {
 PAY, INV, SHIP = Source.PAYMENTS, Source.INVENTORY, Source.SHIPPING
 
 
-def by_definition(view: OrderView, rules: RuleConfig, at: int) -> dict[Decision, Event]:
+def by_definition(view: OrderView, rules: RuleConfig, at: int) -> dict[Decision, Step]:
     """Every decision up to ``at``: each candidate trigger compared with the kept one."""
-    found: dict[Decision, Event] = {}
+    found: dict[Decision, Step] = {}
 
-    def add(rule: int, key: str, due: int, event: Event) -> None:
+    def add(rule: int, key: str, due: int, step: Step) -> None:
         decision = Decision(due, rule, key)
         current = found.get(decision)
-        if current is None or trigger_key(event) < trigger_key(current):
-            found[decision] = event
+        if current is None or trigger_key(step) < trigger_key(current):
+            found[decision] = step
 
     for reservation in view.entity_ids(INV):
         first = view.first(INV, reservation, ACTIVE_RESERVATION, at)
         if first is not None:
             add(1, reservation, first.event_time + rules.payment_timeout, first)
     placed = view.placed(at)
-    for e in view.events:
-        t, kind = e.event_time, e.type
-        if t > at:
-            continue
-        if e.source is PAY and kind == "SUCCEEDED":
-            add(2, e.entity_id, t + rules.reservation_timeout, e)
-            add(5, e.entity_id, t, e)
-            if placed is not None:
-                add(6, e.entity_id, max(t, placed.event_time), e)
-        elif e.source is PAY and kind == "REFUNDED":
-            add(8, e.entity_id, t + rules.release_timeout, e)
-        elif e.source is INV and kind == "CONFIRMED":
-            add(3, e.entity_id, t + rules.shipment_timeout, e)
-        elif e.source is INV and kind == "RELEASED":
-            add(9, e.entity_id, t + rules.tcc_grace, e)
-        elif e.source is INV and kind == "RESERVED":
-            add(10, e.entity_id, t, e)
-        elif e.source is SHIP and kind in ("CREATED", "DISPATCHED"):
-            add(4, e.entity_id, t + rules.payment_grace, e)
-            if kind == "CREATED":
-                add(7, e.entity_id, t + rules.tcc_grace, e)
+    for source in (PAY, INV, SHIP):
+        for entity in view.entity_ids(source):
+            for e in view.log(source, entity):
+                t, kind = e.event_time, LIFECYCLE[source][e.rank]
+                if t > at:
+                    continue
+                if source is PAY and kind == "SUCCEEDED":
+                    add(2, entity, t + rules.reservation_timeout, e)
+                    add(5, entity, t, e)
+                    if placed is not None:
+                        add(6, entity, max(t, placed.event_time), e)
+                elif source is PAY and kind == "REFUNDED":
+                    add(8, entity, t + rules.release_timeout, e)
+                elif source is INV and kind == "CONFIRMED":
+                    add(3, entity, t + rules.shipment_timeout, e)
+                elif source is INV and kind == "RELEASED":
+                    add(9, entity, t + rules.tcc_grace, e)
+                elif source is INV and kind == "RESERVED":
+                    add(10, entity, t, e)
+                elif source is SHIP and kind in ("CREATED", "DISPATCHED"):
+                    add(4, entity, t + rules.payment_grace, e)
+                    if kind == "CREATED":
+                        add(7, entity, t + rules.tcc_grace, e)
     return {d: ev for d, ev in found.items() if d.due <= at}
 
 
@@ -111,3 +114,14 @@ def test_new_decisions_are_what_the_event_adds_to_the_derivation(
     view = OrderView("o", [*history, event])
     expected = sorted(derive_decisions(view, RULES) - before)
     assert new_decisions(view, event, RULES) == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(events(), st.integers(-10, 130), st.integers(0, 130))
+def test_due_between_is_the_derivation_within_the_span(evs: list[Event], low: int,
+                                                       high: int) -> None:
+    view = OrderView("o", evs)
+    everything = derive_decisions(view, RULES)
+    assert due_between(view, RULES, low, high) == sorted(
+        d for d in everything if low < d.due <= high)
+    assert due_between(view, RULES, None, high) == sorted(d for d in everything if d.due <= high)

@@ -72,7 +72,7 @@ def test_order_doc_joins_events_pending_and_ledger() -> None:
     recent.add(opened[0])
     state = store.get_order("o1")
     assert state is not None
-    doc = order_doc(state, 3, recent, SERVED)
+    doc = order_doc(state, 3, recent, SERVED, RULES, T0 + 100)
     assert doc["order_id"] == "o1" and doc["partition"] == 3 and doc["served_by"] == SERVED
     assert [e["event_id"] for e in doc["events"]] == [e.event_id for e in events]
     assert doc["events"][2] == {"source": "payments", "event_id": events[2].event_id,
@@ -89,8 +89,8 @@ def test_order_doc_joins_events_pending_and_ledger() -> None:
         {"RESERVATION_WITHOUT_PAYMENT"}
     assert all(p["due"].endswith("Z") for p in doc["pending"])
     # a worker that does not remember the emission: detected_at is unknown
-    assert order_doc(state, 3, RecentMismatches(), SERVED)["mismatches"][0]["detected_at"] \
-        is None
+    forgotten = order_doc(state, 3, RecentMismatches(), SERVED, RULES, T0 + 100)
+    assert forgotten["mismatches"][0]["detected_at"] is None
 
 
 def test_order_doc_after_eviction_keeps_the_ledger() -> None:
@@ -98,7 +98,7 @@ def test_order_doc_after_eviction_keeps_the_ledger() -> None:
     run_stream([placed(T0), inv("RESERVED", T0 + 1)], store=store, until=FAR)
     state = store.get_order("o1")
     assert state is not None
-    doc = order_doc(state, 0, RecentMismatches(), SERVED)
+    doc = order_doc(state, 0, RecentMismatches(), SERVED, RULES, FAR)
     assert doc["events"] == [] and doc["history_evicted"] is True
     assert [m["type"] for m in doc["mismatches"]] == ["RESERVATION_WITHOUT_PAYMENT"]
     assert doc["mismatches"][0]["decided_at"] == format_time(T0 + 1 + RULES.payment_timeout)

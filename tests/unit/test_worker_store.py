@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from rocksdict import Options, Rdict
 
 from streams.engine.overlay import HeapIndex
-from streams.engine.state import OrderState
+from streams.engine.state import OrderState, PartitionMeta
 from streams.worker.store import TableStore
 
 
@@ -111,3 +111,37 @@ def test_scan_blobs_merges_unflushed_writes_and_deletes() -> None:
         assert [k for k, _ in again.scan_blobs(b"window/")] == \
             [b"window/-1", b"window/120", b"window/180"]
         assert again.get_blob(b"windows.closed_until") == b"c"
+
+
+def test_only_orders_put_or_deleted_are_written_back() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        store = _store(root)
+        for order in ("a", "b", "c"):
+            store.put_order(order, OrderState(order, dues=[5]))
+        assert {w.key for w in store.flush()} == {b"a", b"b", b"c"}
+        read = store.get_order("a")  # read, not changed: held until the flush, not written
+        assert read is not None and read.dues == [5] and store.get_order("a") is read
+        assert store.get_order("nope") is None
+        assert not store.dirty and store.flush() == []
+        store.get_order("b")
+        store.delete_order("b")
+        store.put_order("c", OrderState("c", dues=[7]))
+        writes = {w.key: w.value for w in store.flush()}
+        assert set(writes) == {b"b", b"c"} and writes[b"b"] is None
+        assert store.get_order("b") is None and store.get_order("a") is not None
+
+
+def test_the_rebuilt_index_skips_entries_at_or_below_the_watermark() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        store = _store(root)
+        store.put_order("a", OrderState("a", dues=[10, 20, 30]))
+        store.put_order("b", OrderState("b", dues=[20]))
+        store.put_meta(PartitionMeta(watermark=20))
+        store.flush()
+        tables = (store._orders_table, store._meta_table)
+        store.close()
+        again = TableStore(tables[0], tables[1], 0, root / "index")
+        assert again.rebuild_index() == 1  # the dues up to 20 were handled before the flush
+        assert again.pop_due(10**6) == [(30, "a")]
