@@ -147,8 +147,11 @@ def build() -> None:
         for package in ("streams", "schemas", "topology"):
             shutil.copytree(ROOT / package, tree / package,
                             ignore=shutil.ignore_patterns("__pycache__", "*.so"))
-        subprocess.run([sys.executable, "-c", _SETUP, *sources], cwd=tree, check=True,
-                       stdout=subprocess.DEVNULL)
+        done = subprocess.run([sys.executable, "-c", _SETUP, *sources], cwd=tree,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if done.returncode:  # mypyc reports type errors on stdout, amid setuptools' output
+            print(done.stdout, file=sys.stderr)
+            raise subprocess.CalledProcessError(done.returncode, done.args)
         for module in MODULES:
             rel = source_of(module).relative_to(ROOT)
             for built in (tree / rel).parent.glob(rel.stem + ".cpython-*.so"):
