@@ -26,6 +26,15 @@ class Codec:
     def __init__(self, registry: SchemaIds | None = None) -> None:
         self.registry = registry or LocalRegistry()
         self._encoders: dict[tuple[str, str], Encoder] = {}
+        #: schema id -> record name, of the ids ``decode`` has looked up
+        self._names: dict[int, str] = {}
+
+    def known_name(self, data: bytes) -> str | None:
+        """The record name of framed bytes' schema id, if ``decode`` has seen that id before
+        (None: not framed, or an id not looked up yet; no registry request is made)."""
+        if len(data) < 5 or data[0] != 0:
+            return None
+        return self._names.get(int.from_bytes(data[1:5], "big"))
 
     def encoder(self, name: str, topic: str = "") -> Encoder:
         """A function that frames and encodes records of schema `name` for `topic`.
@@ -59,6 +68,7 @@ class Codec:
         if magic != 0:
             raise DecodeError(f"magic byte is {magic}, not 0: not Confluent wire format")
         info = self.registry.info_for(schema_id)
+        self._names[schema_id] = info.name
         stream = io.BytesIO(data)
         stream.seek(5)
         try:

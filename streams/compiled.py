@@ -38,6 +38,7 @@ MODULES = (
     "streams.engine.overlay",
     "streams.engine.partition",
     "streams.records",
+    "streams.fastdecode",
     "streams.worker.store",
 )
 PURE_ENV = "CROSSCHECK_PURE_PYTHON"

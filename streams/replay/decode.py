@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from schemas.codec import Codec
 from schemas.errors import DecodeError, ValidationError
-from schemas.validation import validate_event
-from streams.model import Event, Source
-from streams.records import event_from_record
+from streams.inputs import decode_input
+from streams.model import Event
 from topology.partitioner import partition_for
-from topology.topics import BY_ID, TopicId
+from topology.topics import TopicId
 
 
 class InputDecoder:
@@ -21,10 +20,7 @@ class InputDecoder:
     def event(self, topic: TopicId, partition: int, value: bytes | None) -> Event | None:
         """The event of a record, or None if it is undecodable, invalid or misrouted."""
         try:
-            info, raw = self.codec.decode(value)
-            if info.name != BY_ID[topic].value_schema:
-                return None
-            event = event_from_record(Source(topic.value), validate_event(topic, raw))
+            event = decode_input(self.codec, topic, value)
         except (DecodeError, ValidationError):
             return None
         if partition_for(event.order_id, self.partitions) != partition:

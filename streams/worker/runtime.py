@@ -19,15 +19,16 @@ import msgspec
 
 from schemas.codec import Codec
 from schemas.errors import DecodeError, ValidationError
-from schemas.validation import format_time, validate_event
+from schemas.validation import format_time
 from streams.config import RuleConfig
 from streams.engine.partition import PartitionEngine
 from streams.engine.store import StateStore
+from streams.inputs import decode_input
 from streams.metrics.aggregate import encode as encode_partial
 from streams.metrics.windows import Partial, PartitionWindows, WindowCounts, WindowTracker
-from streams.model import Command, DeadLetter, Event, Mismatch, Source
+from streams.model import Command, DeadLetter, Mismatch, Source
 from streams.names import WINDOW_PREFIX, WINDOWS_CLOSED_KEY, WINDOWS_KEY
-from streams.records import command_record, dead_letter_record, event_from_record, mismatch_record
+from streams.records import command_record, dead_letter_record, mismatch_record
 from topology.partitioner import partition_for
 from topology.topics import BY_ID, INPUTS, TopicId, Topology
 
@@ -117,16 +118,6 @@ class Counters:
     ticks: int = 0
     #: wall seconds spent per stage of the worker (see STAGES): the bench's breakdown
     stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
-
-
-def decode_input(codec: Codec, topic: TopicId, value: bytes | None) -> Event:
-    """The Event of an input record's value; DecodeError or ValidationError (with a reason
-    naming the field) for anything else: the whole input path before the engine."""
-    info, raw = codec.decode(value)
-    expected = BY_ID[topic].value_schema
-    if info.name != expected:
-        raise DecodeError(f"expected a {expected} record, got {info.name}")
-    return event_from_record(Source(topic.value), validate_event(topic, raw))
 
 
 class Runtime:

@@ -20,7 +20,7 @@ from schemas.codec import Codec
 from streams.bench.data import generate
 from streams.config import RuleConfig, load_settings
 from streams.engine import MemoryStore, PartitionEngine
-from streams.worker.runtime import decode_input
+from streams.inputs import decode_input
 from topology.partitioner import partition_for
 from topology.topics import BY_ID
 from streams.compiled import MODULES

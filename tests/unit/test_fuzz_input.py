@@ -44,9 +44,10 @@ from schemas.errors import DecodeError, ValidationError
 from schemas.limits import show
 from schemas.validation import validate_event
 from streams.config import RuleConfig
+from streams.inputs import decode_input
 from streams.model import DeadLetter, Event, Source
 from streams.records import event_from_record
-from streams.worker.runtime import Record, Runtime, decode_input
+from streams.worker.runtime import Record, Runtime
 from topology.topics import TopicId, Topology
 
 CODEC = Codec()
