@@ -133,9 +133,10 @@ class PartitionEngine:
         state = self.store.get_order(event.order_id)
         if state is None:
             state = OrderState(event.order_id)
-        self.last_was_new = not view_of(state).has_event(event.event_id)
+        view = view_of(state)
+        self.last_was_new = not view.has_event(event.event_id)
         if self.last_was_new:
-            self._apply(state, event, before, out)
+            self._apply(state, view, event, before, out)
         wmark.observe(meta, event.source, event.event_time, self.rules.allowed_lateness)
         self.store.put_meta(meta)
         self._drain(before, meta.watermark, out)
@@ -166,9 +167,10 @@ class PartitionEngine:
     def _meta(self) -> PartitionMeta:
         return self.store.get_meta() or PartitionMeta()
 
-    def _apply(self, state: OrderState, event: Event, wm: int | None, out: list[Output]) -> None:
+    def _apply(self, state: OrderState, view: OrderView, event: Event, wm: int | None,
+               out: list[Output]) -> None:
+        """Add the event to the order (``view`` is over its logs: it sees the event too)."""
         add_event(state, event)
-        view = view_of(state)
         new = new_decisions(view, event, self.rules)
         self._extend_expiry(state, max([event.event_time + self.rules.state_retention,
                                         *(d.due for d in new)]), wm)
@@ -187,10 +189,25 @@ class PartitionEngine:
         self._settle(state, wm, wm, changed=True)
 
     def _extend_expiry(self, state: OrderState, time: int, limit: int | None) -> None:
+        """Move expire_at to ``time`` + lateness if that is later. The index entry at the
+        earlier expiry, if there is one, is kept for the move: waking there, the order is
+        indexed again at its expiry (``_rearm``), so an order gets an expiry entry or two,
+        not one per event."""
         expire_at = time + self.rules.allowed_lateness
         if state.expire_at is None or expire_at > state.expire_at:
+            armed = state.expire_at is not None and state.expire_at in state.dues
             state.expire_at = expire_at
-            self._index(state, expire_at, limit)
+            if not armed:
+                self._index(state, expire_at, limit)
+
+    def _rearm(self, state: OrderState, until: int) -> bool:
+        """After handling up to ``until`` (before its expiry): make sure the index wakes the
+        order again, at its expiry if nothing else will; whether that changed its dues."""
+        expire_at = state.expire_at
+        if expire_at is None or any(d > until for d in state.dues):
+            return False
+        self._index(state, expire_at, until)
+        return True
 
     def _index(self, state: OrderState, due: int, limit: int | None) -> None:
         """Make sure the store's index wakes the order at ``due`` (unless already handled)."""
@@ -233,7 +250,10 @@ class PartitionEngine:
             elif state.ledger:
                 self._recheck(state, view, due, out)
         # a ledger change always emits (an OPEN or a RESOLVED): nothing emitted, no change
-        self._settle(state, until, wm, changed=len(out) > emitted)
+        changed = len(out) > emitted
+        if state.expire_at is not None and until < state.expire_at:
+            changed = self._rearm(state, until) or changed
+        self._settle(state, until, wm, changed)
 
     def _settle(self, state: OrderState, limit: int | None, wm: int | None,
                 changed: bool) -> None:

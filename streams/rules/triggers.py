@@ -46,43 +46,62 @@ class Decision(NamedTuple):
 Candidate = tuple[int, int, str, Step]
 
 
-def _candidates(view: OrderView, rules: RuleConfig) -> list[Candidate]:
-    """Every (decision, trigger) pair the order's events call for: a decision appears once per
-    event that calls for it (rule 1: once, with its reservation's first active event)."""
+def _candidates(view: OrderView, rules: RuleConfig, low: int, high: int) -> list[Candidate]:
+    """Every (decision, trigger) pair the order's events call for with low < due <= high: a
+    decision appears once per event that calls for it (rule 1: once, with its reservation's
+    first active event)."""
     found: list[Candidate] = []
     for reservation, log in view.reservations.items():
         first: Step | None = None
         for s in log:
             rank, t = s.rank, s.event_time
             if rank == RELEASED:
-                found.append((t + rules.tcc_grace, 9, reservation, s))
+                due = t + rules.tcc_grace
+                if low < due <= high:
+                    found.append((due, 9, reservation, s))
                 continue
             if first is None or trigger_key(s) < trigger_key(first):
                 first = s
             if rank == CONFIRMED:
-                found.append((t + rules.shipment_timeout, 3, reservation, s))
-            elif rank == RESERVED:
+                due = t + rules.shipment_timeout
+                if low < due <= high:
+                    found.append((due, 3, reservation, s))
+            elif rank == RESERVED and low < t <= high:
                 found.append((t, 10, reservation, s))
         if first is not None:
-            found.append((first.event_time + rules.payment_timeout, 1, reservation, first))
-    placed = view.placed(FOREVER)
+            due = first.event_time + rules.payment_timeout
+            if low < due <= high:
+                found.append((due, 1, reservation, first))
+    placed: Step | None = None
     for payment, log in view.payments.items():
         for s in log:
             t = s.event_time
             if s.rank == SUCCEEDED:
-                found.append((t + rules.reservation_timeout, 2, payment, s))
-                found.append((t, 5, payment, s))
+                due = t + rules.reservation_timeout
+                if low < due <= high:
+                    found.append((due, 2, payment, s))
+                if low < t <= high:
+                    found.append((t, 5, payment, s))
+                if placed is None:
+                    placed = view.placed(FOREVER)
                 if placed is not None:
-                    found.append((max(t, placed.event_time), 6, payment, s))
+                    due = max(t, placed.event_time)
+                    if low < due <= high:
+                        found.append((due, 6, payment, s))
             elif s.rank == REFUNDED:
-                found.append((t + rules.release_timeout, 8, payment, s))
+                due = t + rules.release_timeout
+                if low < due <= high:
+                    found.append((due, 8, payment, s))
     for shipment, log in view.shipments.items():
         for s in log:
-            if s.rank == CREATED:
-                found.append((s.event_time + rules.payment_grace, 4, shipment, s))
-                found.append((s.event_time + rules.tcc_grace, 7, shipment, s))
-            elif s.rank == DISPATCHED:
-                found.append((s.event_time + rules.payment_grace, 4, shipment, s))
+            if s.rank == CREATED or s.rank == DISPATCHED:
+                due = s.event_time + rules.payment_grace
+                if low < due <= high:
+                    found.append((due, 4, shipment, s))
+                if s.rank == CREATED:
+                    due = s.event_time + rules.tcc_grace
+                    if low < due <= high:
+                        found.append((due, 7, shipment, s))
     return found
 
 
@@ -95,9 +114,7 @@ def triggers(view: OrderView, rules: RuleConfig, at: int) -> dict[Decision, Step
     call for.
     """
     found: dict[Decision, Step] = {}
-    for due, rule, key, step in _candidates(view, rules):
-        if due > at:
-            continue
+    for due, rule, key, step in _candidates(view, rules, -FOREVER, at):
         decision = Decision(due, rule, key)
         current = found.get(decision)
         if current is None or trigger_key(step) < trigger_key(current):
@@ -109,10 +126,10 @@ def due_between(view: OrderView, rules: RuleConfig, low: int | None, high: int
                 ) -> list[Decision]:
     """The decisions with low < due <= high (low None: no lower bound), sorted: what the
     engine makes when its watermark moves from ``low`` to ``high``."""
-    floor = -FOREVER if low is None else low
-    found = {Decision(due, rule, key) for due, rule, key, _ in _candidates(view, rules)
-             if floor < due <= high}
-    return sorted(found)
+    found = _candidates(view, rules, -FOREVER if low is None else low, high)
+    if not found:
+        return []
+    return sorted({Decision(due, rule, key) for due, rule, key, _ in found})
 
 
 #: rule -> the source and ranks of its trigger events (every rule but 1, whose trigger is
