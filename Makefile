@@ -7,7 +7,7 @@ DEMO   ?= --orders 300 --seed 6 --faults all=0.02
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install compile clean-compiled chromium run test unit integration lint
+.PHONY: install compile clean-compiled native clean-native chromium run test unit integration lint
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "crosscheck needs Python >= 3.11"'
@@ -27,13 +27,28 @@ CORE     := $(PY) -c 'import sys, streams.compiled as c; sys.exit(c.main(sys.arg
 $(COMPILED): $(VENV)/.installed $(CORE_SOURCES) streams/compiled.py
 	-$(CORE) build
 
-install: $(VENV)/.installed $(COMPILED)
+## The optional native core (streams/native.py): the engine and rules in Rust (native/), built
+## with cargo, best effort (without cargo the Python engine runs; same outputs, slower).
+NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
+NATIVE := streams/native.json
+NATIVE_CMD := $(PY) -c 'import sys, streams.native as n; sys.exit(n.main(sys.argv[1:]))'
+
+$(NATIVE): $(VENV)/.installed $(NATIVE_SOURCES) streams/native.py
+	-$(NATIVE_CMD) build
+
+install: $(VENV)/.installed $(COMPILED) $(NATIVE)
 
 compile: $(VENV)/.installed
 	$(CORE) build
 
 clean-compiled: $(VENV)/.installed
 	$(CORE) clean
+
+native: $(VENV)/.installed
+	$(NATIVE_CMD) build
+
+clean-native: $(VENV)/.installed
+	$(NATIVE_CMD) clean
 
 ## Headless Chromium for the dashboard test (Debian's package; skipped when one is there).
 chromium:
@@ -54,12 +69,13 @@ run: install
 ## Every test, in two processes (pytest-xdist, whole modules per process): each starts its
 ## own broker for its integration tests. TEST_JOBS=1 runs them in one process.
 TEST_JOBS ?= 2
-## With the compiled core built, the rules' and engine's tests run once more in pure Python.
+## With the compiled or the native core built, the rules' and engine's tests run once more in
+## pure Python.
 PURE_TESTS := tests/unit/test_engine_*.py tests/unit/test_rules_*.py \
               tests/unit/test_streaming_equals_batch.py tests/unit/test_batch.py
 test: install chromium
 	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile
-	@if [ "$$($(CORE) status)" = compiled ]; then \
+	@if [ "$$($(CORE) status)" = compiled ] || [ "$$($(NATIVE_CMD) status)" = native ]; then \
 	  echo "pure Python run of the rules and engine tests:"; \
 	  CROSSCHECK_PURE_PYTHON=1 $(PY) -m pytest -q $(PURE_TESTS); fi
 

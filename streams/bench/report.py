@@ -12,6 +12,7 @@ from streams import compiled
 from streams.bench.latency import WARMUP_MS
 from streams.bench.stages import breakdown
 from streams.config import Settings
+from streams.engine import core
 
 
 def machine(settings: Settings) -> dict[str, Any]:
@@ -41,7 +42,7 @@ def machine(settings: Settings) -> dict[str, Any]:
         "cpus": os.cpu_count(), "cpu_model": model, "memory_gb": memory,
         "os": platform.platform(), "python": platform.python_version(),
         "broker": settings.bootstrap, "broker_on_this_host": host in ("127.0.0.1", "localhost"),
-        "kafka_version": kafka, "core": compiled.status(),
+        "kafka_version": kafka, "core": compiled.status(), "engine": core.NAME,
     }
 
 
@@ -85,7 +86,8 @@ def table(results: dict[str, Any]) -> str:
              f"partitions; {m['cpus']} CPUs ({m['cpu_model'] or 'unknown'}), "
              f"{m['memory_gb']} GB, Kafka {m['kafka_version']} at {m['broker']}"
              + (" (same host)" if m["broker_on_this_host"] else "")
-             + (f"; {m['core']} core" if m.get("core") else "")]
+             + (f"; {m['core']} core" if m.get("core") else "")
+             + (f", {m['engine']} engine" if m.get("engine") else "")]
     for i, row in enumerate(rows):
         lines.append("  ".join(cell.ljust(widths[j]) if j == 0 else cell.rjust(widths[j])
                                for j, cell in enumerate(row)).rstrip())

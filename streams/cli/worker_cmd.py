@@ -91,6 +91,7 @@ def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
 
     memory.install()  # before any thread starts, so the arena limit covers them all
     profiler = heapprofile.install()  # before the imports below, so their heap is traced too
+    from streams.engine import core as engine_core
     from streams.worker.app import WorkerOptions, create_worker
     from streams.worker.lifecycle import (
         check_port_free,
@@ -131,7 +132,7 @@ def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
         profiler.databases = heapprofile.worker_databases(w)
     click.echo(f"crosscheck worker {w.runtime.worker_id}: group {s.app_id} on {s.bootstrap}, "
                f"{inputs} partitions, {s.processing_guarantee}, state in {data_dir}, "
-               f"{compiled.status()} core", err=True)
+               f"{compiled.status()} core, {engine_core.NAME} engine", err=True)
     click.echo(f"rules: {describe_rules(s)}", err=True)
     sys.exit(run_faust(w.app, loglevel, data_dir))
 

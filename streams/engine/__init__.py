@@ -1,6 +1,7 @@
 """The streaming engine: per-partition decisions over a pluggable state store."""
 
-from streams.engine.partition import Output, PartitionEngine
+from streams.engine.core import PartitionEngine
+from streams.engine.partition import Output
 from streams.engine.state import (
     LedgerEntry,
     OrderState,

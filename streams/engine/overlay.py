@@ -4,34 +4,38 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterator
-
-from streams.engine.state import OrderState, decode_order, encode_order
+from typing import Any
 
 
 class OrderOverlay:
     """Order states read from a backing store and changed in memory until ``drain()``.
 
-    ``load(order_id)`` returns the stored msgpack bytes or None. Every order read or written
-    since the last drain is held decoded (a missing or deleted one as None), so the engine
-    decodes an order once per drain; only those put or deleted are written back. Objects
-    are handed to the engine as they are (it puts back what it changes).
+    ``load(order_id)`` returns the stored msgpack bytes or None; ``decode`` and ``encode``
+    turn them into the running engine's order objects and back (``streams.engine.core``).
+    Every order read or written since the last drain is held decoded (a missing or deleted
+    one as None), so the engine decodes an order once per drain; only those put or deleted
+    are written back. Objects are handed to the engine as they are (it puts back what it
+    changes).
     """
 
-    def __init__(self, load: Callable[[str], bytes | None]) -> None:
+    def __init__(self, load: Callable[[str], bytes | None], decode: Callable[[bytes], Any],
+                 encode: Callable[[Any], bytes]) -> None:
         self._load = load
-        self._held: dict[str, OrderState | None] = {}
+        self._decode = decode
+        self._encode = encode
+        self._held: dict[str, Any] = {}
         self._changed: set[str] = set()
 
-    def get(self, order_id: str) -> OrderState | None:
+    def get(self, order_id: str) -> Any:
         """The order's current state, or None."""
         if order_id in self._held:
             return self._held[order_id]
         raw = self._load(order_id)
-        state = decode_order(bytes(raw)) if raw is not None else None
+        state = self._decode(bytes(raw)) if raw is not None else None
         self._held[order_id] = state
         return state
 
-    def put(self, order_id: str, state: OrderState) -> None:
+    def put(self, order_id: str, state: Any) -> None:
         """Change the order (until drained)."""
         self._held[order_id] = state
         self._changed.add(order_id)
@@ -57,7 +61,7 @@ class OrderOverlay:
         self._held, self._changed = {}, set()
         for order_id in changed:
             state = held[order_id]
-            yield order_id, None if state is None else encode_order(state)
+            yield order_id, None if state is None else self._encode(state)
 
     def clear(self) -> None:
         """Forget every held order and change."""

@@ -48,6 +48,7 @@ Processing model
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 from streams.config import RuleConfig
 from streams.engine import watermark as wmark
@@ -106,6 +107,36 @@ def pending_work(state: OrderState, rules: RuleConfig, watermark: int | None,
         work.extend((t, RECHECK, 0, "") for t in view.event_times_between(low, until))
         work.sort()
     return work
+
+
+class Engine(Protocol):
+    """What the worker and the replay use of an engine: this module's PartitionEngine or the
+    native one (``streams.engine.core``)."""
+
+    #: whether the last ``on_event`` was a new event (False: a redelivery, ignored)
+    last_was_new: bool
+
+    @property
+    def store(self) -> StateStore:
+        """Where the engine keeps its state."""
+        ...
+
+    @property
+    def watermark(self) -> int | None:
+        """The partition's current watermark (None before there is one)."""
+        ...
+
+    def on_event(self, event: Event) -> list[Output]:
+        """Apply one input event; the mismatches and commands it leads to, in order."""
+        ...
+
+    def set_idle(self, source: Source, idle: bool) -> list[Output]:
+        """Mark an input source idle (or active again); what the watermark move decides."""
+        ...
+
+    def advance_to(self, watermark: int) -> list[Output]:
+        """Force the watermark to ``watermark`` (never backwards); what that decides."""
+        ...
 
 
 class PartitionEngine:

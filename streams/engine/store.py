@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from streams.engine.overlay import HeapIndex
 from streams.engine.state import (
@@ -11,12 +11,14 @@ from streams.engine.state import (
     decode_meta,
     decode_order,
     encode_meta,
-    encode_order,
 )
 
 
 class StateStore(Protocol):
     """State of one partition: orders by order_id, a due-time index, and the partition meta.
+
+    Orders are the running engine's objects (``streams.engine.core``: ``OrderState`` for the
+    Python engine, ``NativeOrder`` for the native one); stores keep them encoded.
 
     The index holds (due, order_id) entries; ``pop_due(up_to)`` removes and returns every
     entry with due <= up_to, sorted by (due, order_id). The engine adds at most one entry
@@ -24,11 +26,11 @@ class StateStore(Protocol):
     the engine does not keep objects it got from ``get_*`` after putting them back.
     """
 
-    def get_order(self, order_id: str) -> OrderState | None:
+    def get_order(self, order_id: str) -> Any:
         """The order's state, or None."""
         ...
 
-    def put_order(self, order_id: str, state: OrderState) -> None:
+    def put_order(self, order_id: str, state: Any) -> None:
         """Store the order's state."""
         ...
 
@@ -57,22 +59,32 @@ class MemoryStore:
     """A StateStore in dicts and a heap, for tests, batch-like replays and benchmarks.
 
     Orders and meta are kept as msgpack bytes (like the Faust table), so every access goes
-    through ``encode_order``/``decode_order`` and nothing is shared with the engine.
+    through the running engine's decoding and encoding (``streams.engine.core``) and nothing
+    is shared with the engine. ``state`` reads an order as a Python ``OrderState`` whatever
+    the engine (for tests and tools).
     """
 
     def __init__(self) -> None:
+        from streams.engine import core  # (core imports the engine, which imports this module)
+
+        self._load, self._dump = core.load_order, core.dump_order
         self._orders: dict[str, bytes] = {}
         self._index = HeapIndex()
         self._meta: bytes | None = None
 
-    def get_order(self, order_id: str) -> OrderState | None:
+    def get_order(self, order_id: str) -> Any:
         """The order's state, or None."""
         data = self._orders.get(order_id)
-        return decode_order(data) if data is not None else None
+        return self._load(data) if data is not None else None
 
-    def put_order(self, order_id: str, state: OrderState) -> None:
+    def put_order(self, order_id: str, state: Any) -> None:
         """Store the order's state."""
-        self._orders[order_id] = encode_order(state)
+        self._orders[order_id] = self._dump(state)
+
+    def state(self, order_id: str) -> OrderState | None:
+        """The order's state as a Python ``OrderState``, or None (for tests and tools)."""
+        data = self._orders.get(order_id)
+        return decode_order(data) if data is not None else None
 
     def delete_order(self, order_id: str) -> None:
         """Forget the order."""

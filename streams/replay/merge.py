@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from streams.engine.partition import Output, PartitionEngine
+from streams.engine.partition import Engine, Output
 from streams.model import Event, Source
 from streams.replay.window import ReplayWindow
 
@@ -57,7 +57,7 @@ class Feed:
 class Lane:
     """The feeds and the engine of one partition number (see the module docstring)."""
 
-    def __init__(self, partition: int, engine: PartitionEngine, window: ReplayWindow,
+    def __init__(self, partition: int, engine: Engine, window: ReplayWindow,
                  feeds: dict[Source, Feed]) -> None:
         self.partition = partition
         self.engine = engine

@@ -22,7 +22,7 @@ from schemas.codec import Codec
 from schemas.validation import format_time
 from streams.clients import confluent_config
 from streams.config import Settings
-from streams.engine.partition import PartitionEngine
+from streams.engine.core import PartitionEngine
 from streams.errors import CrosscheckError
 from streams.model import Command, Mismatch, Source, Status
 from streams.replay import checkpoint as ckpt

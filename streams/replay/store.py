@@ -14,12 +14,13 @@ from __future__ import annotations
 import shutil
 import struct
 from pathlib import Path
+from typing import Any
 
 from rocksdict import Options, Rdict, WriteBatch
 
+from streams.engine import core
 from streams.engine.overlay import HeapIndex, OrderOverlay
 from streams.engine.state import (
-    OrderState,
     PartitionMeta,
     decode_meta,
     decode_order,
@@ -45,7 +46,8 @@ class PartitionState:
         self._db = db
         self.partition = partition
         self._prefix = b"o" + _PART.pack(partition)
-        self._orders = OrderOverlay(lambda oid: db.get(self._prefix + oid.encode()))
+        self._orders = OrderOverlay(lambda oid: db.get(self._prefix + oid.encode()),
+                                    core.load_order, core.dump_order)
         self._index = HeapIndex()
         raw = db.get(_meta_key(partition))
         self._meta: PartitionMeta | None = decode_meta(raw) if raw is not None else None
@@ -71,11 +73,11 @@ class PartitionState:
 
     # -- StateStore -----------------------------------------------------------------------
 
-    def get_order(self, order_id: str) -> OrderState | None:
+    def get_order(self, order_id: str) -> Any:
         """The order's state, or None."""
         return self._orders.get(order_id)
 
-    def put_order(self, order_id: str, state: OrderState) -> None:
+    def put_order(self, order_id: str, state: Any) -> None:
         """Store the order's state (written at the next commit)."""
         self._orders.put(order_id, state)
 

@@ -25,6 +25,7 @@ import orjson
 from aiohttp import ClientError
 from faust.web.exceptions import ServiceUnavailable
 
+from streams.engine import core
 from streams.model import MismatchType, Status
 from streams.names import METRICS_TABLE, ORDERS_TABLE
 from streams.web.documents import health_doc, order_doc, summary_doc, windows_doc
@@ -163,7 +164,8 @@ def register_web(app: Any, worker: Worker) -> WebState:
         if found is None:
             return _error(view, 404, f"no state for order {order_id!r}", order_id=order_id,
                           partition=partition, served_by=state.served_by())
-        return _json(view, order_doc(found, partition, state.probe.recent, state.served_by(),
+        return _json(view, order_doc(core.as_state(found), partition, state.probe.recent,
+                                     state.served_by(),
                                      worker.runtime.rules, ctx.engine.watermark))
 
     @_page(app, "/api/windows", name="crosscheck-windows")

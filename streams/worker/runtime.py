@@ -21,7 +21,8 @@ from schemas.codec import Codec
 from schemas.errors import DecodeError, ValidationError
 from schemas.validation import format_time
 from streams.config import RuleConfig
-from streams.engine.partition import PartitionEngine
+from streams.engine.core import PartitionEngine
+from streams.engine.partition import Engine
 from streams.engine.store import StateStore
 from streams.inputs import decode_input
 from streams.metrics.aggregate import encode as encode_partial
@@ -58,7 +59,7 @@ class PartitionStore(StateStore, Protocol):
 class PartitionCtx:
     """What the runtime holds for one partition number."""
 
-    engine: PartitionEngine
+    engine: Engine
     store: PartitionStore
     windows: PartitionWindows
     #: the windows' closed_until as stored (what persist compares with)
@@ -160,7 +161,7 @@ class Runtime:
             self._parts[partition] = ctx
         return ctx
 
-    def engine(self, partition: int) -> PartitionEngine:
+    def engine(self, partition: int) -> Engine:
         """The engine of a partition number."""
         return self.part(partition).engine
 

@@ -25,9 +25,9 @@ from typing import Any, NamedTuple, Protocol
 
 from rocksdict import Options, Rdict, WriteBatch
 
+from streams.engine import core
 from streams.engine.overlay import OrderOverlay
 from streams.engine.state import (
-    OrderState,
     PartitionMeta,
     decode_meta,
     decode_order,
@@ -41,6 +41,8 @@ from streams.worker import rocksdb_budget
 FAUST_OFFSET_KEY = b"__faust\0offset__"
 #: above every index key (they start with hex digits)
 _NO_KEY = b"\xff"
+#: later than any due time
+_FOREVER = 2**62
 
 
 #: RocksDB options of every table partition (and of the due index). Faust opens each with
@@ -92,7 +94,8 @@ class TableStore:
         self._orders_table, self._meta_table = orders, meta
         self.partition = partition
         self._index = _open_index(index_dir)
-        self._orders = OrderOverlay(lambda oid: self._db(orders).get(oid.encode()))
+        self._orders = OrderOverlay(lambda oid: self._db(orders).get(oid.encode()),
+                                    core.load_order, core.dump_order)
         self._due_added: set[bytes] = set()
         self._added_heap: list[bytes] = []  # the keys of _due_added, as a heap
         self._due_removed: set[bytes] = set()
@@ -103,16 +106,19 @@ class TableStore:
         self._blobs: dict[bytes, bytes | None] = {}
         #: every index entry below this key has been popped (speeds up the scan start)
         self._scan_from = b""
+        #: no live index entry is due before this (None: not known): pop_due answers at once
+        #: while the watermark is below it, as it is after most events
+        self._next_due: int | None = None
 
     def _db(self, table: TableLike) -> Any:
         return table.data._db_for_partition(self.partition)
 
     # -- orders ---------------------------------------------------------------------------
 
-    def get_order(self, order_id: str) -> OrderState | None:
+    def get_order(self, order_id: str) -> Any:
         return self._orders.get(order_id)
 
-    def put_order(self, order_id: str, state: OrderState) -> None:
+    def put_order(self, order_id: str, state: Any) -> None:
         self._orders.put(order_id, state)
 
     def delete_order(self, order_id: str) -> None:
@@ -128,8 +134,12 @@ class TableStore:
             heapq.heappush(self._added_heap, key)
         if key < self._scan_from:
             self._scan_from = key
+        if self._next_due is not None and due < self._next_due:
+            self._next_due = due
 
     def pop_due(self, up_to: int) -> list[tuple[int, str]]:
+        if self._next_due is not None and up_to < self._next_due:
+            return []
         limit = due_key(up_to, "\U0010ffff")
         found: set[bytes] = set()
         heap = self._added_heap
@@ -156,6 +166,10 @@ class TableStore:
         # every entry <= limit is gone now (from the overlay and, at flush, from RocksDB):
         # the next scan starts here instead of walking the deleted keys again
         self._scan_from = max(self._scan_from, limit)
+        floor = self._db_floor if self._db_floor != _NO_KEY else None
+        if heap and (floor is None or heap[0] < floor):
+            floor = heap[0]
+        self._next_due = _FOREVER if floor is None else parse_due_key(floor)[0]
         return sorted(parse_due_key(k) for k in found)
 
     # -- meta -----------------------------------------------------------------------------
@@ -283,6 +297,7 @@ class TableStore:
         self._index.write(batch)
         self._scan_from = b""
         self._db_floor = None
+        self._next_due = None
         return count
 
 

@@ -10,40 +10,47 @@ from pathlib import Path
 
 import pytest
 
-from streams import compiled
+from streams import compiled, native
 
-#: run in a child process: the engine over simulator traffic, printing what it loaded and a
-#: canonical form of every output (4 partitions, fixed clock)
+#: run in a child process: the engine over simulator traffic, printing what it loaded, which
+#: engine ran, a canonical form of every output and the stored state of every order
+#: (4 partitions, fixed clock)
 ENGINE_RUN = """
 import hashlib, importlib, json
 from schemas.codec import Codec
 from streams.bench.data import generate
 from streams.config import RuleConfig, load_settings
-from streams.engine import MemoryStore, PartitionEngine
+from streams.engine import MemoryStore, PartitionEngine, core
 from streams.inputs import decode_input
 from topology.partitioner import partition_for
 from topology.topics import BY_ID
 from streams.compiled import MODULES
 codec = Codec()
-engines = [PartitionEngine(RuleConfig(), MemoryStore(), lambda: 1_800_000_000_000)
-           for _ in range(4)]
+stores = [MemoryStore() for _ in range(4)]
+engines = [PartitionEngine(RuleConfig(), s, lambda: 1_800_000_000_000) for s in stores]
 digest, count = hashlib.sha256(), 0
-for topic, record in generate(20000, 3, load_settings({})):
+states = hashlib.sha256()
+for i, (topic, record) in enumerate(generate(20000, 3, load_settings({}))):
     event = decode_input(codec, topic, codec.encode(BY_ID[topic].value_schema, record))
     for out in engines[partition_for(event.order_id, 4)].on_event(event):
         digest.update(repr(out).encode()); count += 1
+    if i == 10000:  # halfway: the stored state of every order, byte for byte
+        for s in stores:
+            for oid in s.order_ids():
+                states.update(oid.encode() + s.raw_order(oid))
 for engine in engines:
     for out in engine.advance_to(2**62):
         digest.update(repr(out).encode()); count += 1
 files = [importlib.import_module(m).__file__ for m in MODULES]
-print(json.dumps({"files": files, "outputs": count, "digest": digest.hexdigest()}))
+print(json.dumps({"files": files, "engine": core.NAME, "outputs": count,
+                  "digest": digest.hexdigest(), "states": states.hexdigest()}))
 """
 
 
-def _engine_run(pure: bool) -> dict[str, object]:
-    env = {k: v for k, v in os.environ.items() if k != compiled.PURE_ENV}
-    if pure:
-        env[compiled.PURE_ENV] = "1"
+def _engine_run(**env_set: str) -> dict[str, object]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in (compiled.PURE_ENV, native.PYTHON_ENGINE_ENV)}
+    env.update(env_set)
     done = subprocess.run([sys.executable, "-c", ENGINE_RUN],
                           cwd=compiled.ROOT, env=env, capture_output=True, text=True,
                           timeout=300, check=True)
@@ -51,13 +58,22 @@ def _engine_run(pure: bool) -> dict[str, object]:
     return result
 
 
-def test_the_compiled_core_and_pure_python_give_the_same_outputs() -> None:
-    pure, default = _engine_run(pure=True), _engine_run(pure=False)
+def test_the_native_and_compiled_cores_and_pure_python_give_the_same_outputs() -> None:
+    pure = _engine_run(**{compiled.PURE_ENV: "1"})
+    python = _engine_run(**{native.PYTHON_ENGINE_ENV: "1"})  # compiled with mypyc, if built
+    default = _engine_run()  # the native engine, if built
     assert all(str(f).endswith(".py") for f in pure["files"])  # type: ignore[attr-defined]
-    built = compiled.status() == "compiled"
-    assert all(str(f).endswith(".so") is built for f in default["files"])  # type: ignore[attr-defined]
+    assert pure["engine"] == python["engine"] == "python"
+    built = compiled.status() == "compiled" or (
+        os.environ.get(compiled.PURE_ENV) and bool(compiled.extensions()))
+    assert all(str(f).endswith(".so") is bool(built)
+               for f in python["files"])  # type: ignore[attr-defined]
+    assert default["engine"] == ("native" if native.LIBRARY.exists() and not native.stale()
+                                 else "python")
     assert int(pure["outputs"]) > 100  # type: ignore[call-overload]
-    assert (default["outputs"], default["digest"]) == (pure["outputs"], pure["digest"])
+    for run in (python, default):
+        assert (run["outputs"], run["digest"], run["states"]) == (
+            pure["outputs"], pure["digest"], pure["states"])
 
 
 def test_what_this_process_loaded_is_what_status_says() -> None:

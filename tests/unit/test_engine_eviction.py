@@ -58,7 +58,7 @@ def test_order_with_mismatches_keeps_only_its_ledger() -> None:
     engine = _engine(store)
     engine.on_event(inv("RESERVED", T0))
     engine.advance_to(D1 + L)
-    state = store.get_order("o1")
+    state = store.state("o1")
     assert state is not None
     assert (state.history_size(), state.dues, state.expire_at) == (0, [], None)
     assert pending_work(state, RULES, engine.watermark) == []
@@ -72,7 +72,7 @@ def test_pending_work_keeps_an_order() -> None:
     engine = _engine(store)
     engine.on_event(inv("CONFIRMED", T0))  # PAID_NOT_SHIPPED due after shipment_timeout
     engine.advance_to(T0 + RULES.payment_timeout + L)
-    state = store.get_order("o1")
+    state = store.state("o1")
     assert state is not None and state.history_size() == 1
     assert pending_work(state, RULES, engine.watermark)
 
@@ -85,7 +85,7 @@ def test_redelivery_after_eviction_opens_and_commands_nothing_again() -> None:
     first = engine.advance_to(D1 + L)
     assert len(mismatches(first)) == 1 and len(commands(first)) == 1
     assert engine.on_event(reserved) == []  # a fresh history decides RWP again: suppressed
-    state = store.get_order("o1")
+    state = store.state("o1")
     assert state is not None and state.history_size() == 0  # evicted again at once
 
 
@@ -113,4 +113,4 @@ def test_store_size_returns_to_the_ledgers() -> None:
     engine.advance_to(FAR)
     assert store.order_ids() == [f"o{n}" for n in range(0, 50, 10)]  # the mismatched ones
     assert store.index_size() == 0
-    assert all(not s.history_size() for s in map(store.get_order, store.order_ids()) if s)
+    assert all(not s.history_size() for s in map(store.state, store.order_ids()) if s)

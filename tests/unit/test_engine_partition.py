@@ -144,7 +144,7 @@ def test_redelivery_is_ignored() -> None:
     engine.on_event(reserved)
     assert len(engine.advance_to(D1)) == 2
     assert engine.on_event(reserved) == []
-    state = engine.store.get_order("o1")
+    state = engine.store.state("o1")  # type: ignore[attr-defined]
     assert state is not None and state.history_size() == 1
 
 
@@ -168,7 +168,7 @@ def test_index_has_one_entry_per_due_and_order() -> None:
     engine.on_event(pay("SUCCEEDED", T0, "p1"))
     engine.on_event(pay("SUCCEEDED", T0, "p2"))
     # dues: T0 (rule 5 twice), T0 + reservation_timeout (rule 2 twice), expiry
-    state = store.get_order("o1")
+    state = store.state("o1")
     assert state is not None
     expire = T0 + RULES.reservation_timeout + RULES.allowed_lateness
     assert sorted(state.dues) == [T0, T0 + RULES.reservation_timeout, expire]

@@ -32,7 +32,7 @@ def _busy_state() -> OrderState:
     ):
         engine.on_event(event)
     engine.advance_to(T0 + 2_500)
-    state = store.get_order("o1")
+    state = store.state("o1")
     assert state is not None
     return state
 
@@ -113,7 +113,7 @@ def test_memory_store_keeps_copies() -> None:
     state = OrderState("o1", dues=[1])
     store.put_order("o1", state)
     state.dues.append(2)  # mutating after put does not change what is stored
-    stored = store.get_order("o1")
+    stored = store.state("o1")
     assert stored is not None and stored.dues == [1]
     store.delete_order("o1")
     store.delete_order("o1")

@@ -105,7 +105,7 @@ def test_an_engine_resumed_on_format_1_state_emits_what_format_1_emitted(
         for store, oid in written:
             raw = store.raw_order(oid)
             assert raw is not None and msgspec.msgpack.decode(raw)[0] == ORDER_FORMAT
-            assert decode_order(raw) == store.get_order(oid)
+            assert decode_order(raw) == store.state(oid)
 
 
 def test_format_2_from_the_start_emits_the_same(recorded: _Fixture) -> None:

@@ -70,7 +70,7 @@ def test_order_doc_joins_events_pending_and_ledger() -> None:
     assert [m.type for m in opened] == [MismatchType.AMOUNT_MISMATCH]
     recent = RecentMismatches()
     recent.add(opened[0])
-    state = store.get_order("o1")
+    state = store.state("o1")
     assert state is not None
     doc = order_doc(state, 3, recent, SERVED, RULES, T0 + 100)
     assert doc["order_id"] == "o1" and doc["partition"] == 3 and doc["served_by"] == SERVED
@@ -96,7 +96,7 @@ def test_order_doc_joins_events_pending_and_ledger() -> None:
 def test_order_doc_after_eviction_keeps_the_ledger() -> None:
     store = MemoryStore()
     run_stream([placed(T0), inv("RESERVED", T0 + 1)], store=store, until=FAR)
-    state = store.get_order("o1")
+    state = store.state("o1")
     assert state is not None
     doc = order_doc(state, 0, RecentMismatches(), SERVED, RULES, FAR)
     assert doc["events"] == [] and doc["history_evicted"] is True

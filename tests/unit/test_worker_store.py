@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rocksdict import Options, Rdict
 
+from streams.engine import core
 from streams.engine.overlay import HeapIndex
 from streams.engine.state import OrderState, PartitionMeta
 from streams.worker.store import TableStore
@@ -121,7 +122,7 @@ def test_only_orders_put_or_deleted_are_written_back() -> None:
             store.put_order(order, OrderState(order, dues=[5]))
         assert {w.key for w in store.flush()} == {b"a", b"b", b"c"}
         read = store.get_order("a")  # read, not changed: held until the flush, not written
-        assert read is not None and read.dues == [5] and store.get_order("a") is read
+        assert read is not None and core.as_state(read).dues == [5] and store.get_order("a") is read
         assert store.get_order("nope") is None
         assert not store.dirty and store.flush() == []
         store.get_order("b")

@@ -1,0 +1,506 @@
+//! The streaming decision engine of one partition number (`streams/engine/partition.py`): the
+//! same processing model, step for step, over orders held as `NativeOrder` objects.
+
+use std::collections::HashMap;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyType};
+
+
+use crate::catalog::{decide, holds, mismatch_id, spec, Finding};
+use crate::host::Host;
+use crate::model::{Decision, Event, LedgerEntry, OrderState, Rules, Source, OPEN, RESOLVED};
+use crate::state::{decode_order, encode_order};
+use crate::triggers::{due_between, new_decisions};
+use crate::view::{insert_step, View};
+use crate::watermark;
+
+/// An order's state, as the stores hold it when the native engine runs.
+#[pyclass(module = "streams._native")]
+pub struct NativeOrder {
+    pub state: OrderState,
+}
+
+#[pymethods]
+impl NativeOrder {
+    /// The state in format 2 (what `streams.engine.state.decode_order` reads).
+    fn encode<'py>(&self, py: Python<'py>) -> Bound<'py, pyo3::types::PyBytes> {
+        pyo3::types::PyBytes::new(py, &encode_order(&self.state))
+    }
+
+    #[getter]
+    fn order_id(&self) -> &str {
+        &self.state.order_id
+    }
+
+    /// The state as a Python `OrderState` (a copy: for documents and tests).
+    fn to_python<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let state = py.import("streams.engine.state")?;
+        state.getattr("decode_order")?.call1((self.encode(py),))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("NativeOrder({:?})", self.state.order_id)
+    }
+}
+
+/// Format-2 bytes (or format 1, upgraded through the Python decoder) -> NativeOrder.
+#[pyfunction]
+pub fn decode(py: Python<'_>, data: &[u8]) -> PyResult<NativeOrder> {
+    let first = data.first().copied().unwrap_or(0);
+    let is_map = (0x80..=0x8f).contains(&first) || first == 0xde || first == 0xdf;
+    let state = if is_map {
+        let module = py.import("streams.engine.state")?;
+        let upgraded = module.getattr("decode_order")?.call1((pyo3::types::PyBytes::new(py, data),))?;
+        let v2: Vec<u8> = module.getattr("encode_order")?.call1((upgraded,))?.extract()?;
+        decode_order(&v2)
+    } else {
+        decode_order(data)
+    };
+    state.map(|state| NativeOrder { state })
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("order state: {e}")))
+}
+
+/// NativeOrder -> format-2 bytes, byte for byte what msgspec writes for the same state.
+#[pyfunction]
+pub fn encode<'py>(py: Python<'py>, order: PyRef<'_, NativeOrder>) -> Bound<'py, pyo3::types::PyBytes> {
+    order.encode(py)
+}
+
+fn rules_of(obj: &Bound<'_, PyAny>) -> PyResult<Rules> {
+    let get = |name: &str| -> PyResult<i64> { obj.getattr(name)?.extract() };
+    Ok(Rules {
+        allowed_lateness: get("allowed_lateness")?,
+        payment_timeout: get("payment_timeout")?,
+        reservation_timeout: get("reservation_timeout")?,
+        shipment_timeout: get("shipment_timeout")?,
+        payment_grace: get("payment_grace")?,
+        release_timeout: get("release_timeout")?,
+        tcc_grace: get("tcc_grace")?,
+        state_retention: get("state_retention")?,
+    })
+}
+
+fn add_event(state: &mut OrderState, event: &Event) {
+    let step = event.step.clone();
+    let logs = &mut state.logs;
+    let entities = match event.source {
+        Source::Orders => {
+            insert_step(&mut logs.orders, step);
+            return;
+        }
+        Source::Payments => &mut logs.payments,
+        Source::Inventory => &mut logs.reservations,
+        Source::Shipping => &mut logs.shipments,
+    };
+    match crate::model::get_mut(entities, &event.entity_id) {
+        Some(log) => insert_step(log, step),
+        None => entities.push((event.entity_id.clone(), vec![step])),
+    }
+}
+
+/// The OPEN, resolvable, not frozen mismatches, by (decided_at, rule, subject): their ids.
+fn open_entries(state: &OrderState) -> Vec<String> {
+    let mut entries: Vec<&LedgerEntry> = state.book.ledger.iter().map(|(_, e)| e)
+        .filter(|e| e.status == OPEN && !e.frozen && spec(e.rule).resolvable)
+        .collect();
+    entries.sort_by(|a, b| (a.decided_at, a.rule, &a.subject_id)
+        .cmp(&(b.decided_at, b.rule, &b.subject_id)));
+    entries.into_iter().map(|e| e.mismatch_id.clone()).collect()
+}
+
+fn entry_mut<'a>(state: &'a mut OrderState, mid: &str) -> &'a mut LedgerEntry {
+    crate::model::get_mut(&mut state.book.ledger, mid).expect("a ledger entry")
+}
+
+#[pyclass(module = "streams._native")]
+pub struct PartitionEngine {
+    rules: Rules,
+    host: Host,
+    #[pyo3(get)]
+    py_rules: Py<PyAny>,
+    /// whether the last `on_event` was a new event (False: a redelivery, ignored)
+    #[pyo3(get)]
+    last_was_new: bool,
+    order_class: Py<PyType>,
+}
+
+type Out = Vec<Py<PyAny>>;
+
+impl PartitionEngine {
+    fn order_of<'py>(&self, py: Python<'py>, order_id: &str) -> PyResult<Option<Bound<'py, NativeOrder>>> {
+        match self.host.get_order(py, order_id)? {
+            None => Ok(None),
+            Some(obj) => Ok(Some(obj.cast_into::<NativeOrder>()?)),
+        }
+    }
+
+    fn index(&self, py: Python<'_>, state: &mut OrderState, due: i64, limit: Option<i64>) -> PyResult<()> {
+        if limit.map_or(true, |l| due > l) && !state.book.dues.contains(&due) {
+            state.book.dues.push(due);
+            self.host.add_due(py, due, &state.order_id)?;
+        }
+        Ok(())
+    }
+
+    fn extend_expiry(&self, py: Python<'_>, state: &mut OrderState, time: i64, limit: Option<i64>)
+        -> PyResult<()> {
+        let expire_at = time + self.rules.allowed_lateness;
+        if state.book.expire_at.map_or(true, |e| expire_at > e) {
+            let armed = state.book.expire_at.is_some_and(|e| state.book.dues.contains(&e));
+            state.book.expire_at = Some(expire_at);
+            if !armed {
+                self.index(py, state, expire_at, limit)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn rearm(&self, py: Python<'_>, state: &mut OrderState, until: i64) -> PyResult<bool> {
+        let Some(expire_at) = state.book.expire_at else { return Ok(false) };
+        if state.book.dues.iter().any(|d| *d > until) {
+            return Ok(false);
+        }
+        self.index(py, state, expire_at, Some(until))?;
+        Ok(true)
+    }
+
+    fn apply(&self, py: Python<'_>, order: &Bound<'_, NativeOrder>, event: &Event, wm: Option<i64>,
+             out: &mut Out) -> PyResult<()> {
+        let mut guard = order.borrow_mut();
+        let state = &mut guard.state;
+        add_event(state, event);
+        let new = {
+            let view = View::new(&state.order_id, &state.logs);
+            new_decisions(&view, event, &self.rules)
+        };
+        let latest = new.iter().map(|d| d.due)
+            .fold(event.step.event_time + self.rules.state_retention, i64::max);
+        self.extend_expiry(py, state, latest, wm)?;
+        let mut rechecks: Vec<i64> = Vec::new();
+        for decision in &new {
+            match wm {
+                Some(w) if decision.due <= w => {
+                    self.decide(py, state, decision, w, out, Some(&mut rechecks))?
+                }
+                _ => self.index(py, state, decision.due, wm)?,
+            }
+        }
+        let late = wm.is_some_and(|w| event.step.event_time <= w);
+        if late {
+            self.late_recheck(py, state, event, out)?;
+            rechecks.sort_unstable();
+            rechecks.dedup();
+            for at in rechecks {
+                self.recheck(py, state, at, out)?;
+            }
+        } else if state.has_open() {
+            self.index(py, state, event.step.event_time, wm)?;
+        }
+        drop(guard);
+        self.settle(py, order, wm, wm, true)
+    }
+
+    fn settle(&self, py: Python<'_>, order: &Bound<'_, NativeOrder>, limit: Option<i64>,
+              wm: Option<i64>, changed: bool) -> PyResult<()> {
+        let mut guard = order.borrow_mut();
+        let state = &mut guard.state;
+        let expired = matches!((state.book.expire_at, limit), (Some(e), Some(l)) if l >= e);
+        if expired {
+            let order_id = state.order_id.clone();
+            if state.book.ledger.is_empty() {
+                drop(guard);
+                return self.host.delete_order(py, &order_id);
+            }
+            for (_, entry) in state.book.ledger.iter_mut() {
+                entry.frozen = true;
+            }
+            state.logs = Default::default();
+            state.book.dues.clear();
+            state.book.expire_at = None;
+            drop(guard);
+            return self.host.put_order(py, &order_id, order.as_any());
+        }
+        if changed {
+            if let Some(w) = wm {
+                state.book.dues.retain(|d| *d > w);
+            }
+            let order_id = state.order_id.clone();
+            drop(guard);
+            self.host.put_order(py, &order_id, order.as_any())?;
+        }
+        Ok(())
+    }
+
+    fn drain(&self, py: Python<'_>, before: Option<i64>, wm: Option<i64>, out: &mut Out)
+        -> PyResult<()> {
+        let Some(wm) = wm else { return Ok(()) };
+        let mut handled: HashMap<String, i64> = HashMap::new();
+        loop {
+            let entries = self.host.pop_due(py, wm)?;
+            if entries.is_empty() {
+                return Ok(());
+            }
+            for (due, order_id) in entries {
+                let since = handled.get(&order_id).copied().or(before);
+                if since.is_some_and(|s| due <= s) {
+                    continue;
+                }
+                let Some(order) = self.order_of(py, &order_id)? else { continue };
+                handled.insert(order_id, due);
+                self.wake(py, &order, since, due, wm, out)?;
+            }
+        }
+    }
+
+    fn wake(&self, py: Python<'_>, order: &Bound<'_, NativeOrder>, since: Option<i64>, until: i64,
+            wm: i64, out: &mut Out) -> PyResult<()> {
+        let emitted = out.len();
+        let mut changed;
+        {
+            let mut guard = order.borrow_mut();
+            let state = &mut guard.state;
+            let (decisions, times) = {
+                let view = View::new(&state.order_id, &state.logs);
+                let decisions = due_between(&view, &self.rules, since, until);
+                let times = if !decisions.is_empty() || !open_entries(state).is_empty() {
+                    view.event_times_between(since, until)
+                } else {
+                    Vec::new()
+                };
+                (decisions, times)
+            };
+            // (due, kind, rule, key): decisions (0) before rechecks (1) at one due
+            let mut work: Vec<(i64, i64, i64, String)> =
+                decisions.into_iter().map(|d| (d.due, 0, d.rule, d.key)).collect();
+            if !times.is_empty() {
+                work.extend(times.into_iter().map(|t| (t, 1, 0, String::new())));
+                work.sort();
+            }
+            for (due, kind, rule, key) in work {
+                if kind == 0 {
+                    self.decide(py, state, &Decision { due, rule, key }, until, out, None)?;
+                } else if !state.book.ledger.is_empty() {
+                    self.recheck(py, state, due, out)?;
+                }
+            }
+            changed = out.len() > emitted;
+            if state.book.expire_at.is_some_and(|e| until < e) {
+                changed = self.rearm(py, state, until)? || changed;
+            }
+        }
+        self.settle(py, order, Some(until), Some(wm), changed)
+    }
+
+    fn decide(&self, py: Python<'_>, state: &mut OrderState, decision: &Decision, limit: i64,
+              out: &mut Out, mut rechecks: Option<&mut Vec<i64>>) -> PyResult<()> {
+        let (mut findings, times) = {
+            let view = View::new(&state.order_id, &state.logs);
+            let findings = decide(decision, &view, &self.rules);
+            let times = if findings.is_empty() { Vec::new() } else { view.event_times() };
+            (findings, times)
+        };
+        findings.sort_by(|a, b| a.subject_id.cmp(&b.subject_id));
+        for finding in findings {
+            self.open(py, state, finding, limit, &times, out, rechecks.as_deref_mut())?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open(&self, py: Python<'_>, state: &mut OrderState, f: Finding, limit: i64, times: &[i64],
+            out: &mut Out, rechecks: Option<&mut Vec<i64>>) -> PyResult<()> {
+        let spec = spec(f.rule);
+        let mid = mismatch_id(spec.kind, &state.order_id, &f.subject_id);
+        if crate::model::get(&state.book.ledger, &mid).is_some() {
+            return Ok(());
+        }
+        let now = self.host.now(py)?;
+        let entry = LedgerEntry {
+            mismatch_id: mid.clone(),
+            kind: spec.kind.to_string(),
+            rule: f.rule,
+            subject_id: f.subject_id.clone(),
+            key: f.key.clone(),
+            severity: spec.severity.to_string(),
+            decided_at: f.decided_at,
+            trigger_time: f.trigger_time,
+            evidence: f.evidence.clone(),
+            details: f.details.clone(),
+            command_id: f.command.as_ref().map(|c| c.command_id()),
+            status: OPEN.to_string(),
+            resolved_at: None,
+            resolved_by: None,
+            frozen: false,
+        };
+        out.push(self.host.mismatch(py, &state.order_id, &entry, &now)?.unbind());
+        state.book.ledger.push((mid.clone(), entry));
+        if let Some(command) = &f.command {
+            let cid = command.command_id();
+            if !state.book.commands.contains(&cid) {
+                out.push(self.host.command(py, &state.order_id, command, &mid, &now)?.unbind());
+                state.book.commands.push(cid);
+            }
+        }
+        if spec.resolvable {
+            let mut rechecks = rechecks;
+            for &time in times {
+                if time <= f.decided_at {
+                    continue;
+                }
+                if time > limit {
+                    self.index(py, state, time, Some(limit))?;
+                } else if let Some(r) = rechecks.as_deref_mut() {
+                    r.push(time);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn recheck(&self, py: Python<'_>, state: &mut OrderState, at: i64, out: &mut Out) -> PyResult<()> {
+        let entries: Vec<String> = open_entries(state).into_iter()
+            .filter(|mid| crate::model::get(&state.book.ledger, mid).is_some_and(|e| e.decided_at < at))
+            .collect();
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let resolve_by: Vec<(String, String)> = {
+            let view = View::new(&state.order_id, &state.logs);
+            let Some(first) = view.first_event_at(at) else { return Ok(()) };
+            entries.into_iter().filter(|mid| {
+                let e = crate::model::get(&state.book.ledger, mid).expect("entry");
+                !holds(e.rule, &e.subject_id, &e.key, e.trigger_time, &view, at)
+            }).map(|mid| (mid, first.event_id.clone())).collect()
+        };
+        for (mid, by) in resolve_by {
+            self.resolve(py, state, &mid, at, &by, out)?;
+        }
+        Ok(())
+    }
+
+    fn late_recheck(&self, py: Python<'_>, state: &mut OrderState, event: &Event, out: &mut Out)
+        -> PyResult<()> {
+        let t = event.step.event_time;
+        let resolving: Vec<String> = {
+            let view = View::new(&state.order_id, &state.logs);
+            open_entries(state).into_iter().filter(|mid| {
+                let e = crate::model::get(&state.book.ledger, mid).expect("entry");
+                !holds(e.rule, &e.subject_id, &e.key, e.trigger_time, &view, t.max(e.decided_at))
+            }).collect()
+        };
+        for mid in resolving {
+            self.resolve(py, state, &mid, t, &event.step.event_id, out)?;
+        }
+        Ok(())
+    }
+
+    fn resolve(&self, py: Python<'_>, state: &mut OrderState, mid: &str, at: i64, by: &str,
+               out: &mut Out) -> PyResult<()> {
+        let order_id = state.order_id.clone();
+        let entry = entry_mut(state, mid);
+        entry.status = RESOLVED.to_string();
+        entry.resolved_at = Some(at);
+        entry.resolved_by = Some(by.to_string());
+        let now = self.host.now(py)?;
+        out.push(self.host.mismatch(py, &order_id, entry, &now)?.unbind());
+        Ok(())
+    }
+
+    fn into_list(py: Python<'_>, out: Out) -> PyResult<Bound<'_, PyList>> {
+        PyList::new(py, out)
+    }
+}
+
+#[pymethods]
+impl PartitionEngine {
+    #[new]
+    fn new(py: Python<'_>, rules: Py<PyAny>, store: Py<PyAny>, clock: Py<PyAny>) -> PyResult<Self> {
+        let parsed = rules_of(rules.bind(py))?;
+        Ok(PartitionEngine {
+            rules: parsed,
+            host: Host::new(py, store, clock)?,
+            py_rules: rules,
+            last_was_new: false,
+            order_class: py.get_type::<NativeOrder>().unbind(),
+        })
+    }
+
+    #[getter]
+    fn rules(&self, py: Python<'_>) -> Py<PyAny> {
+        self.py_rules.clone_ref(py)
+    }
+
+    #[getter]
+    fn store(&self, py: Python<'_>) -> Py<PyAny> {
+        self.host.store.clone_ref(py)
+    }
+
+    #[getter]
+    fn clock(&self, py: Python<'_>) -> Py<PyAny> {
+        self.host.clock.clone_ref(py)
+    }
+
+    /// The partition's current watermark (None before there is one).
+    #[getter]
+    fn watermark(&self, py: Python<'_>) -> PyResult<Option<i64>> {
+        watermark::watermark(&self.host.meta(py)?)
+    }
+
+    /// Apply one input event; the mismatches and commands it leads to, in order.
+    fn on_event<'py>(&mut self, py: Python<'py>, event: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+        let (ev, order_id) = self.host.event(event)?;
+        let mut out: Out = Vec::new();
+        let meta = self.host.meta(py)?;
+        let before = watermark::watermark(&meta)?;
+        let order = match self.order_of(py, &order_id)? {
+            Some(order) => order,
+            None => Bound::new(py, NativeOrder { state: OrderState::new(&order_id) })?,
+        };
+        let known = {
+            let guard = order.borrow();
+            View::new(&guard.state.order_id, &guard.state.logs).has_event(&ev.step.event_id)
+        };
+        self.last_was_new = !known;
+        if !known {
+            self.apply(py, &order, &ev, before, &mut out)?;
+        }
+        watermark::observe(&meta, ev.source, ev.step.event_time, self.rules.allowed_lateness)?;
+        self.host.put_meta(py, &meta)?;
+        let after = watermark::watermark(&meta)?;
+        self.drain(py, before, after, &mut out)?;
+        Self::into_list(py, out)
+    }
+
+    /// Mark an input source idle (or active again); what the watermark move decides.
+    fn set_idle<'py>(&mut self, py: Python<'py>, source: &Bound<'py, PyAny>, idle: bool)
+        -> PyResult<Bound<'py, PyList>> {
+        let source = self.host.source_of(source)?;
+        let meta = self.host.meta(py)?;
+        let before = watermark::watermark(&meta)?;
+        watermark::set_idle(&meta, source, idle, self.rules.allowed_lateness)?;
+        self.host.put_meta(py, &meta)?;
+        let after = watermark::watermark(&meta)?;
+        let mut out: Out = Vec::new();
+        self.drain(py, before, after, &mut out)?;
+        Self::into_list(py, out)
+    }
+
+    /// Force the watermark to `watermark` (never backwards); what that decides.
+    fn advance_to<'py>(&mut self, py: Python<'py>, watermark: i64) -> PyResult<Bound<'py, PyList>> {
+        let meta = self.host.meta(py)?;
+        let before = watermark::watermark(&meta)?;
+        watermark::force(&meta, watermark)?;
+        self.host.put_meta(py, &meta)?;
+        let after = watermark::watermark(&meta)?;
+        let mut out: Out = Vec::new();
+        self.drain(py, before, after, &mut out)?;
+        Self::into_list(py, out)
+    }
+
+    /// The NativeOrder class (what the stores hold).
+    #[getter]
+    fn order_type(&self, py: Python<'_>) -> Py<PyType> {
+        self.order_class.clone_ref(py)
+    }
+}

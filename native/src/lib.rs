@@ -1,0 +1,29 @@
+//! crosscheck's optional native core: the rules and the per-partition engine of
+//! `streams/engine` in Rust, as the Python extension module `streams._native`.
+//!
+//! The Python modules stay the reference: this is the same processing model, function for
+//! function (`engine.rs` mirrors `streams/engine/partition.py`, `catalog.rs`, `triggers.rs`
+//! and `view.rs` mirror `streams/rules`), and the test suite runs against both (see
+//! `streams/native.py`). Orders are held as `NativeOrder` objects, encoded byte for byte as
+//! msgspec encodes `streams.engine.state.OrderState` (state format 2).
+
+use pyo3::prelude::*;
+
+mod catalog;
+mod engine;
+mod host;
+mod model;
+mod msgpack;
+mod state;
+mod triggers;
+mod view;
+mod watermark;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<engine::PartitionEngine>()?;
+    m.add_class::<engine::NativeOrder>()?;
+    m.add_function(wrap_pyfunction!(engine::decode, m)?)?;
+    m.add_function(wrap_pyfunction!(engine::encode, m)?)?;
+    Ok(())
+}

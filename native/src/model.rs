@@ -1,0 +1,205 @@
+//! Plain data of the engine: steps, entity logs, ledger entries, order state, decisions, rule
+//! settings. Mirrors `streams/model.py` and `streams/engine/state.py` (state format 2).
+
+/// The input stream an event came from (`streams.model.Source`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Source {
+    Orders,
+    Payments,
+    Inventory,
+    Shipping,
+}
+
+impl Source {
+    pub const ALL: [Source; 4] = [Source::Orders, Source::Payments, Source::Inventory, Source::Shipping];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Orders => "orders",
+            Source::Payments => "payments",
+            Source::Inventory => "inventory",
+            Source::Shipping => "shipping",
+        }
+    }
+
+    /// The event types in lifecycle order (`streams.model.LIFECYCLE`): a type's index is its rank.
+    pub fn lifecycle(self) -> &'static [&'static str] {
+        match self {
+            Source::Orders => &["PLACED", "CANCELLED"],
+            Source::Payments => &["SUCCEEDED", "FAILED", "REFUNDED"],
+            Source::Inventory => &["RESERVED", "CONFIRMED", "RELEASED"],
+            Source::Shipping => &["CREATED", "DISPATCHED", "DELIVERED", "CANCELLED"],
+        }
+    }
+
+    pub fn rank_of(self, kind: &str) -> Option<i64> {
+        self.lifecycle().iter().position(|k| *k == kind).map(|i| i as i64)
+    }
+}
+
+// ranks (streams.rules.entities)
+pub const PLACED: i64 = 0;
+pub const SUCCEEDED: i64 = 0;
+pub const REFUNDED: i64 = 2;
+pub const RESERVED: i64 = 0;
+pub const CONFIRMED: i64 = 1;
+pub const RELEASED: i64 = 2;
+pub const CREATED: i64 = 0;
+pub const DISPATCHED: i64 = 1;
+
+pub fn active_payment(rank: i64) -> bool {
+    rank == SUCCEEDED
+}
+pub fn active_reservation(rank: i64) -> bool {
+    rank == RESERVED || rank == CONFIRMED
+}
+pub fn live_shipment(rank: i64) -> bool {
+    (0..=2).contains(&rank)
+}
+pub fn shipped(rank: i64) -> bool {
+    rank == 1 || rank == 2
+}
+
+/// One line of an order or a shipment (unit_price only on orders).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Item {
+    pub sku: String,
+    pub quantity: i64,
+    pub unit_price: Option<i64>,
+}
+
+/// One event as an order's state keeps it (`streams.model.Step`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub event_time: i64,
+    pub rank: i64,
+    pub event_id: String,
+    pub sku: Option<String>,
+    pub quantity: Option<i64>,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub items: Vec<Item>,
+    pub total_amount: Option<i64>,
+    pub channel: Option<String>,
+    pub user_id: Option<String>,
+}
+
+impl Step {
+    pub fn lifecycle_key(&self) -> (i64, i64, &str) {
+        (self.event_time, self.rank, &self.event_id)
+    }
+    pub fn trigger_key(&self) -> (i64, &str) {
+        (self.event_time, &self.event_id)
+    }
+}
+
+/// An input event as the engine needs it (the fields of `streams.model.Event`).
+pub struct Event {
+    pub source: Source,
+    pub entity_id: String,
+    pub kind: String,
+    pub step: Step,
+}
+
+/// An ordered map by insertion, like a Python dict (the state keeps few keys).
+pub type Ordered<V> = Vec<(String, V)>;
+
+pub fn get<'a, V>(map: &'a Ordered<V>, key: &str) -> Option<&'a V> {
+    map.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+pub fn get_mut<'a, V>(map: &'a mut Ordered<V>, key: &str) -> Option<&'a mut V> {
+    map.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+/// Insert or replace, keeping an existing key's position (Python's `d[k] = v`).
+pub fn put<V>(map: &mut Ordered<V>, key: &str, value: V) {
+    if let Some(slot) = get_mut(map, key) {
+        *slot = value;
+    } else {
+        map.push((key.to_string(), value));
+    }
+}
+
+/// An order's event logs (the part of the state the rules read).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Logs {
+    pub orders: Vec<Step>,
+    pub payments: Ordered<Vec<Step>>,
+    pub reservations: Ordered<Vec<Step>>,
+    pub shipments: Ordered<Vec<Step>>,
+}
+
+/// A mismatch the order ever opened (`streams.engine.state.LedgerEntry`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LedgerEntry {
+    pub mismatch_id: String,
+    pub kind: String,
+    pub rule: i64,
+    pub subject_id: String,
+    pub key: String,
+    pub severity: String,
+    pub decided_at: i64,
+    pub trigger_time: i64,
+    pub evidence: Vec<String>,
+    pub details: Ordered<String>,
+    pub command_id: Option<String>,
+    pub status: String,
+    pub resolved_at: Option<i64>,
+    pub resolved_by: Option<String>,
+    pub frozen: bool,
+}
+
+pub const OPEN: &str = "OPEN";
+pub const RESOLVED: &str = "RESOLVED";
+
+/// The rest of an order's state: index entries, expiry, ledger, commands.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Book {
+    pub dues: Vec<i64>,
+    pub expire_at: Option<i64>,
+    pub ledger: Ordered<LedgerEntry>,
+    pub commands: Vec<String>,
+}
+
+/// Everything the engine keeps for one order (state format 2).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OrderState {
+    pub order_id: String,
+    pub logs: Logs,
+    pub book: Book,
+}
+
+impl OrderState {
+    pub fn new(order_id: &str) -> Self {
+        OrderState { order_id: order_id.to_string(), ..Default::default() }
+    }
+
+    /// Whether some mismatch of the current history is OPEN (`OrderState.has_open`).
+    pub fn has_open(&self) -> bool {
+        self.book.ledger.iter().any(|(_, e)| e.status == OPEN && !e.frozen)
+    }
+}
+
+/// One decision to make: at `due`, rule `rule` for `key`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Decision {
+    pub due: i64,
+    pub rule: i64,
+    pub key: String,
+}
+
+/// The rule settings (`streams.config.RuleConfig`), in ms.
+#[derive(Clone, Copy, Debug)]
+pub struct Rules {
+    pub allowed_lateness: i64,
+    pub payment_timeout: i64,
+    pub reservation_timeout: i64,
+    pub shipment_timeout: i64,
+    pub payment_grace: i64,
+    pub release_timeout: i64,
+    pub tcc_grace: i64,
+    pub state_retention: i64,
+}
+
+pub const FOREVER: i64 = 1 << 62;

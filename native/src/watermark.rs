@@ -1,0 +1,124 @@
+//! The per-partition watermark over a Python `PartitionMeta` (`streams/engine/watermark.py`).
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use pyo3::intern;
+
+use crate::model::Source;
+
+fn parts<'py>(meta: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyList>)> {
+    let py = meta.py();
+    let max_time = meta.getattr(intern!(py, "max_time"))?.cast_into::<PyDict>()?;
+    let idle = meta.getattr(intern!(py, "idle"))?.cast_into::<PyList>()?;
+    Ok((max_time, idle))
+}
+
+/// The source's name as an interned Python string (no new string per lookup).
+fn key<'py>(py: Python<'py>, source: Source) -> &'py Bound<'py, pyo3::types::PyString> {
+    match source {
+        Source::Orders => intern!(py, "orders"),
+        Source::Payments => intern!(py, "payments"),
+        Source::Inventory => intern!(py, "inventory"),
+        Source::Shipping => intern!(py, "shipping"),
+    }
+}
+
+fn is_idle(idle: &Bound<'_, PyList>, name: &str) -> PyResult<bool> {
+    for n in idle.iter() {
+        if n.extract::<&str>()? == name {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The watermark the sources currently allow (ignoring the never-backwards rule).
+fn candidate(meta: &Bound<'_, PyAny>, lateness: i64) -> PyResult<Option<i64>> {
+    let (max_time, idle) = parts(meta)?;
+    let mut lowest: Option<i64> = None;
+    for source in Source::ALL {
+        let name = source.name();
+        if is_idle(&idle, name)? {
+            continue;
+        }
+        match max_time.get_item(key(meta.py(), source))? {
+            None => return Ok(None),
+            Some(t) => {
+                let t: i64 = t.extract()?;
+                if lowest.map_or(true, |l| t < l) {
+                    lowest = Some(t);
+                }
+            }
+        }
+    }
+    if let Some(l) = lowest {
+        return Ok(Some(l - lateness));
+    }
+    let mut best: Option<i64> = None;
+    for (_, t) in max_time.iter() {
+        let t: i64 = t.extract()?;
+        if best.map_or(true, |b| t > b) {
+            best = Some(t);
+        }
+    }
+    Ok(best.map(|b| b - lateness))
+}
+
+pub fn watermark(meta: &Bound<'_, PyAny>) -> PyResult<Option<i64>> {
+    meta.getattr(intern!(meta.py(), "watermark"))?.extract()
+}
+
+fn set_watermark(meta: &Bound<'_, PyAny>, value: i64) -> PyResult<()> {
+    meta.setattr(intern!(meta.py(), "watermark"), value)
+}
+
+fn settle(meta: &Bound<'_, PyAny>, lateness: i64) -> PyResult<()> {
+    if let Some(new) = candidate(meta, lateness)? {
+        if watermark(meta)?.map_or(true, |wm| new > wm) {
+            set_watermark(meta, new)?;
+        }
+    }
+    Ok(())
+}
+
+/// An event read on `source`: raise its max time, clear its idle flag.
+pub fn observe(meta: &Bound<'_, PyAny>, source: Source, event_time: i64, lateness: i64)
+    -> PyResult<()> {
+    let (max_time, idle) = parts(meta)?;
+    let name = source.name();
+    let name_key = key(meta.py(), source);
+    let current: Option<i64> = match max_time.get_item(name_key)? {
+        Some(t) => Some(t.extract()?),
+        None => None,
+    };
+    if current.map_or(true, |c| event_time > c) {
+        max_time.set_item(name_key, event_time)?;
+    }
+    if is_idle(&idle, name)? {
+        idle.call_method1(intern!(meta.py(), "remove"), (name,))?;
+    }
+    settle(meta, lateness)
+}
+
+/// Mark `source` idle or active again.
+pub fn set_idle(meta: &Bound<'_, PyAny>, source: Source, idle_now: bool, lateness: i64)
+    -> PyResult<()> {
+    let (_, idle) = parts(meta)?;
+    let mut names: Vec<String> = idle.iter().map(|n| n.extract()).collect::<PyResult<_>>()?;
+    names.retain(|n| n != source.name());
+    if idle_now {
+        names.push(source.name().to_string());
+    }
+    names.sort();
+    names.dedup();
+    meta.setattr(intern!(meta.py(), "idle"), PyList::new(meta.py(), names)?)?;
+    settle(meta, lateness)
+}
+
+/// Move the watermark to `value` unless that would move it backwards.
+pub fn force(meta: &Bound<'_, PyAny>, value: i64) -> PyResult<()> {
+    if watermark(meta)?.map_or(true, |wm| value > wm) {
+        set_watermark(meta, value)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,47 @@
+"""The engine this process runs, native (``streams._native``) or Python, and its order objects.
+
+Everything that builds engines or stores orders goes through here, so the engine and the
+objects the stores hold always match: the native engine keeps ``NativeOrder`` objects, the
+Python one ``OrderState`` Structs; both encode an order as the same state-format-2 bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from streams import native
+from streams.config import RuleConfig
+from streams.engine.partition import Engine
+from streams.engine.partition import PartitionEngine as PythonEngine
+from streams.engine.state import OrderState, decode_order, encode_order
+from streams.engine.store import StateStore
+
+_module = native.load()
+#: "native" or "python"
+NAME = "native" if _module is not None else "python"
+#: the engine class: PartitionEngine(rules, store, clock), as streams.engine.partition's
+PartitionEngine: Callable[[RuleConfig, StateStore, Callable[[], int]], Engine] = (
+    _module.PartitionEngine if _module is not None else PythonEngine)
+
+
+def load_order(data: bytes) -> Any:
+    """Stored bytes (state format 1 or 2) -> the order object the running engine works on."""
+    if _module is not None:
+        return _module.decode(data)
+    return decode_order(data)
+
+
+def dump_order(order: Any) -> bytes:
+    """An order object (of either engine) -> state-format-2 bytes."""
+    if isinstance(order, OrderState):
+        return encode_order(order)
+    return bytes(order.encode())
+
+
+def as_state(order: Any) -> OrderState:
+    """An order object of either engine as a Python ``OrderState`` (a copy for a native one:
+    for documents, pending work and tests)."""
+    if isinstance(order, OrderState):
+        return order
+    return decode_order(dump_order(order))
