@@ -39,7 +39,9 @@ MODULES = (
     "streams.engine.partition",
     "streams.records",
     "streams.fastdecode",
+    "streams.metrics.tracker",
     "streams.worker.store",
+    "streams.worker.runtime",
 )
 PURE_ENV = "CROSSCHECK_PURE_PYTHON"
 #: the modules' shared library is ``streams/core__mypyc.*.so``: inside the package, so the

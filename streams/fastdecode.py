@@ -16,7 +16,7 @@ the two over the input fuzz corpus and over any field values (tests/unit/test_fa
 
 from __future__ import annotations
 
-from schemas.limits import MAX_EVENT_TIME, order_id_problem
+from schemas.limits import MAX_EVENT_TIME, MAX_ORDER_ID_LENGTH, order_id_problem
 from streams.model import Event, Item, Source
 
 _MAX_INT = 2**31 - 1
@@ -112,9 +112,13 @@ class _Reader:
         return value
 
     def order_id(self) -> str:
-        """A valid order id (``schemas.limits``)."""
+        """A valid order id (``schemas.limits``): printable ASCII is checked here, anything
+        else by ``order_id_problem``."""
         value = self.string()
-        if order_id_problem(value) is not None:
+        if value.isascii() and value.isprintable():  # no control character, no surrogate
+            if not value or len(value) > MAX_ORDER_ID_LENGTH or value.isspace():
+                self.bad = True
+        elif order_id_problem(value) is not None:
             self.bad = True
         return value
 

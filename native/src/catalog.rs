@@ -272,24 +272,37 @@ fn amount_differs(trigger: &Step, placed: Option<&Step>) -> bool {
     }
 }
 
+/// (subject, key) of each mismatch a decision can open (`_subjects`).
+fn subjects(d: &Decision, view: &View) -> Vec<(String, String)> {
+    match d.rule {
+        8 => view.active_reservations(d.due).iter().map(|r| (r.to_string(), d.key.clone())).collect(),
+        3 => vec![(view.order_id.to_string(), d.key.clone())],
+        _ => vec![(d.key.clone(), d.key.clone())],
+    }
+}
+
+fn fires_for(rule: i64, subject: &str, key: &str, trigger: &Step, view: &View, at: i64) -> bool {
+    if rule == 6 {
+        amount_differs(trigger, view.placed(at))
+    } else {
+        holds(rule, subject, key, trigger.event_time, view, at)
+    }
+}
+
+/// Whether `decide` finds anything for the decision (without building the findings).
+pub fn fires(d: &Decision, view: &View, rules: &Rules) -> bool {
+    let Some(trigger) = trigger_of(view, rules, d) else { return false };
+    subjects(d, view).iter().any(|(s, k)| fires_for(d.rule, s, k, trigger, view, d.due))
+}
+
 /// Evaluate a decision as of its time D: one Finding per subject the rule fires for.
 pub fn decide(d: &Decision, view: &View, rules: &Rules) -> Vec<Finding> {
     let at = d.due;
     let Some(trigger) = trigger_of(view, rules, d) else { return Vec::new() };
     let rule = d.rule;
-    let subjects: Vec<(String, String)> = match rule {
-        8 => view.active_reservations(at).iter().map(|r| (r.to_string(), d.key.clone())).collect(),
-        3 => vec![(view.order_id.to_string(), d.key.clone())],
-        _ => vec![(d.key.clone(), d.key.clone())],
-    };
     let mut findings = Vec::new();
-    for (subject, key) in subjects {
-        let fires = if rule == 6 {
-            amount_differs(trigger, view.placed(at))
-        } else {
-            holds(rule, &subject, &key, trigger.event_time, view, at)
-        };
-        if !fires {
+    for (subject, key) in subjects(d, view) {
+        if !fires_for(rule, &subject, &key, trigger, view, at) {
             continue;
         }
         let (more, mut details, command) = facts(rule, &subject, &key, trigger, view, at);

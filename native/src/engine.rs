@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyType};
 
 
-use crate::catalog::{decide, holds, mismatch_id, spec, Finding};
+use crate::catalog::{decide, fires, holds, mismatch_id, spec, Finding};
 use crate::host::Host;
 use crate::model::{Decision, Event, LedgerEntry, OrderState, Rules, Source, OPEN, RESOLVED};
 use crate::state::{decode_order, encode_order};
@@ -156,6 +156,23 @@ impl PartitionEngine {
         Ok(())
     }
 
+    /// Index the order at each pending decision that would fire if made now (`_arm`).
+    fn arm(&self, py: Python<'_>, state: &mut OrderState, since: i64, wm: Option<i64>)
+        -> PyResult<()> {
+        let low = wm.map_or(since - 1, |w| w.max(since - 1));
+        let armed: Vec<i64> = {
+            let view = View::new(&state.order_id, &state.logs);
+            due_between(&view, &self.rules, Some(low), crate::model::FOREVER).into_iter()
+                .filter(|d| fires(d, &view, &self.rules))
+                .map(|d| d.due)
+                .collect()
+        };
+        for due in armed {
+            self.index(py, state, due, wm)?;
+        }
+        Ok(())
+    }
+
     fn rearm(&self, py: Python<'_>, state: &mut OrderState, until: i64) -> PyResult<bool> {
         let Some(expire_at) = state.book.expire_at else { return Ok(false) };
         if state.book.dues.iter().any(|d| *d > until) {
@@ -179,13 +196,11 @@ impl PartitionEngine {
         self.extend_expiry(py, state, latest, wm)?;
         let mut rechecks: Vec<i64> = Vec::new();
         for decision in &new {
-            match wm {
-                Some(w) if decision.due <= w => {
-                    self.decide(py, state, decision, w, out, Some(&mut rechecks))?
-                }
-                _ => self.index(py, state, decision.due, wm)?,
+            if let Some(w) = wm.filter(|w| decision.due <= *w) {
+                self.decide(py, state, decision, w, out, Some(&mut rechecks))?;
             }
         }
+        self.arm(py, state, event.step.event_time, wm)?;
         let late = wm.is_some_and(|w| event.step.event_time <= w);
         if late {
             self.late_recheck(py, state, event, out)?;

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 
@@ -54,14 +54,16 @@ class OrderOverlay:
         """How many orders ``drain`` would write."""
         return len(self._changed)
 
-    def drain(self) -> Iterator[tuple[str, bytes | None]]:
+    def drain(self) -> list[tuple[str, bytes | None]]:
         """(order_id, encoded state or None for a deletion) of every changed order; then
         nothing is held."""
-        held, changed = self._held, self._changed
+        held, changed, encode = self._held, self._changed, self._encode
         self._held, self._changed = {}, set()
+        rows: list[tuple[str, bytes | None]] = []
         for order_id in changed:
             state = held[order_id]
-            yield order_id, None if state is None else self._encode(state)
+            rows.append((order_id, None if state is None else encode(state)))
+        return rows
 
     def clear(self) -> None:
         """Forget every held order and change."""

@@ -61,6 +61,7 @@ from streams.rules.catalog import (
     Finding,
     command_record,
     decide,
+    fires,
     holds,
 )
 from streams.rules.entities import OrderView
@@ -209,8 +210,7 @@ class PartitionEngine:
         for decision in new:
             if wm is not None and decision.due <= wm:
                 self._decide(state, view, decision, wm, out, rechecks)
-            else:
-                self._index(state, decision.due, wm)
+        self._arm(state, view, event.event_time, wm)
         if wm is not None and event.event_time <= wm:
             self._late_recheck(state, view, event, out)
             for at in sorted(set(rechecks)):
@@ -218,6 +218,18 @@ class PartitionEngine:
         elif state.has_open():
             self._index(state, event.event_time, wm)
         self._settle(state, wm, wm, changed=True)
+
+    def _arm(self, state: OrderState, view: OrderView, since: int, wm: int | None) -> None:
+        """Index the order at each of its pending decisions that would fire if it were made
+        now, of those an event at ``since`` can change: due at or after it (a decision at D
+        looks at the order's events up to D). Only an event of the order can change whether
+        a decision fires, and every event arriving before the watermark passes D comes
+        through here, so a decision not armed after the order's last event does not fire
+        when the watermark passes it: the order is not woken for it (nearly all decisions)."""
+        low = since - 1 if wm is None else max(wm, since - 1)
+        for decision in due_between(view, self.rules, low, FOREVER):
+            if fires(decision, view, self.rules):
+                self._index(state, decision.due, wm)
 
     def _extend_expiry(self, state: OrderState, time: int, limit: int | None) -> None:
         """Move expire_at to ``time`` + lateness if that is later. The index entry at the

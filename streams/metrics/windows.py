@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import msgspec
 
-from streams.model import Command, Event, Mismatch, Severity, Source, Status
+from streams.model import Severity
 
 ALERT_SEVERITIES = frozenset({Severity.CRITICAL.value, Severity.HIGH.value})
 
@@ -91,107 +91,3 @@ class Partial(msgspec.Struct):
     watermark: int | None
     all_idle: bool
     windows: dict[int, WindowCounts] = msgspec.field(default_factory=dict)
-
-
-class WindowTracker:
-    """Counts one partition's events and outputs into windows of `size` ms."""
-
-    def __init__(self, size: int, sample_limit: int) -> None:
-        self.size = size
-        self.sample_limit = sample_limit
-
-    def start_of(self, t: int) -> int:
-        """Start of the window holding time t."""
-        return t - t % self.size
-
-    def _window(self, state: PartitionWindows, t: int | None) -> WindowCounts:
-        """The open window for time t, or the oldest open one if t's window is closed."""
-        if t is None or (state.closed_until is not None and t < state.closed_until):
-            if state.closed_until is None:
-                state.dirty.add(-1)
-                return state.open.setdefault(-1, WindowCounts())
-            t = state.closed_until
-        start = self.start_of(t)
-        state.dirty.add(start)
-        return state.open.setdefault(start, WindowCounts())
-
-    def on_event(self, state: PartitionWindows, event: Event) -> None:
-        """Count a (non-redelivered) input event."""
-        late = state.closed_until is not None and event.event_time < state.closed_until
-        window = self._window(state, event.event_time)
-        if late:
-            window.late_events += 1
-            return
-        source, etype = event.source, event.type
-        if source is Source.ORDERS and etype == "PLACED":
-            window.orders_placed += 1
-        elif source is Source.PAYMENTS:
-            if etype == "SUCCEEDED":
-                window.payments_succeeded += 1
-                currency = event.currency or ""
-                window.gmv[currency] = window.gmv.get(currency, 0) + (event.amount or 0)
-            elif etype == "FAILED":
-                window.payments_failed += 1
-            elif etype == "REFUNDED":
-                window.refunds += 1
-        elif source is Source.SHIPPING and etype == "CREATED":
-            window.shipments_created += 1
-
-    def on_outputs(self, state: PartitionWindows, outputs: list[Mismatch | Command]) -> None:
-        """Count mismatches opened/resolved and commands issued."""
-        decided = {o.mismatch_id: o.decided_at for o in outputs if isinstance(o, Mismatch)}
-        for o in outputs:
-            if isinstance(o, Mismatch):
-                if o.status is Status.OPEN:
-                    w = self._window(state, o.decided_at)
-                    t = o.type.value
-                    w.mismatches_opened[t] = w.mismatches_opened.get(t, 0) + 1
-                    if o.severity.value in ALERT_SEVERITIES:
-                        samples = w.samples.setdefault(t, [])
-                        if len(samples) < self.sample_limit:
-                            samples.append(Sample(o.mismatch_id, o.order_id,
-                                                  o.severity.value, o.subject_id))
-                else:
-                    self._window(state, o.resolved_at).mismatches_resolved += 1
-            else:
-                w = self._window(state, decided.get(o.mismatch_id))
-                t = o.type.value
-                w.commands_issued[t] = w.commands_issued.get(t, 0) + 1
-
-    def on_dead_letter(self, state: PartitionWindows) -> None:
-        """Count a dead letter (no event time): in the oldest open window."""
-        if state.open:
-            oldest = min(state.open)
-            state.dirty.add(oldest)
-            state.open[oldest].dead_letters += 1
-        else:
-            self._window(state, state.closed_until).dead_letters += 1
-
-    def close(self, state: PartitionWindows, watermark: int | None) -> dict[int, WindowCounts]:
-        """Close every window whose end is <= watermark; returns them by start."""
-        if watermark is None:
-            return {}
-        until = self.start_of(watermark)  # windows starting before it end at or before wm
-        if state.closed_until is not None and until <= state.closed_until:
-            # nothing to close: every open window (but -1) starts at or after the largest
-            # window start <= closed_until (``_window`` never opens an earlier one), and
-            # until is a window start <= closed_until. (Per event, with many windows open,
-            # sorting them all was most of the worker's time.) -1 moves to the end of the
-            # dict as in the general case, so the encoded windows stay the same.
-            carry = state.open.pop(-1, None)
-            if carry is not None:
-                state.open[-1] = carry
-            return {}
-        carry = state.open.pop(-1, None)  # dead letters counted before any window existed
-        closed = {start: state.open.pop(start)
-                  for start in sorted([s for s in state.open if s < until])}
-        state.dirty.update(closed)
-        if carry is not None:
-            state.dirty.add(-1)
-            if closed:
-                closed[min(closed)].add(carry, self.sample_limit)
-            else:
-                state.open[-1] = carry
-        if state.closed_until is None or until > state.closed_until:
-            state.closed_until = until
-        return closed

@@ -251,6 +251,32 @@ def _amount_differs(trigger: Step, placed: Step | None) -> bool:
     return trigger.amount != placed.total_amount or trigger.currency != placed.currency
 
 
+def _subjects(decision: Decision, view: OrderView) -> list[tuple[str, str]]:
+    """(subject, key) of each mismatch a decision can open: rule 8 one per reservation
+    active at D, rule 3 the order, every other rule its key."""
+    rule, key = decision.rule, decision.key
+    if rule == 8:
+        return [(r, key) for r in view.active_reservations(decision.due)]
+    if rule == 3:
+        return [(view.order_id, key)]
+    return [(key, key)]
+
+
+def _fires(rule: int, subject: str, key: str, trigger: Step, view: OrderView, at: int) -> bool:
+    if rule == 6:
+        return _amount_differs(trigger, view.placed(at))
+    return holds(rule, subject, key, trigger.event_time, view, at)
+
+
+def fires(decision: Decision, view: OrderView, rules: RuleConfig) -> bool:
+    """Whether ``decide`` finds anything for the decision (without building the findings)."""
+    trigger = trigger_of(view, rules, decision)
+    if trigger is None:
+        return False
+    return any(_fires(decision.rule, subject, key, trigger, view, decision.due)
+               for subject, key in _subjects(decision, view))
+
+
 def decide(decision: Decision, view: OrderView, rules: RuleConfig) -> list[Finding]:
     """Evaluate a decision as of its time D: one Finding per subject the rule fires for.
 
@@ -263,19 +289,9 @@ def decide(decision: Decision, view: OrderView, rules: RuleConfig) -> list[Findi
     if trigger is None:
         return []
     rule = decision.rule
-    if rule == 8:
-        subjects = [(r, decision.key) for r in view.active_reservations(at)]
-    elif rule == 3:
-        subjects = [(view.order_id, decision.key)]
-    else:
-        subjects = [(decision.key, decision.key)]
     findings: list[Finding] = []
-    for subject, key in subjects:
-        if rule == 6:
-            fires = _amount_differs(trigger, view.placed(at))
-        else:
-            fires = holds(rule, subject, key, trigger.event_time, view, at)
-        if not fires:
+    for subject, key in _subjects(decision, view):
+        if not _fires(rule, subject, key, trigger, view, at):
             continue
         more, details, command = _facts(rule, subject, key, trigger, view, at)
         evidence: list[str] = [trigger.event_id]

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 
-from streams.model import Mismatch
+from streams.model import Command, Mismatch
 from streams.web.recent import RecentMismatches
-from streams.worker.runtime import Counters, Emit, Record, wall_ms
+from streams.worker.runtime import Counters, wall_ms
 from topology.topics import INPUTS
 
 if TYPE_CHECKING:
@@ -149,21 +149,18 @@ class Probe:
 def instrument(worker: Worker, probe: Probe) -> None:
     """Time every batch and feed the recent-mismatch map from the runtime's outputs.
 
-    Both hooks are instance attributes over the original methods (the agent looks them up at
-    call time), so Worker and Runtime stay unaware of the web layer.
+    The runtime calls its observer with the outputs of each record that has some; the batch
+    timer is an instance attribute over the worker's method (the agent looks it up at call
+    time). Worker and Runtime stay unaware of the web layer.
     """
-    runtime = worker.runtime
-    handle = runtime.handle
     recent = probe.recent
 
-    def handle_and_remember(record: Record) -> list[Emit]:
-        emits = handle(record)
-        for e in emits:
-            if isinstance(e.output, Mismatch):
-                recent.add(e.output)
-        return emits
+    def remember(outputs: list[Mismatch | Command]) -> None:
+        for output in outputs:
+            if isinstance(output, Mismatch):
+                recent.add(output)
 
-    runtime.handle = handle_and_remember  # type: ignore[method-assign]
+    worker.runtime.observer = remember
 
     process = worker.process
 

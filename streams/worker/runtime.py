@@ -26,7 +26,8 @@ from streams.engine.partition import Engine
 from streams.engine.store import StateStore
 from streams.inputs import decode_input
 from streams.metrics.aggregate import encode as encode_partial
-from streams.metrics.windows import Partial, PartitionWindows, WindowCounts, WindowTracker
+from streams.metrics.tracker import WindowTracker
+from streams.metrics.windows import Partial, PartitionWindows, WindowCounts
 from streams.model import Command, DeadLetter, Mismatch, Source
 from streams.names import WINDOW_PREFIX, WINDOWS_CLOSED_KEY, WINDOWS_KEY
 from streams.records import command_record, dead_letter_record, mismatch_record
@@ -144,6 +145,9 @@ class Runtime:
         self._store_for = store_for
         self._parts: dict[int, PartitionCtx] = {}
         self.tracker = WindowTracker(rules.metrics_window, max(rules.storm_threshold + 1, 10))
+        #: called with the mismatches and commands of every record that has some (the web
+        #: layer keeps the recent ones: streams.web.probe)
+        self.observer: Callable[[list[Mismatch | Command]], None] | None = None
         self._out_partitions = output_partitions
         self._ids = topology.by_name()
         self._names = {t: topology.name(t) for t in BY_ID}
@@ -230,13 +234,16 @@ class Runtime:
         emits = [self._emit(o) for o in outputs]
         if outputs:
             self.tracker.on_outputs(ctx.windows, outputs)
+            if self.observer is not None:
+                self.observer(outputs)
         before = ctx.windows.closed_until
-        closed = self.tracker.close(ctx.windows, ctx.engine.watermark)
         meta = ctx.store.get_meta()
+        watermark = meta.watermark if meta is not None else None
+        closed = self.tracker.close(ctx.windows, watermark)
         all_idle = meta is not None and _all_idle(meta.idle)
         if closed or ctx.windows.closed_until != before or all_idle != ctx.all_idle:
             ctx.all_idle = all_idle
-            partial = Partial(partition, ctx.engine.watermark, all_idle, closed)
+            partial = Partial(partition, watermark, all_idle, closed)
             name = self._names[TopicId.METRICS_PARTIALS]
             emits.append(Emit(TopicId.METRICS_PARTIALS, name, 0, str(partition).encode(),
                               encode_partial(partial), partial))
@@ -322,7 +329,7 @@ _SOURCE_NAMES = frozenset(s.value for s in Source)
 
 
 def _all_idle(idle: list[str]) -> bool:
-    return _SOURCE_NAMES.issubset(idle)
+    return len(idle) >= len(_SOURCE_NAMES) and _SOURCE_NAMES.issubset(idle)
 
 
 def describe(output: Mismatch | Command | DeadLetter | Partial) -> str:

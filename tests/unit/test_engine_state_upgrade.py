@@ -1,5 +1,5 @@
 """State format 1 is upgraded on read: an engine resumed on format-1 state emits, byte for byte,
-what the format-1 engine emitted.
+what the format-1 engine emitted (each order's outputs in the same order).
 
 ``fixtures/state_format_1.msgpack.xz`` was recorded with the format-1 engine (commit c85cd6b,
 the last before state format 2): two scenarios of simulator traffic (200 orders each, every
@@ -61,6 +61,15 @@ def _outputs(scenario: _Scenario) -> list[Output]:
     return [msgspec.msgpack.decode(raw, type=kinds[kind]) for kind, raw in scenario.outputs]
 
 
+def by_order(outputs: list[Output]) -> dict[str, list[Output]]:
+    """Each order's outputs in their order (an engine's outputs for different orders due in
+    one drain of its index may come in another interleaving: see streams/engine/partition.py)."""
+    found: dict[str, list[Output]] = {}
+    for output in outputs:
+        found.setdefault(output.order_id, []).append(output)
+    return found
+
+
 def _run(engines: list[PartitionEngine], events: list[Event]) -> list[Output]:
     out: list[Output] = []
     for event in events:
@@ -96,7 +105,8 @@ def test_an_engine_resumed_on_format_1_state_emits_what_format_1_emitted(
     for scenario in recorded.scenarios:
         stores = [MemoryStore.restore(p.orders, p.index, p.meta) for p in scenario.partitions]
         out = _run(_engines(rules, stores), scenario.events[scenario.split:])
-        assert out == _outputs(scenario)
+        assert by_order(out) == by_order(_outputs(scenario))
+        assert len(out) == len(_outputs(scenario))
         # what the resumed engine wrote is format 2, and reads back the same
         written = [(store, oid) for store in stores for oid in store.order_ids()
                    if store.raw_order(oid) is not None
@@ -114,4 +124,6 @@ def test_format_2_from_the_start_emits_the_same(recorded: _Fixture) -> None:
         engines = _engines(rules, [MemoryStore() for _ in scenario.partitions])
         for event in scenario.events[:scenario.split]:
             engines[partition_for(event.order_id, len(engines))].on_event(event)
-        assert _run(engines, scenario.events[scenario.split:]) == _outputs(scenario)
+        out = _run(engines, scenario.events[scenario.split:])
+        assert by_order(out) == by_order(_outputs(scenario))
+        assert len(out) == len(_outputs(scenario))

@@ -14,7 +14,8 @@ from streams.metrics.aggregate import (
     decode_state,
     encode,
 )
-from streams.metrics.windows import Partial, PartitionWindows, WindowCounts, WindowTracker
+from streams.metrics.tracker import WindowTracker
+from streams.metrics.windows import Partial, PartitionWindows, WindowCounts
 from streams.model import Mismatch, MismatchType, Severity, Status
 
 MIN = 60_000

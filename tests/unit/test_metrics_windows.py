@@ -15,7 +15,8 @@ from schemas.registry import LocalRegistry
 from schemas.validation import parse_event_json
 from streams.config import RuleConfig
 from streams.metrics.aggregate import decode_partial
-from streams.metrics.windows import Partial, PartitionWindows, WindowCounts, WindowTracker
+from streams.metrics.tracker import WindowTracker
+from streams.metrics.windows import Partial, PartitionWindows, WindowCounts
 from streams.model import (
     Command,
     CommandType,

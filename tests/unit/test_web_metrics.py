@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -11,7 +11,7 @@ from typing import Any
 from faust.types import TP
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.model import Mismatch, MismatchType, Severity, Status
+from streams.model import Command, Mismatch, MismatchType, Severity, Status
 from streams.web.probe import PartitionLag, Probe, instrument
 from streams.web.prometheus import WorkerMetrics
 from streams.worker.runtime import Counters, Emit, Record
@@ -144,11 +144,16 @@ def test_probe_partitions_lag_and_readiness() -> None:
 def test_instrument_times_batches_and_remembers_mismatches() -> None:
     m = Mismatch("m1", MismatchType.TCC_HANGING, Status.OPEN, "o1", "r1", Severity.MEDIUM,
                  NOW, NOW, ("e1",), None, {})
-    emits = {0: [Emit(TopicId.MISMATCHES, "crosscheck.mismatches", 0, b"o1", b"", m)], 1: []}
+    outputs: dict[int, list[Mismatch | Command]] = {0: [m], 1: []}
 
     class Runtime:
+        observer: Callable[[list[Mismatch | Command]], None] | None = None
+
         def handle(self, record: Record) -> list[Emit]:
-            return emits[record.offset]
+            found = outputs[record.offset]
+            if found and self.observer is not None:  # as Runtime._judged calls it
+                self.observer(found)
+            return []
 
     class Worker:
         def __init__(self) -> None:

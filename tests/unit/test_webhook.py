@@ -24,7 +24,8 @@ from schemas.registry import LocalRegistry
 from streams.cli.worker_cmd import worker as worker_command
 from streams.config import RuleConfig, Settings
 from streams.metrics.aggregate import encode
-from streams.metrics.windows import Partial, PartitionWindows, WindowTracker
+from streams.metrics.tracker import WindowTracker
+from streams.metrics.windows import Partial, PartitionWindows
 from streams.model import Mismatch, MismatchType, Severity, Status
 from streams.names import METRICS_TABLE
 from streams.worker import app as app_module
