@@ -20,7 +20,8 @@ $(VENV)/.installed: pyproject.toml
 ## best effort (without a C compiler the pure Python modules run; same outputs, slower).
 CORE_SOURCES := streams/rules/entities.py streams/rules/triggers.py streams/rules/catalog.py \
                 streams/engine/watermark.py streams/engine/overlay.py streams/engine/partition.py \
-                streams/records.py streams/fastdecode.py streams/metrics/tracker.py \
+                streams/records.py streams/fastdecode.py streams/inputs.py \
+                streams/metrics/tracker.py \
                 streams/worker/store.py streams/worker/runtime.py
 COMPILED := streams/compiled.json
 CORE     := $(PY) -c 'import sys, streams.compiled as c; sys.exit(c.main(sys.argv[1:]))'

@@ -39,6 +39,7 @@ MODULES = (
     "streams.engine.partition",
     "streams.records",
     "streams.fastdecode",
+    "streams.inputs",
     "streams.metrics.tracker",
     "streams.worker.store",
     "streams.worker.runtime",

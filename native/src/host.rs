@@ -5,7 +5,7 @@
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
-use pyo3::{intern, IntoPyObjectExt};
+use pyo3::IntoPyObjectExt;
 
 use crate::catalog::CommandSpec;
 use crate::model::{Event, Item, LedgerEntry, Source, Step};
@@ -24,6 +24,14 @@ pub struct Host {
     sources: [Py<PyAny>; 4],
     /// msgspec.structs.astuple: a Struct's fields in one call
     astuple: Py<PyAny>,
+    /// the store's methods, bound once
+    get_order: Py<PyAny>,
+    put_order: Py<PyAny>,
+    delete_order: Py<PyAny>,
+    add_due: Py<PyAny>,
+    pop_due: Py<PyAny>,
+    get_meta: Py<PyAny>,
+    put_meta: Py<PyAny>,
 }
 
 impl Host {
@@ -37,7 +45,17 @@ impl Host {
             source.getattr("INVENTORY")?.unbind(),
             source.getattr("SHIPPING")?.unbind(),
         ];
+        let method = |name: &str| -> PyResult<Py<PyAny>> {
+            Ok(store.bind(py).getattr(name)?.unbind())
+        };
         Ok(Host {
+            get_order: method("get_order")?,
+            put_order: method("put_order")?,
+            delete_order: method("delete_order")?,
+            add_due: method("add_due")?,
+            pop_due: method("pop_due")?,
+            get_meta: method("get_meta")?,
+            put_meta: method("put_meta")?,
             store,
             clock,
             mismatch: model.getattr("Mismatch")?.unbind(),
@@ -150,27 +168,27 @@ impl Host {
 
     pub fn get_order<'py>(&self, py: Python<'py>, order_id: &str)
         -> PyResult<Option<Bound<'py, PyAny>>> {
-        let found = self.store.bind(py).call_method1(intern!(py, "get_order"), (order_id,))?;
+        let found = self.get_order.bind(py).call1((order_id,))?;
         Ok(if found.is_none() { None } else { Some(found) })
     }
 
     pub fn put_order(&self, py: Python<'_>, order_id: &str, order: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.store.bind(py).call_method1(intern!(py, "put_order"), (order_id, order))?;
+        self.put_order.bind(py).call1((order_id, order))?;
         Ok(())
     }
 
     pub fn delete_order(&self, py: Python<'_>, order_id: &str) -> PyResult<()> {
-        self.store.bind(py).call_method1(intern!(py, "delete_order"), (order_id,))?;
+        self.delete_order.bind(py).call1((order_id,))?;
         Ok(())
     }
 
     pub fn add_due(&self, py: Python<'_>, due: i64, order_id: &str) -> PyResult<()> {
-        self.store.bind(py).call_method1(intern!(py, "add_due"), (due, order_id))?;
+        self.add_due.bind(py).call1((due, order_id))?;
         Ok(())
     }
 
     pub fn pop_due(&self, py: Python<'_>, up_to: i64) -> PyResult<Vec<(i64, String)>> {
-        let found = self.store.bind(py).call_method1(intern!(py, "pop_due"), (up_to,))?;
+        let found = self.pop_due.bind(py).call1((up_to,))?;
         let list = found.cast::<PyList>()?;
         let mut out = Vec::with_capacity(list.len());
         for entry in list.iter() {
@@ -181,7 +199,7 @@ impl Host {
 
     /// The partition's meta (a new PartitionMeta when the store has none).
     pub fn meta<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let meta = self.store.bind(py).call_method0(intern!(py, "get_meta"))?;
+        let meta = self.get_meta.bind(py).call0()?;
         if meta.is_none() {
             return self.partition_meta.bind(py).call0();
         }
@@ -189,7 +207,7 @@ impl Host {
     }
 
     pub fn put_meta(&self, py: Python<'_>, meta: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.store.bind(py).call_method1(intern!(py, "put_meta"), (meta,))?;
+        self.put_meta.bind(py).call1((meta,))?;
         Ok(())
     }
 }
