@@ -12,11 +12,19 @@ Processing model
   events call for with a due time above the watermark, and a recheck at each of its event
   times above the watermark while it has an OPEN, resolvable mismatch decided before that
   time (``pending_work``). Deriving it costs less than storing it: an order woken for a
-  decision that does not fire (most are) changes nothing and is not written back.
+  decision that does not fire changes nothing and is not written back.
+* Only decisions that would fire are indexed (``_arm``). Whether a decision at D fires
+  depends on the order's events up to D only, and every event arriving before the
+  watermark passes D comes through ``on_event``, which checks again each pending decision
+  due at or after that event: one that would fire if it were made now gets an index entry
+  at D (an entry stays when the decision stops firing: waking then finds nothing). A
+  decision not indexed when the watermark passes D therefore does not fire, and the order
+  is not woken for it (nearly all decisions). When it is woken, the order makes every
+  decision due in the span it handles, indexed or not.
 * ``on_event``: a redelivered event (event_id already in the order's logs) is ignored
   except for the watermark. Otherwise the event joins its entity's log; decisions newly
-  derivable from the logs (``new_decisions``) get an index entry at their decision time D,
-  or are made at once when D <= watermark (a late event). A non-late event of an order with
+  derivable from the logs (``new_decisions``) with D <= watermark (a late event) are made at
+  once; then the pending decisions are armed (above). A non-late event of an order with
   OPEN mismatches gets an index entry at its event_time (a recheck). A late event
   (event_time <= watermark) is followed by an immediate recheck of every OPEN mismatch as of
   max(event_time, decided_at); one that no longer holds is RESOLVED with resolved_at = the
@@ -27,7 +35,9 @@ Processing model
   order; an order woken at ``due`` handles its work due after what it had handled (the
   previous watermark, or an earlier entry of this drain) and up to ``due``, in (due,
   decisions before rechecks, rule, key) order. Decisions are derived again from the logs as
-  of D (``due_between``, then ``decide``), so one whose trigger moved is not made.
+  of D (``due_between``, then ``decide``), so one whose trigger moved is not made. (An
+  order's outputs therefore come in the same order whatever entries it has; how the outputs
+  of different orders handled in one drain interleave follows the entries and their rounds.)
 * Opening a mismatch: a mismatch_id already in the order's ledger is suppressed (OPEN at most
   once ever, even after RESOLVED); a command_id already issued is not issued again (the
   Mismatch still carries it). A resolvable mismatch puts index entries at the order's event
