@@ -69,10 +69,10 @@ def _digest(path: Path) -> str:
 
 
 def extensions() -> list[Path]:
-    """The built extension files (of ``MODULES`` and their shared library)."""
-    found = [p for m in MODULES for p in source_of(m).parent.glob(
-        source_of(m).stem + ".cpython-*.so")]
-    return found + sorted((ROOT / "streams").glob(f"{GROUP}__mypyc.cpython-*.so"))
+    """The built extension files in the streams package: of ``MODULES``, their shared
+    library, and any left by an earlier build of other modules (which Python would still
+    import before the module's .py file)."""
+    return sorted((ROOT / "streams").rglob("*.cpython-*.so"))
 
 
 def stale_sources() -> list[str]:

@@ -16,7 +16,6 @@ Like the mypyc build (``streams/compiled.py``), the build records the SHA-256 of
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -26,7 +25,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from streams.compiled import PURE_ENV, ROOT
+from streams.compiled import PURE_ENV, ROOT, _digest, _install
 
 #: set to 1: the Python engine runs although the native core is built (for A/B runs and tests)
 PYTHON_ENGINE_ENV = "CROSSCHECK_PYTHON_ENGINE"
@@ -44,8 +43,7 @@ def sources() -> list[Path]:
 
 
 def _digests() -> dict[str, str]:
-    return {str(p.relative_to(ROOT)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sources() if p.exists()}
+    return {str(p.relative_to(ROOT)): _digest(p) for p in sources() if p.exists()}
 
 
 def stale() -> bool:
@@ -121,9 +119,7 @@ def build() -> None:
     if done.returncode:
         print(done.stdout, file=sys.stderr)
         raise subprocess.CalledProcessError(done.returncode, done.args)
-    part = LIBRARY.with_name(LIBRARY.name + ".part")
-    shutil.copy2(_BUILT, part)
-    os.replace(part, LIBRARY)  # a running process keeps the copy it has mapped
+    _install(_BUILT, LIBRARY)
     MANIFEST.write_text(json.dumps(_digests(), indent=1, sort_keys=True) + "\n")
 
 

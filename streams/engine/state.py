@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import msgspec
 
-from streams.model import Event, Mismatch, MismatchType, Severity, Source, Status, Step, step_of
-from streams.rules.entities import insert_step
+from streams.model import Event, Mismatch, MismatchType, Severity, Source, Status, Step
+from streams.rules.entities import place
 
 #: the state format ``encode_order`` writes (the first element of its msgpack array)
 ORDER_FORMAT = 2
@@ -162,16 +162,7 @@ def upgrade_order(old: OrderStateV1) -> OrderState:
 
 def add_event(state: OrderState, event: Event) -> None:
     """Put an event into its entity's log, at its place in lifecycle order."""
-    step = step_of(event)
-    if event.source is Source.ORDERS:  # its entity is the order itself
-        insert_step(state.orders, step)
-        return
-    logs = state.entity_logs(event.source)
-    log = logs.get(event.entity_id)
-    if log is None:
-        logs[event.entity_id] = [step]
-    else:
-        insert_step(log, step)
+    place((state.orders, state.payments, state.reservations, state.shipments), event)
 
 
 _order_encoder = msgspec.msgpack.Encoder()

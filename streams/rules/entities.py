@@ -63,6 +63,26 @@ def insert_step(log: Log, step: Step) -> None:
     log.insert(at, step)
 
 
+#: an order's logs: its own, then payment, reservation and shipment id -> log
+Logs = tuple[Log, dict[str, Log], dict[str, Log], dict[str, Log]]
+
+
+def place(logs: Logs, event: Event) -> None:
+    """Put an event, as a Step, into its entity's log (created if new) of an order's logs."""
+    step = step_of(event)
+    source = event.source
+    if source is Source.ORDERS:  # its entity is the order itself
+        insert_step(logs[0], step)
+        return
+    entities = logs[1] if source is Source.PAYMENTS else (
+        logs[2] if source is Source.INVENTORY else logs[3])
+    log = entities.get(event.entity_id)
+    if log is None:
+        entities[event.entity_id] = [step]
+    else:
+        insert_step(log, step)
+
+
 class OrderView:
     """Read-only queries over one order's events, kept as one log per entity.
 
@@ -77,28 +97,14 @@ class OrderView:
     """
 
     def __init__(self, order_id: str, events: Iterable[Event] = (), unique: bool = False,
-                 logs: tuple[Log, dict[str, Log], dict[str, Log], dict[str, Log]] | None = None,
-                 ) -> None:
+                 logs: Logs | None = None) -> None:
         """``unique``: the caller knows no two events share an event_id (no dedup pass)."""
         self.order_id = order_id
-        if logs is not None:
-            self.orders, self.payments, self.reservations, self.shipments = logs
-        else:
-            self.orders = []
-            self.payments = {}
-            self.reservations = {}
-            self.shipments = {}
+        if logs is None:
+            logs = ([], {}, {}, {})
             for event in (events if unique else dedup(events)):
-                step = step_of(event)
-                if event.source is Source.ORDERS:  # its entity is the order itself
-                    insert_step(self.orders, step)
-                    continue
-                entities = self._entities(event.source)
-                log = entities.get(event.entity_id)
-                if log is None:
-                    entities[event.entity_id] = [step]
-                else:
-                    insert_step(log, step)
+                place(logs, event)
+        self.orders, self.payments, self.reservations, self.shipments = logs
         self._ids: dict[Source, list[str]] = {}
 
     def _entities(self, source: Source) -> dict[str, Log]:
