@@ -92,6 +92,7 @@ def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
     memory.install()  # before any thread starts, so the arena limit covers them all
     profiler = heapprofile.install()  # before the imports below, so their heap is traced too
     from streams.engine import core as engine_core
+    from streams.worker import clean_stop
     from streams.worker.app import WorkerOptions, create_worker
     from streams.worker.lifecycle import (
         check_port_free,
@@ -134,7 +135,12 @@ def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
                f"{inputs} partitions, {s.processing_guarantee}, state in {data_dir}, "
                f"{compiled.status()} core, {engine_core.NAME} engine", err=True)
     click.echo(f"rules: {describe_rules(s)}", err=True)
-    sys.exit(run_faust(w.app, loglevel, data_dir))
+    def unsettled() -> str | None:
+        if s.processing_guarantee != "exactly_once":
+            return None  # the local state is kept whatever the marker says
+        return clean_stop.unsettled(s, w.app.conf.id, w.judged)
+
+    sys.exit(run_faust(w.app, loglevel, data_dir, unsettled))
 
 
 def register(cli: click.Group) -> None:

@@ -98,6 +98,9 @@ class Worker:
     delivery: DeliveryGuard = field(default_factory=DeliveryGuard)
     batches: int = 0
     records: int = 0
+    #: per (topic, partition), the offset after the last record judged (its state written
+    #: locally): a stop is clean only once the group's commits cover it (clean_stop.py)
+    judged: dict[tuple[str, int], int] = field(default_factory=dict)
     recent_windows: deque[dict[str, Any]] = field(
         default_factory=lambda: deque(maxlen=RECENT_WINDOWS))
     recent_alerts: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=200))
@@ -117,14 +120,17 @@ class Worker:
         emits: list[tuple[Any, list[Emit]]] = []
         last_of_partition: dict[int, Any] = {}
         now = wall_ms()
+        judged = self.judged
         for m in messages:
             out = self.runtime.handle(Record(m.topic, m.partition, m.offset, m.key, m.value))
-            self.tracker.saw((m.topic, m.partition), m.offset, now)
+            tp = (m.topic, m.partition)
+            self.tracker.saw(tp, m.offset, now)
+            judged[tp] = m.offset + 1
             last_of_partition[m.partition] = m
             if out:
                 emits.append((m, out))
         sends: list[Send] = []
-        judged = perf_counter()
+        decided = perf_counter()
         for partition, last in last_of_partition.items():
             self.runtime.persist(partition)
             store = self.stores.get(partition)
@@ -134,7 +140,7 @@ class Worker:
         for m, out in emits:
             sends.extend((m, e.name, e.partition, e.key, e.value) for e in out)
         written = perf_counter()
-        stages["state_write"] += written - judged
+        stages["state_write"] += written - decided
         await self._produce(sends)
         finished = perf_counter()
         stages["produce"] += finished - written
@@ -178,7 +184,9 @@ class Worker:
         metrics_name = self.topology.name(TopicId.METRICS)
         alerts_name = self.topology.name(TopicId.ALERTS)
         for event in events:
-            windows, alerts = aggregator.on_partial(state, decode_partial(event.message.value))
+            message = event.message
+            self.judged[(message.topic, message.partition)] = message.offset + 1
+            windows, alerts = aggregator.on_partial(state, decode_partial(message.value))
             for w in windows:
                 key = format_time(w["window_start"]).encode()
                 sends.append((event.message, metrics_name, 0, key,

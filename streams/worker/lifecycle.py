@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,12 +120,15 @@ def _watchdog(seconds: float) -> None:
     timer.start()
 
 
-def run_faust(worker_app: object, loglevel: str, data_dir: Path) -> int:
-    """Run the Faust worker until SIGTERM/SIGINT; returns the exit code."""
+def run_faust(worker_app: object, loglevel: str, data_dir: Path,
+              unsettled: Callable[[], str | None] = lambda: None) -> int:
+    """Run the Faust worker until SIGTERM/SIGINT; returns the exit code. After a clean stop
+    the state directory is marked clean unless ``unsettled`` gives a reason not to trust it
+    (see clean_stop.py)."""
     import faust
     from mode.utils.loops import get_event_loop
 
-    from streams.worker import diagnostics, tap
+    from streams.worker import clean_stop, diagnostics, tap
 
     app: faust.App = worker_app  # type: ignore[assignment]
     app.finalize()  # what Faust's own CLI does before starting a Worker
@@ -140,6 +144,8 @@ def run_faust(worker_app: object, loglevel: str, data_dir: Path) -> int:
             # before the app stops: the batch being judged ends and is acked, so Faust's
             # final commit covers it with its outputs (see BatchTap.close)
             await tap.close(app)
+            # ... and is committed: Faust's final commit can skip it (clean_stop.py)
+            await clean_stop.settle_commits(app)
             await super().on_stop()
 
     worker = GuardedWorker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False,
@@ -156,7 +162,11 @@ def run_faust(worker_app: object, loglevel: str, data_dir: Path) -> int:
         worker.execute_from_commandline()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
-    if code == 0:
+    reason = unsettled() if code == 0 else None
+    if reason is not None:
+        print(f"crosscheck: local state not kept for the next start: {reason}; it will "
+              "rebuild the state from the changelog topics", file=sys.stderr, flush=True)
+    elif code == 0:
         mark_clean(data_dir)
     else:
         print(f"crosscheck: worker stopped with exit code {code}", file=sys.stderr)

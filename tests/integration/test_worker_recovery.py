@@ -37,6 +37,10 @@ pytestmark = pytest.mark.integration
 #: of the input once the worker judged over 10k records/s); leave a killed member's session
 #: after 10 s.
 ENV = {**FAST_GROUP_ENV, "CROSSCHECK_COMMIT_INTERVAL": "0.25"}
+#: The worker stopped midway judges in batches of 50 records: with the default 2,000 it
+#: judged the whole input (18k records) within its first commit now and then, leaving
+#: nothing to stop in the middle of.
+MIDWAY_ARGS = ("--batch-size", "50")
 
 
 def stop_midway(worker: WorkerProcess, progress: Progress, total: int, how: str,
@@ -72,7 +76,7 @@ def run_interrupted(settings: Settings, topology: Topology, tmp_path: Path, scen
     try:
         total = progress.input_total()
         assert total == len(scenario.lines)
-        first = start_worker(settings, log, port=port, extra_env=ENV)
+        first = start_worker(settings, log, port=port, extra_args=MIDWAY_ARGS, extra_env=ENV)
         try:
             committed = stop_midway(first, progress, total, how)
         finally:
@@ -169,7 +173,7 @@ def test_inputs_written_in_transactions_sigkill_and_restart(
     try:
         total = progress.input_total()  # records, aborted records and transaction markers
         assert aborted > 0 and total > len(scenario.lines) + aborted
-        first = start_worker(settings, log, port=port, extra_env=ENV)
+        first = start_worker(settings, log, port=port, extra_args=MIDWAY_ARGS, extra_env=ENV)
         try:
             stop_midway(first, progress, total, "kill")
         finally:
