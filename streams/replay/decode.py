@@ -6,7 +6,7 @@ from schemas.codec import Codec
 from schemas.errors import DecodeError, ValidationError
 from streams.inputs import decode_input
 from streams.model import Event
-from topology.partitioner import partition_for
+from topology.partitioner import KeyPartitions
 from topology.topics import TopicId
 
 
@@ -16,6 +16,7 @@ class InputDecoder:
     def __init__(self, codec: Codec, partitions: int) -> None:
         self.codec = codec
         self.partitions = partitions
+        self._homes = KeyPartitions(partitions)
 
     def event(self, topic: TopicId, partition: int, value: bytes | None) -> Event | None:
         """The event of a record, or None if it is undecodable, invalid or misrouted."""
@@ -23,7 +24,7 @@ class InputDecoder:
             event = decode_input(self.codec, topic, value)
         except (DecodeError, ValidationError):
             return None
-        if partition_for(event.order_id, self.partitions) != partition:
+        if self._homes.of(event.order_id) != partition:
             return None
         return event
 

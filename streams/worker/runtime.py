@@ -31,7 +31,7 @@ from streams.metrics.windows import Partial, PartitionWindows, WindowCounts
 from streams.model import Command, DeadLetter, Mismatch, Source
 from streams.names import WINDOW_PREFIX, WINDOWS_CLOSED_KEY, WINDOWS_KEY
 from streams.records import command_record, dead_letter_record, mismatch_record
-from topology.partitioner import partition_for
+from topology.partitioner import KeyPartitions, partition_for
 from topology.topics import BY_ID, INPUTS, TopicId, Topology
 
 _windows_decoder = msgspec.msgpack.Decoder(PartitionWindows)  # state format 1
@@ -122,9 +122,6 @@ class Counters:
     stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
 
-#: orders whose partition the runtime remembers (an order's events come close together)
-_HOMES = 1 << 16
-
 
 class Runtime:
     """Turns consumed records into output records, one PartitionEngine per partition number."""
@@ -150,7 +147,7 @@ class Runtime:
         self._parts: dict[int, PartitionCtx] = {}
         self.tracker = WindowTracker(rules.metrics_window, max(rules.storm_threshold + 1, 10))
         #: order_id -> its input partition (murmur2), for the last orders seen
-        self._homes: dict[str, int] = {}
+        self._homes = KeyPartitions(input_partitions)
         #: called with the mismatches and commands of every record that has some (the web
         #: layer keeps the recent ones: streams.web.probe)
         self.observer: Callable[[list[Mismatch | Command]], None] | None = None
@@ -218,12 +215,7 @@ class Runtime:
         finally:
             decoded = perf_counter()
             stages["decode"] += decoded - began
-        home = self._homes.get(event.order_id)
-        if home is None:
-            if len(self._homes) >= _HOMES:
-                self._homes.clear()
-            home = self._homes[event.order_id] = partition_for(event.order_id,
-                                                               self.input_partitions)
+        home = self._homes.of(event.order_id)
         if home != record.partition:
             return self._dead_counted(
                 record, f"misrouted: order {event.order_id!r} belongs to partition {home} "

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from topology.partitioner import murmur2, partition_for
+from topology.partitioner import KeyPartitions, murmur2, partition_for
 
 #: org.apache.kafka.common.utils.UtilsTest#testMurmur2
 KAFKA_VECTORS = [
@@ -106,3 +106,10 @@ def test_murmur2_matches_the_java_algorithm_for_any_bytes(data: bytes) -> None:
 @given(st.text(max_size=30), st.integers(1, 512))
 def test_partition_is_in_range(key: str, partitions: int) -> None:
     assert 0 <= partition_for(key, partitions) < partitions
+
+
+def test_key_partitions_remembers_partition_for_and_stays_bounded() -> None:
+    homes = KeyPartitions(7, size=3)
+    keys = [f"ORD-{i}" for i in range(10)] * 2
+    assert [homes.of(k) for k in keys] == [partition_for(k, 7) for k in keys]
+    assert len(homes._known) <= 3

@@ -352,7 +352,7 @@ def test_worker_with_a_dead_webhook_still_produces_every_alert(
         for i in range(n)])
     partial = Partial(0, T0 + MIN, False, tracker.close(windows, T0 + MIN))
     event = SimpleNamespace(message=SimpleNamespace(value=encode(partial), topic="partials",
-                                                    partition=0))
+                                                    partition=0, offset=0))
 
     async def main() -> float:
         began = time.perf_counter()
