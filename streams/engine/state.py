@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import msgspec
 
-from streams.model import Event, Mismatch, MismatchType, Severity, Source, Status, Step
+from streams.model import Event, Mismatch, MismatchType, Severity, Status, Step
 from streams.rules.entities import place
 
 #: the state format ``encode_order`` writes (the first element of its msgpack array)
@@ -96,16 +96,6 @@ class OrderState(msgspec.Struct, array_like=True, tag=ORDER_FORMAT):
     def has_open(self) -> bool:
         """Whether some mismatch of the current history is OPEN (and can still resolve)."""
         return any(e.status is Status.OPEN and not e.frozen for e in self.ledger.values())
-
-    def entity_logs(self, source: Source) -> dict[str, list[Step]]:
-        """Entity id -> log of one source (the order's own log under its order_id)."""
-        if source is Source.PAYMENTS:
-            return self.payments
-        if source is Source.INVENTORY:
-            return self.reservations
-        if source is Source.SHIPPING:
-            return self.shipments
-        return {self.order_id: self.orders} if self.orders else {}
 
     def history_size(self) -> int:
         """How many events the order's logs hold."""

@@ -107,7 +107,8 @@ class OrderView:
         self.orders, self.payments, self.reservations, self.shipments = logs
         self._ids: dict[Source, list[str]] = {}
 
-    def _entities(self, source: Source) -> dict[str, Log]:
+    def entities(self, source: Source) -> dict[str, Log]:
+        """Entity id -> log of one source (the order's own log under its order_id)."""
         if source is Source.PAYMENTS:
             return self.payments
         if source is Source.INVENTORY:
@@ -120,7 +121,7 @@ class OrderView:
         """The entity's whole log, in lifecycle order (do not modify)."""
         if source is Source.ORDERS:
             return self.orders if entity_id == self.order_id else _NO_STEPS
-        return self._entities(source).get(entity_id, _NO_STEPS)
+        return self.entities(source).get(entity_id, _NO_STEPS)
 
     # -- single entities -------------------------------------------------------------------
 
@@ -164,7 +165,7 @@ class OrderView:
         """Every entity of a source the order has seen, sorted (do not modify)."""
         ids = self._ids.get(source)
         if ids is None:
-            ids = self._ids[source] = sorted(self._entities(source))
+            ids = self._ids[source] = sorted(self.entities(source))
         return ids
 
     # -- the order's entities in a state ---------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 from schemas.catalog import schema
 from schemas.validation import format_time
 from streams.config import RuleConfig
-from streams.engine.partition import DECIDE, pending_work
+from streams.engine.partition import DECIDE, pending_work, view_of
 from streams.engine.state import OrderState
 from streams.export import to_json_record
 from streams.model import Event, Source, event_of
@@ -135,9 +135,10 @@ def order_doc(state: OrderState, partition: int, recent: RecentMismatches,
                 **({"rule": RULES[rule].type.value, "key": key}
                    if kind == DECIDE and rule in RULES else {})}
                for due, kind, rule, key in pending_work(state, rules, watermark)]
+    view = view_of(state)
     events = sorted((event_of(step, source, entity, state.order_id)
                      for source in Source
-                     for entity, log in state.entity_logs(source).items() for step in log),
+                     for entity, log in view.entities(source).items() for step in log),
                     key=lambda e: (e.event_time, e.source.value, e.event_id))
     return {
         "order_id": state.order_id,
