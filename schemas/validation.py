@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -256,7 +257,11 @@ def parse_event_json(topic: TopicId, raw: bytes | str) -> dict[str, Any]:
     except msgspec.ValidationError as exc:
         raise _translate(str(exc), topic, lambda: msgspec.json.decode(raw)) from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise ValidationError("event", f"not valid JSON: {exc}") from None
+        try:  # JSON that msgspec refuses but Python reads ("\ud800"): the field and why
+            parsed = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise ValidationError("event", f"not valid JSON: {exc}") from None
+        return validate_event(topic, parsed)
 
 
 def validate_event(topic: TopicId, event: Mapping[str, Any]) -> dict[str, Any]:
@@ -278,6 +283,33 @@ def validate_event(topic: TopicId, event: Mapping[str, Any]) -> dict[str, Any]:
         return shape[2](msgspec.convert(source, shape[0]))
     except msgspec.ValidationError as exc:
         raise _translate(str(exc), topic, lambda: source) from None
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800" in JSON): no UTF-8 text for it
+        raise ValidationError(_unencodable(source) or "event",
+                              "is not valid Unicode text (a lone surrogate)") from None
+
+
+def _unencodable(value: Any, path: str = "") -> str | None:
+    """The path of the first string (value or key) in ``value`` with no UTF-8 form."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return path or "event"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and _unencodable(key) is not None:
+                return path or "event"
+            found = _unencodable(item, inner)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _unencodable(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
 
 
 def _plain(value: Any) -> Any:

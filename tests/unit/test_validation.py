@@ -396,3 +396,18 @@ def test_json_and_mapping_paths_agree(case: tuple[TopicId, dict[str, Any]]) -> N
         field = str(result).split(":", 1)[0]
         assert field and " " not in field
 
+
+
+def test_a_lone_surrogate_names_its_field_instead_of_crashing() -> None:
+    # "\ud800" is valid JSON text and json.loads gives a lone surrogate, which has no UTF-8
+    # form: msgspec raised UnicodeEncodeError out of validate_event (found by the fuzz test)
+    with pytest.raises(ValidationError) as caught:
+        validate_event(TopicId.INVENTORY, _with(TopicId.INVENTORY, "type", "\ud800"))
+    assert caught.value.field == "type" and "lone surrogate" in caught.value.reason
+    with pytest.raises(ValidationError) as caught:
+        validate_event(TopicId.ORDERS, _with(TopicId.ORDERS, "items[0].sku", "x\udfff"))
+    assert caught.value.field == "items[0].sku" and "lone surrogate" in caught.value.reason
+    line = json.dumps({**GOOD[TopicId.PAYMENTS], "channel": "\ud800"})
+    with pytest.raises(ValidationError) as caught:
+        parse_event_json(TopicId.PAYMENTS, line.encode())
+    assert caught.value.field == "channel" and "lone surrogate" in caught.value.reason
