@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 #: the hot modules (profiled: the engine and state-write stages, about 60 % of a record's
@@ -182,18 +183,30 @@ def clean() -> None:
 
 def main(argv: list[str]) -> int:
     """``build``, ``clean`` or ``status`` (what the Makefile's compile targets call)."""
+    return run_command(argv, build, clean, status, what="the compiled core",
+                       fallback="the pure Python modules run",
+                       failed="mypyc's build exited {code}, its errors are above",
+                       built=f"compiled core built ({len(MODULES)} modules)")
+
+
+def run_command(argv: list[str], build: Callable[[], None], clean: Callable[[], None],
+                status: Callable[[], str], *, what: str, fallback: str, failed: str,
+                built: str) -> int:
+    """The ``build|clean|status`` command of an optional build (this one, streams.native):
+    a build that fails is cleaned away and says so, ``what`` not being built and
+    ``fallback`` running instead (``failed``: the reason for a non-zero exit ``{code}``)."""
     command = argv[0] if argv else "status"
     if command == "build":
         try:
             build()
         except (OSError, subprocess.CalledProcessError) as exc:
             clean()
-            why = (f"mypyc's build exited {exc.returncode}, its errors are above"
+            why = (failed.format(code=exc.returncode)
                    if isinstance(exc, subprocess.CalledProcessError) else str(exc))
-            print(f"crosscheck: the compiled core was not built ({why}); the pure Python "
-                  "modules run (same outputs, slower)", file=sys.stderr)
+            print(f"crosscheck: {what} was not built ({why}); {fallback} (same outputs, "
+                  "slower)", file=sys.stderr)
             return 1
-        print(f"crosscheck: compiled core built ({len(MODULES)} modules)", file=sys.stderr)
+        print(f"crosscheck: {built}", file=sys.stderr)
         return 0
     if command == "clean":
         clean()
@@ -203,4 +216,3 @@ def main(argv: list[str]) -> int:
         return 0
     print("usage: build|clean|status", file=sys.stderr)
     return 2
-

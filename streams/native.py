@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from streams.compiled import PURE_ENV, ROOT, _digest, _install
+from streams.compiled import PURE_ENV, ROOT, _digest, _install, run_command
 
 #: set to 1: the Python engine runs although the native core is built (for A/B runs and tests)
 PYTHON_ENGINE_ENV = "CROSSCHECK_PYTHON_ENGINE"
@@ -131,28 +131,11 @@ def clean() -> None:
 
 def main(argv: list[str]) -> int:
     """``build``, ``clean`` or ``status`` (what the Makefile's native targets call)."""
-    command = argv[0] if argv else "status"
-    if command == "build":
-        if cargo() is None:
-            print("crosscheck: no cargo on the PATH: the native core was not built; the Python "
-                  "engine runs (same outputs, slower)", file=sys.stderr)
-            return 1
-        try:
-            build()
-        except (OSError, subprocess.CalledProcessError) as exc:
-            clean()
-            why = (f"cargo exited {exc.returncode}, its output is above"
-                   if isinstance(exc, subprocess.CalledProcessError) else str(exc))
-            print(f"crosscheck: the native core was not built ({why}); the Python engine runs "
-                  "(same outputs, slower)", file=sys.stderr)
-            return 1
-        print("crosscheck: native core built (streams/_native.abi3.so)", file=sys.stderr)
-        return 0
-    if command == "clean":
-        clean()
-        return 0
-    if command == "status":
-        print(status())
-        return 0
-    print("usage: build|clean|status", file=sys.stderr)
-    return 2
+    if argv[:1] == ["build"] and cargo() is None:
+        print("crosscheck: no cargo on the PATH: the native core was not built; the Python "
+              "engine runs (same outputs, slower)", file=sys.stderr)
+        return 1
+    return run_command(argv, build, clean, status, what="the native core",
+                       fallback="the Python engine runs",
+                       failed="cargo exited {code}, its output is above",
+                       built="native core built (streams/_native.abi3.so)")

@@ -122,7 +122,6 @@ class Counters:
     stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
 
-
 class Runtime:
     """Turns consumed records into output records, one PartitionEngine per partition number."""
 

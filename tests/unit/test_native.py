@@ -92,3 +92,23 @@ def test_native_orders_read_state_format_1() -> None:
     data = msgspec.msgpack.encode(old)
     order = module.decode(data)
     assert order.to_python() == python_decode(data)
+
+
+def test_a_failed_optional_build_is_cleaned_away_and_says_what_runs_instead(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    run_command = compiled.run_command
+    cleaned: list[bool] = []
+
+    def fail() -> None:
+        raise subprocess.CalledProcessError(3, ["cargo"])
+
+    code = run_command(["build"], fail, lambda: cleaned.append(True), lambda: "none",
+                       what="the native core", fallback="the Python engine runs",
+                       failed="cargo exited {code}, its output is above", built="built")
+    assert code == 1 and cleaned == [True]
+    assert capsys.readouterr().err == (
+        "crosscheck: the native core was not built (cargo exited 3, its output is above); "
+        "the Python engine runs (same outputs, slower)\n")
+    assert run_command(["status"], fail, lambda: None, lambda: "none", what="", fallback="",
+                       failed="", built="") == 0
+    assert capsys.readouterr().out == "none\n"
