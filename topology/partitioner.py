@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 _M = 0x5BD1E995
@@ -49,12 +50,16 @@ def partition_for(key: str | bytes, partitions: int) -> int:
 class KeyPartitions:
     """``partition_for(key, partitions)`` of str keys, remembered for the last ``size`` keys:
     one dict lookup for a key seen lately (an order's events come close together), where
-    encoding the key and the cached hash call cost about 1 us."""
+    encoding the key and the cached hash call cost about 1 us. ``partition_of`` computes a
+    key not seen lately (the native core's, ``streams.engine.core.partition_of``, where it
+    runs: the same function, ~0.1 us instead of ~8 us)."""
 
-    def __init__(self, partitions: int, size: int = HASH_CACHE_SIZE) -> None:
+    def __init__(self, partitions: int, size: int = HASH_CACHE_SIZE,
+                 partition_of: Callable[[str, int], int] | None = None) -> None:
         self.partitions = partitions
         self._size = size
         self._known: dict[str, int] = {}
+        self._partition_of: Callable[[str, int], int] = partition_of or partition_for
 
     def of(self, key: str) -> int:
         """The partition of ``key``."""
@@ -63,5 +68,5 @@ class KeyPartitions:
         if partition is None:
             if len(known) >= self._size:
                 known.clear()
-            partition = known[key] = partition_for(key, self.partitions)
+            partition = known[key] = self._partition_of(key, self.partitions)
         return partition

@@ -14,6 +14,7 @@ mod engine;
 mod host;
 mod model;
 mod msgpack;
+mod partition;
 mod state;
 mod triggers;
 mod view;
@@ -25,5 +26,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::NativeOrder>()?;
     m.add_function(wrap_pyfunction!(engine::decode, m)?)?;
     m.add_function(wrap_pyfunction!(engine::encode, m)?)?;
+    m.add_function(wrap_pyfunction!(partition::partition_for, m)?)?;
     Ok(())
 }

@@ -16,6 +16,7 @@ from streams.engine.partition import Engine
 from streams.engine.partition import PartitionEngine as PythonEngine
 from streams.engine.state import OrderState, decode_order, encode_order
 from streams.engine.store import StateStore
+from topology.partitioner import partition_for
 
 _module = native.load()
 #: "native" or "python"
@@ -23,6 +24,10 @@ NAME = "native" if _module is not None else "python"
 #: the engine class: PartitionEngine(rules, store, clock), as streams.engine.partition's
 PartitionEngine: Callable[[RuleConfig, StateStore, Callable[[], int]], Engine] = (
     _module.PartitionEngine if _module is not None else PythonEngine)
+#: the partition Kafka's murmur2 gives a str key: ``topology.partitioner.partition_for``, in
+#: Rust when the native core runs
+partition_of: Callable[[str, int], int] = (
+    _module.partition_for if _module is not None else partition_for)
 
 
 def load_order(data: bytes) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from schemas.codec import Codec
 from schemas.errors import DecodeError, ValidationError
+from streams.engine.core import partition_of
 from streams.inputs import decode_input
 from streams.model import Event
 from topology.partitioner import KeyPartitions
@@ -16,7 +17,7 @@ class InputDecoder:
     def __init__(self, codec: Codec, partitions: int) -> None:
         self.codec = codec
         self.partitions = partitions
-        self._homes = KeyPartitions(partitions)
+        self._homes = KeyPartitions(partitions, partition_of=partition_of)
 
     def event(self, topic: TopicId, partition: int, value: bytes | None) -> Event | None:
         """The event of a record, or None if it is undecodable, invalid or misrouted."""

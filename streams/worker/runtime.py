@@ -21,7 +21,7 @@ from schemas.codec import Codec
 from schemas.errors import DecodeError, ValidationError
 from schemas.validation import format_time
 from streams.config import RuleConfig
-from streams.engine.core import PartitionEngine
+from streams.engine.core import PartitionEngine, partition_of
 from streams.engine.partition import Engine
 from streams.engine.store import StateStore
 from streams.inputs import decode_input
@@ -146,7 +146,7 @@ class Runtime:
         self._parts: dict[int, PartitionCtx] = {}
         self.tracker = WindowTracker(rules.metrics_window, max(rules.storm_threshold + 1, 10))
         #: order_id -> its input partition (murmur2), for the last orders seen
-        self._homes = KeyPartitions(input_partitions)
+        self._homes = KeyPartitions(input_partitions, partition_of=partition_of)
         #: called with the mismatches and commands of every record that has some (the web
         #: layer keeps the recent ones: streams.web.probe)
         self.observer: Callable[[list[Mismatch | Command]], None] | None = None

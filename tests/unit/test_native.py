@@ -15,11 +15,14 @@ from pathlib import Path
 import msgspec
 import pytest
 from builders import RULES, T0, inv, pay, placed, ship
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams import compiled, native
 from streams.engine import MemoryStore, PartitionEngine, core
 from streams.engine.state import OrderState, OrderStateV1, encode_order
 from streams.engine.state import decode_order as python_decode
+from topology.partitioner import partition_for
 
 NEEDS_BUILD = pytest.mark.skipif(native.status() != "native",
                                  reason="the native core is not built (make native)")
@@ -112,3 +115,16 @@ def test_a_failed_optional_build_is_cleaned_away_and_says_what_runs_instead(
     assert run_command(["status"], fail, lambda: None, lambda: "none", what="", fallback="",
                        failed="", built="") == 0
     assert capsys.readouterr().out == "none\n"
+
+
+@NEEDS_BUILD
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=40), st.integers(1, 512))
+def test_the_native_partitioner_is_kafkas_murmur2(key: str, partitions: int) -> None:
+    assert core.partition_of(key, partitions) == partition_for(key, partitions)
+
+
+@NEEDS_BUILD
+def test_the_native_partitioner_refuses_zero_partitions() -> None:
+    with pytest.raises(ValueError, match="partitions must be positive"):
+        core.partition_of("ORD-1", 0)

@@ -113,3 +113,15 @@ def test_key_partitions_remembers_partition_for_and_stays_bounded() -> None:
     keys = [f"ORD-{i}" for i in range(10)] * 2
     assert [homes.of(k) for k in keys] == [partition_for(k, 7) for k in keys]
     assert len(homes._known) <= 3
+
+
+def test_key_partitions_computes_unseen_keys_with_the_function_it_is_given() -> None:
+    seen: list[tuple[str, int]] = []
+
+    def partition_of(key: str, partitions: int) -> int:
+        seen.append((key, partitions))
+        return 5
+
+    homes = KeyPartitions(7, partition_of=partition_of)
+    assert [homes.of("ORD-1"), homes.of("ORD-1"), homes.of("ORD-2")] == [5, 5, 5]
+    assert seen == [("ORD-1", 7), ("ORD-2", 7)]
