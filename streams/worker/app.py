@@ -46,7 +46,7 @@ from streams.worker.idle import IdleTracker
 from streams.worker.lifecycle import web_host_for
 from streams.worker.offsets import TailProbe, fill_head_gap
 from streams.worker.outputs import Send
-from streams.worker.runtime import Emit, Record, Runtime, describe, wall_ms
+from streams.worker.runtime import Emit, Runtime, describe, wall_ms
 from streams.worker.store import TABLE_ROCKSDB_OPTIONS, BlobTable, ChangelogWrite, TableStore
 from topology.partitioner import partition_for
 from topology.topics import INPUTS, TopicId, Topology
@@ -119,16 +119,19 @@ class Worker:
         began = perf_counter()
         emits: list[tuple[Any, list[Emit]]] = []
         last_of_partition: dict[int, Any] = {}
+        last_of_tp: dict[tuple[str, int], Any] = {}
         now = wall_ms()
+        handle = self.runtime.handle
+        for m in messages:  # a Faust message is what the runtime reads of a record
+            out = handle(m)
+            last_of_tp[m.tp] = m
+            if out:
+                emits.append((m, out))
         judged = self.judged
-        for m in messages:
-            out = self.runtime.handle(Record(m.topic, m.partition, m.offset, m.key, m.value))
-            tp = (m.topic, m.partition)
+        for tp, m in last_of_tp.items():  # (a TP is a (topic, partition) tuple)
             self.tracker.saw(tp, m.offset, now)
             judged[tp] = m.offset + 1
             last_of_partition[m.partition] = m
-            if out:
-                emits.append((m, out))
         sends: list[Send] = []
         decided = perf_counter()
         for partition, last in last_of_partition.items():

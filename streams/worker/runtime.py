@@ -70,9 +70,29 @@ class PartitionCtx:
     all_idle: bool = False
 
 
+class RecordLike(Protocol):
+    """What the runtime reads of a consumed record: a ``Record``, or a Faust message as it
+    is (the worker hands its batch's messages over without a copy)."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def key(self) -> bytes | None: ...
+
+    @property
+    def value(self) -> bytes | None: ...
+
+
 @dataclass(frozen=True)
 class Record:
-    """A consumed Kafka record, as the runtime sees it."""
+    """A consumed Kafka record, as the runtime sees it (tests, tools)."""
 
     topic: str
     partition: int
@@ -198,7 +218,7 @@ class Runtime:
             store.put_blob(WINDOWS_CLOSED_KEY, _encoder.encode(windows.closed_until))
             ctx.stored_closed_until = windows.closed_until
 
-    def handle(self, record: Record) -> list[Emit]:
+    def handle(self, record: RecordLike) -> list[Emit]:
         """Process one consumed record; never raises for bad input."""
         topic = self._ids.get(record.topic)
         if topic is TopicId.TICKS:
@@ -251,12 +271,12 @@ class Runtime:
                               encode_partial(partial), partial))
         return emits
 
-    def _dead_counted(self, record: Record, reason: str) -> list[Emit]:
+    def _dead_counted(self, record: RecordLike, reason: str) -> list[Emit]:
         ctx = self.part(record.partition)
         self.tracker.on_dead_letter(ctx.windows)
         return [self._dead(record, reason)]
 
-    def _on_tick(self, record: Record) -> list[Emit]:
+    def _on_tick(self, record: RecordLike) -> list[Emit]:
         try:
             tick = self.codec.decode_as("Tick", record.value)
         except DecodeError:
@@ -294,7 +314,7 @@ class Runtime:
         return Emit(topic, name, partition_for(key, self._out_partitions[topic]), key, value,
                     output)
 
-    def _dead(self, record: Record, reason: str) -> Emit:
+    def _dead(self, record: RecordLike, reason: str) -> Emit:
         self.counters.dead_letters += 1
         letter = DeadLetter(record.topic, record.partition, record.offset, record.key,
                             record.value, reason, self.clock())

@@ -47,6 +47,8 @@ from time import monotonic
 from typing import Any, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING, Consumer
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
 
 log = logging.getLogger("crosscheck.worker")
 
@@ -174,11 +176,43 @@ class BatchTap:
         await self._idle.wait()
 
     def ack(self, batch: Iterable[Any]) -> None:
-        """Mark a judged batch's records as done: Faust's next commit covers their offsets."""
+        """Mark a judged batch's records as done: Faust's next commit covers their offsets.
+
+        What ``Consumer.ack`` of faust-streaming 0.15 does for each record, for the whole
+        batch under one hold of its ``ack_lock`` (one topic check per topic, one wake-up of
+        a commit waiting for acks): per record it cost ~1 us of the worker's main thread."""
         consumer = self.app.consumer
-        ack = consumer.ack
-        for message in batch:
-            ack(message)
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        committed_offset = consumer._committed_offset
+        acked_index_of = consumer._acked_index
+        acked_of = consumer._acked
+        unacked = consumer._unacked_messages
+        enabled: dict[str, bool] = {}
+        count = 0
+        with ack_lock:
+            try:
+                for message in batch:
+                    if message.acked:
+                        continue
+                    message.acked = True
+                    topic = message.topic
+                    on = enabled.get(topic)
+                    if on is None:
+                        on = enabled[topic] = bool(acks_enabled_for(topic))
+                    if not on:
+                        continue
+                    tp, offset = message.tp, message.offset
+                    committed = committed_offset[tp]
+                    if committed is None or offset >= committed:
+                        acked_index = acked_index_of[tp]
+                        if offset not in acked_index:
+                            unacked.discard(message)
+                            acked_index.add(offset)
+                            acked_of[tp].append(offset)
+                            count += 1
+            finally:
+                consumer._n_acked += count
+                notify(consumer._waiting_for_ack)
 
 
 def supported() -> bool:

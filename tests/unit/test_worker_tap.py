@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
+from weakref import WeakSet
 
 import pytest
+from faust.transport.consumer import Consumer as FaustConsumer
 
 from streams.worker import tap
 from streams.worker.tap import BatchTap
@@ -19,6 +22,7 @@ class Msg:
     offset: int
     generation_id: int = 1
     tracked: bool = False
+    acked: bool = False
 
     @property
     def tp(self) -> tuple[str, int]:
@@ -33,15 +37,43 @@ class FlowControl:
         return self.active
 
 
+class Tracked(WeakSet[Any]):
+    """Faust's set of unacked messages, remembering every message ever added (in order)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[Any] = []
+
+    def add(self, item: Any) -> None:
+        self.seen.append(item)
+        super().add(item)
+
+
 @dataclass
 class Consumer:
-    _unacked_messages: set[Any] = field(default_factory=set)
-    acked: list[Any] = field(default_factory=list)
+    """The parts of faust-streaming 0.15's Consumer that ``Consumer.ack`` works on."""
 
-    def ack(self, message: Any) -> bool:
-        self._unacked_messages.discard(message)
-        self.acked.append(message)
-        return True
+    app: Any = None
+    _unacked_messages: Tracked = field(default_factory=Tracked)
+    _acked: defaultdict[Any, list[int]] = field(default_factory=lambda: defaultdict(list))
+    _acked_index: defaultdict[Any, set[int]] = field(default_factory=lambda: defaultdict(set))
+    _committed_offset: defaultdict[Any, int | None] = field(
+        default_factory=lambda: defaultdict(lambda: None))
+    _n_acked: int = 0
+    _waiting_for_ack: Any = None
+
+    @property
+    def acked(self) -> list[Any]:
+        """The messages acked so far, in the order they were tracked."""
+        return [m for m in self._unacked_messages.seen if m.acked]
+
+
+@dataclass
+class Topics:
+    unacked: frozenset[str] = frozenset()
+
+    def acks_enabled_for(self, topic: str) -> bool:
+        return topic not in self.unacked
 
 
 @dataclass
@@ -55,6 +87,10 @@ class App:
     flow_control: FlowControl = field(default_factory=FlowControl)
     consumer: Consumer = field(default_factory=Consumer)
     monitor: Monitor = field(default_factory=Monitor)
+    topics: Topics = field(default_factory=Topics)
+
+    def __post_init__(self) -> None:
+        self.consumer.app = self
 
 
 def make(batch_max: int = 3, within: float = 0.01) -> tuple[App, BatchTap]:
@@ -66,7 +102,7 @@ def test_records_come_out_in_fetch_order_in_batches_of_at_most_batch_max() -> No
     app, t = make(batch_max=3)
     msgs = [Msg("orders" if i % 2 else "payments", i % 2, i) for i in range(7)]
     assert all(t.offer(m) for m in msgs)
-    assert all(m.tracked for m in msgs) and app.consumer._unacked_messages == set(msgs)
+    assert all(m.tracked for m in msgs) and set(app.consumer._unacked_messages) == set(msgs)
     assert t.take() == msgs[:3] and t.take() == msgs[3:6] and t.take() == msgs[6:]
     assert t.take() == [] and len(t) == 0
     assert set(app.monitor.stream_inbound_time) == {("orders", 1), ("payments", 0)}
@@ -263,3 +299,38 @@ def test_no_batch_is_taken_while_flow_is_suspended_and_the_buffer_is_dropped() -
 
 def test_close_of_an_app_without_a_tap_returns_at_once() -> None:
     asyncio.run(asyncio.wait_for(tap.close(App()), 1.0))
+
+
+def _acked_state(app: App) -> tuple[Any, ...]:
+    c = app.consumer
+    return (dict(c._acked), dict(c._acked_index), c._n_acked,
+            sorted((m.topic, m.partition, m.offset) for m in c._unacked_messages),
+            [(m.topic, m.offset, m.acked) for m in c._unacked_messages.seen])
+
+
+def test_a_batch_is_acked_as_faust_acks_each_of_its_records() -> None:
+    """BatchTap.ack does for a whole batch what faust-streaming 0.15's Consumer.ack does for
+    each record: records acked already, of a topic without acks, below the committed offset
+    or at an offset acked before (a redelivery) are skipped the same way."""
+    def build() -> tuple[App, BatchTap, list[Msg]]:
+        app = App(topics=Topics(unacked=frozenset({"payments"})))
+        t = BatchTap(app, ["orders", "payments"], 100, 0.01)
+        app.consumer._committed_offset[("orders", 1)] = 5
+        msgs = [Msg("orders", 0, 0), Msg("orders", 0, 1), Msg("payments", 0, 7),
+                Msg("orders", 1, 4), Msg("orders", 1, 5), Msg("orders", 0, 1),
+                Msg("orders", 0, 2, acked=True), Msg("orders", 2, 9)]
+        for m in msgs:
+            assert t.offer(m)
+        return app, t, msgs
+
+    faust_app, _, faust_msgs = build()
+    for m in faust_msgs:
+        FaustConsumer.ack(faust_app.consumer, m)  # type: ignore[arg-type]
+    app, t, msgs = build()
+    t.ack(msgs)
+    assert _acked_state(app) == _acked_state(faust_app)
+    assert app.consumer._acked == {("orders", 0): [0, 1], ("orders", 1): [5],
+                                   ("orders", 2): [9]}
+    assert app.consumer._n_acked == 4
+    t.ack(msgs)  # again: nothing changes
+    assert _acked_state(app) == _acked_state(faust_app)
