@@ -129,10 +129,7 @@ type Out = Vec<Py<PyAny>>;
 
 impl PartitionEngine {
     fn order_of<'py>(&self, py: Python<'py>, order_id: &str) -> PyResult<Option<Bound<'py, NativeOrder>>> {
-        match self.host.get_order(py, order_id)? {
-            None => Ok(None),
-            Some(obj) => Ok(Some(obj.cast_into::<NativeOrder>()?)),
-        }
+        self.host.get_order(py, order_id)
     }
 
     fn index(&self, py: Python<'_>, state: &mut OrderState, due: i64, limit: Option<i64>) -> PyResult<()> {
@@ -234,7 +231,7 @@ impl PartitionEngine {
             state.book.dues.clear();
             state.book.expire_at = None;
             drop(guard);
-            return self.host.put_order(py, &order_id, order.as_any());
+            return self.host.put_order(py, &order_id, order);
         }
         if changed {
             if let Some(w) = wm {
@@ -242,7 +239,7 @@ impl PartitionEngine {
             }
             let order_id = state.order_id.clone();
             drop(guard);
-            self.host.put_order(py, &order_id, order.as_any())?;
+            self.host.put_order(py, &order_id, order)?;
         }
         Ok(())
     }

@@ -8,7 +8,9 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use pyo3::IntoPyObjectExt;
 
 use crate::catalog::CommandSpec;
+use crate::engine::NativeOrder;
 use crate::model::{Event, Item, LedgerEntry, Source, Step};
+use crate::overlay::OrderOverlay;
 
 /// Python objects the engine builds outputs with, looked up once per engine.
 pub struct Host {
@@ -32,6 +34,9 @@ pub struct Host {
     pop_due: Py<PyAny>,
     get_meta: Py<PyAny>,
     put_meta: Py<PyAny>,
+    /// the store's orders when it keeps them in a native `OrderOverlay` (its attribute
+    /// `native_orders`): read and written without a Python call
+    overlay: Option<Py<OrderOverlay>>,
 }
 
 impl Host {
@@ -48,7 +53,12 @@ impl Host {
         let method = |name: &str| -> PyResult<Py<PyAny>> {
             Ok(store.bind(py).getattr(name)?.unbind())
         };
+        let overlay = match store.bind(py).getattr_opt("native_orders")? {
+            Some(found) if !found.is_none() => Some(found.cast_into::<OrderOverlay>()?.unbind()),
+            _ => None,
+        };
         Ok(Host {
+            overlay,
             get_order: method("get_order")?,
             put_order: method("put_order")?,
             delete_order: method("delete_order")?,
@@ -167,17 +177,29 @@ impl Host {
     // -- the store -------------------------------------------------------------------------
 
     pub fn get_order<'py>(&self, py: Python<'py>, order_id: &str)
-        -> PyResult<Option<Bound<'py, PyAny>>> {
+        -> PyResult<Option<Bound<'py, NativeOrder>>> {
+        if let Some(overlay) = &self.overlay {
+            return overlay.bind(py).borrow_mut().fetch(py, order_id);
+        }
         let found = self.get_order.bind(py).call1((order_id,))?;
-        Ok(if found.is_none() { None } else { Some(found) })
+        Ok(if found.is_none() { None } else { Some(found.cast_into::<NativeOrder>()?) })
     }
 
-    pub fn put_order(&self, py: Python<'_>, order_id: &str, order: &Bound<'_, PyAny>) -> PyResult<()> {
+    pub fn put_order(&self, py: Python<'_>, order_id: &str, order: &Bound<'_, NativeOrder>)
+        -> PyResult<()> {
+        if let Some(overlay) = &self.overlay {
+            overlay.bind(py).borrow_mut().store(order_id, Some(order.clone().unbind()));
+            return Ok(());
+        }
         self.put_order.bind(py).call1((order_id, order))?;
         Ok(())
     }
 
     pub fn delete_order(&self, py: Python<'_>, order_id: &str) -> PyResult<()> {
+        if let Some(overlay) = &self.overlay {
+            overlay.bind(py).borrow_mut().store(order_id, None);
+            return Ok(());
+        }
         self.delete_order.bind(py).call1((order_id,))?;
         Ok(())
     }

@@ -14,6 +14,7 @@ mod engine;
 mod host;
 mod model;
 mod msgpack;
+mod overlay;
 mod partition;
 mod state;
 mod triggers;
@@ -24,6 +25,7 @@ mod watermark;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::PartitionEngine>()?;
     m.add_class::<engine::NativeOrder>()?;
+    m.add_class::<overlay::OrderOverlay>()?;
     m.add_function(wrap_pyfunction!(engine::decode, m)?)?;
     m.add_function(wrap_pyfunction!(engine::encode, m)?)?;
     m.add_function(wrap_pyfunction!(partition::partition_for, m)?)?;

@@ -12,6 +12,7 @@ from typing import Any
 
 from streams import native
 from streams.config import RuleConfig
+from streams.engine.overlay import OrderOverlay
 from streams.engine.partition import Engine
 from streams.engine.partition import PartitionEngine as PythonEngine
 from streams.engine.state import OrderState, decode_order, encode_order
@@ -28,6 +29,22 @@ PartitionEngine: Callable[[RuleConfig, StateStore, Callable[[], int]], Engine] =
 #: Rust when the native core runs
 partition_of: Callable[[str, int], int] = (
     _module.partition_for if _module is not None else partition_for)
+
+
+def new_overlay(load: Callable[[str], bytes | None]) -> Any:
+    """A write-behind cache of a store's orders over ``load(order_id)`` (stored bytes or
+    None), holding the running engine's order objects: the native ``OrderOverlay`` when the
+    native engine runs (a store that exposes it as ``native_orders`` is read and written by
+    the engine without a Python call), else ``streams.engine.overlay.OrderOverlay``. Both have
+    the same methods: get, put, delete, drain, clear, len() and ``changed``."""
+    if _module is not None:
+        return _module.OrderOverlay(load)
+    return OrderOverlay(load, load_order, dump_order)
+
+
+def native_orders(overlay: Any) -> Any:
+    """The overlay if it is the native one (a store's ``native_orders``), else None."""
+    return overlay if _module is not None and isinstance(overlay, _module.OrderOverlay) else None
 
 
 def load_order(data: bytes) -> Any:

@@ -19,7 +19,7 @@ from typing import Any
 from rocksdict import Options, Rdict, WriteBatch
 
 from streams.engine import core
-from streams.engine.overlay import HeapIndex, OrderOverlay
+from streams.engine.overlay import HeapIndex
 from streams.engine.state import (
     PartitionMeta,
     decode_meta,
@@ -46,8 +46,9 @@ class PartitionState:
         self._db = db
         self.partition = partition
         self._prefix = b"o" + _PART.pack(partition)
-        self._orders = OrderOverlay(lambda oid: db.get(self._prefix + oid.encode()),
-                                    core.load_order, core.dump_order)
+        self._orders: Any = core.new_overlay(lambda oid: db.get(self._prefix + oid.encode()))
+        #: the overlay, if native: the native engine reads and writes it directly
+        self.native_orders: Any = core.native_orders(self._orders)
         self._index = HeapIndex()
         raw = db.get(_meta_key(partition))
         self._meta: PartitionMeta | None = decode_meta(raw) if raw is not None else None

@@ -26,7 +26,6 @@ from typing import Any, NamedTuple, Protocol
 from rocksdict import Options, Rdict, WriteBatch
 
 from streams.engine import core
-from streams.engine.overlay import OrderOverlay
 from streams.engine.state import (
     PartitionMeta,
     decode_meta,
@@ -94,8 +93,9 @@ class TableStore:
         self._orders_table, self._meta_table = orders, meta
         self.partition = partition
         self._index = _open_index(index_dir)
-        self._orders = OrderOverlay(lambda oid: self._db(orders).get(oid.encode()),
-                                    core.load_order, core.dump_order)
+        self._orders: Any = core.new_overlay(lambda oid: self._db(orders).get(oid.encode()))
+        #: the overlay, if native: the native engine reads and writes it directly
+        self.native_orders: Any = core.native_orders(self._orders)
         self._due_added: set[bytes] = set()
         self._added_heap: list[bytes] = []  # the keys of _due_added, as a heap
         self._due_removed: set[bytes] = set()
