@@ -22,7 +22,7 @@ CORE_SOURCES := streams/rules/entities.py streams/rules/triggers.py streams/rule
                 streams/engine/watermark.py streams/engine/overlay.py streams/engine/partition.py \
                 streams/records.py streams/fastdecode.py streams/inputs.py \
                 streams/metrics/tracker.py \
-                streams/worker/store.py streams/worker/runtime.py
+                streams/worker/due_index.py streams/worker/store.py streams/worker/runtime.py
 COMPILED := streams/compiled.json
 CORE     := $(PY) -c 'import sys, streams.compiled as c; sys.exit(c.main(sys.argv[1:]))'
 
@@ -71,14 +71,16 @@ run: install
 ## Every test, in two processes (pytest-xdist, whole modules per process): each starts its
 ## own broker for its integration tests. TEST_JOBS=1 runs them in one process.
 TEST_JOBS ?= 2
-## With the compiled or the native core built, the rules' and engine's tests run once more in
-## pure Python.
+## With the compiled or the native core built, the rules', engine's and stores' tests run once
+## more in pure Python.
 PURE_TESTS := tests/unit/test_engine_*.py tests/unit/test_rules_*.py \
-              tests/unit/test_streaming_equals_batch.py tests/unit/test_batch.py
+              tests/unit/test_streaming_equals_batch.py tests/unit/test_batch.py \
+              tests/unit/test_overlay.py tests/unit/test_worker_store.py \
+              tests/unit/test_worker_due_index.py
 test: install chromium
 	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile
 	@if [ "$$($(CORE) status)" = compiled ] || [ "$$($(NATIVE_CMD) status)" = native ]; then \
-	  echo "pure Python run of the rules and engine tests:"; \
+	  echo "pure Python run of the rules, engine and store tests:"; \
 	  CROSSCHECK_PURE_PYTHON=1 $(PY) -m pytest -q $(PURE_TESTS); fi
 
 unit: install

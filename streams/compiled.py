@@ -42,6 +42,7 @@ MODULES = (
     "streams.fastdecode",
     "streams.inputs",
     "streams.metrics.tracker",
+    "streams.worker.due_index",
     "streams.worker.store",
     "streams.worker.runtime",
 )

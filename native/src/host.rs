@@ -10,6 +10,7 @@ use pyo3::IntoPyObjectExt;
 use crate::catalog::CommandSpec;
 use crate::engine::NativeOrder;
 use crate::model::{Event, Item, LedgerEntry, Source, Step};
+use crate::due::DueBuffer;
 use crate::overlay::OrderOverlay;
 
 /// Python objects the engine builds outputs with, looked up once per engine.
@@ -37,6 +38,9 @@ pub struct Host {
     /// the store's orders when it keeps them in a native `OrderOverlay` (its attribute
     /// `native_orders`): read and written without a Python call
     overlay: Option<Py<OrderOverlay>>,
+    /// the store's due-index buffer when it is a native `DueBuffer` (its attribute
+    /// `native_dues`): entries added and popped without a Python call
+    dues: Option<Py<DueBuffer>>,
 }
 
 impl Host {
@@ -57,8 +61,13 @@ impl Host {
             Some(found) if !found.is_none() => Some(found.cast_into::<OrderOverlay>()?.unbind()),
             _ => None,
         };
+        let dues = match store.bind(py).getattr_opt("native_dues")? {
+            Some(found) if !found.is_none() => Some(found.cast_into::<DueBuffer>()?.unbind()),
+            _ => None,
+        };
         Ok(Host {
             overlay,
+            dues,
             get_order: method("get_order")?,
             put_order: method("put_order")?,
             delete_order: method("delete_order")?,
@@ -205,11 +214,18 @@ impl Host {
     }
 
     pub fn add_due(&self, py: Python<'_>, due: i64, order_id: &str) -> PyResult<()> {
+        if let Some(dues) = &self.dues {
+            dues.bind(py).borrow_mut().add_entry(due, order_id);
+            return Ok(());
+        }
         self.add_due.bind(py).call1((due, order_id))?;
         Ok(())
     }
 
     pub fn pop_due(&self, py: Python<'_>, up_to: i64) -> PyResult<Vec<(i64, String)>> {
+        if let Some(dues) = &self.dues {
+            return dues.bind(py).borrow_mut().pop_entries(py, up_to);
+        }
         let found = self.pop_due.bind(py).call1((up_to,))?;
         let list = found.cast::<PyList>()?;
         let mut out = Vec::with_capacity(list.len());

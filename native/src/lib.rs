@@ -10,6 +10,7 @@
 use pyo3::prelude::*;
 
 mod catalog;
+mod due;
 mod engine;
 mod host;
 mod model;
@@ -26,6 +27,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::PartitionEngine>()?;
     m.add_class::<engine::NativeOrder>()?;
     m.add_class::<overlay::OrderOverlay>()?;
+    m.add_class::<due::DueBuffer>()?;
+    m.add_function(wrap_pyfunction!(due::py_due_key, m)?)?;
     m.add_function(wrap_pyfunction!(engine::decode, m)?)?;
     m.add_function(wrap_pyfunction!(engine::encode, m)?)?;
     m.add_function(wrap_pyfunction!(partition::partition_for, m)?)?;

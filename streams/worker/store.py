@@ -14,12 +14,12 @@ The due index is a local RocksDB (not a changelogged table): it is derived data,
 order lists its own index entries (``OrderState.dues``), so it is rebuilt from the orders
 table whenever a partition's store is created (start, restart, rebalance). Its keys sort by
 due time (``%016x`` due + order_id) and are scanned in order with a RocksDB iterator. A
-decision then costs no changelog records of its own.
+decision then costs no changelog records of its own. What changed since the last flush is
+held by a ``DueBuffer`` (``streams/worker/due_index.py``; native when the native engine runs).
 """
 
 from __future__ import annotations
 
-import heapq
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -33,15 +33,12 @@ from streams.engine.state import (
     encode_meta,
 )
 from streams.names import META_KEY
-from streams.worker import rocksdb_budget
+from streams.worker import due_index, rocksdb_budget
+from streams.worker.due_index import due_key
 
 #: Faust keeps the last applied changelog offset under this key in each table's RocksDB
 #: (faust.stores.rocksdb.Store.offset_key): not an order.
 FAUST_OFFSET_KEY = b"__faust\0offset__"
-#: above every index key (they start with hex digits)
-_NO_KEY = b"\xff"
-#: later than any due time
-_FOREVER = 2**62
 
 
 #: RocksDB options of every table partition (and of the due index). Faust opens each with
@@ -75,16 +72,6 @@ class ChangelogWrite(NamedTuple):
     value: bytes | None
 
 
-def due_key(due: int, order_id: str) -> bytes:
-    """Index key: fixed-width hex of the due time, so byte order is time order."""
-    return b"%016x" % (due + (1 << 62)) + order_id.encode()
-
-
-def parse_due_key(key: bytes) -> tuple[int, str]:
-    """Inverse of due_key."""
-    return int(key[:16], 16) - (1 << 62), key[16:].decode()
-
-
 class TableStore:
     """The state of one partition number in three Faust tables: orders, due index, meta."""
 
@@ -96,19 +83,12 @@ class TableStore:
         self._orders: Any = core.new_overlay(lambda oid: self._db(orders).get(oid.encode()))
         #: the overlay, if native: the native engine reads and writes it directly
         self.native_orders: Any = core.native_orders(self._orders)
-        self._due_added: set[bytes] = set()
-        self._added_heap: list[bytes] = []  # the keys of _due_added, as a heap
-        self._due_removed: set[bytes] = set()
-        #: no key of the RocksDB index below this one is live (None: not known)
-        self._db_floor: bytes | None = None
+        self._dues: Any = due_index.new_buffer(self._scan_index)
+        #: the due buffer, if native: the native engine adds and pops without a Python call
+        self.native_dues: Any = due_index.native_buffer(self._dues)
         self._meta: PartitionMeta | None = None
         self._meta_dirty = False
         self._blobs: dict[bytes, bytes | None] = {}
-        #: every index entry below this key has been popped (speeds up the scan start)
-        self._scan_from = b""
-        #: no live index entry is due before this (None: not known): pop_due answers at once
-        #: while the watermark is below it, as it is after most events
-        self._next_due: int | None = None
 
     def _db(self, table: TableLike) -> Any:
         return table.data._db_for_partition(self.partition)
@@ -127,50 +107,24 @@ class TableStore:
     # -- due index ------------------------------------------------------------------------
 
     def add_due(self, due: int, order_id: str) -> None:
-        key = due_key(due, order_id)
-        self._due_removed.discard(key)
-        if key not in self._due_added:
-            self._due_added.add(key)
-            heapq.heappush(self._added_heap, key)
-        if key < self._scan_from:
-            self._scan_from = key
-        if self._next_due is not None and due < self._next_due:
-            self._next_due = due
+        self._dues.add(due, order_id)
 
     def pop_due(self, up_to: int) -> list[tuple[int, str]]:
-        if self._next_due is not None and up_to < self._next_due:
-            return []
-        limit = due_key(up_to, "\U0010ffff")
-        found: set[bytes] = set()
-        heap = self._added_heap
-        while heap and heap[0] <= limit:
-            found.add(heapq.heappop(heap))
-        if self._db_floor is None or self._db_floor <= limit:
-            # RocksDB may hold a live entry <= limit (most calls skip this scan: the
-            # watermark moved, but not past the next due time)
-            it = self._index.iter()
-            it.seek(self._scan_from) if self._scan_from else it.seek_to_first()
-            self._db_floor = _NO_KEY
-            while it.valid():
-                key = bytes(it.key())
-                if key > limit:
-                    self._db_floor = key
-                    break
-                if key not in self._due_removed:
-                    found.add(key)
-                it.next()
-        # deleted at flush (whether or not RocksDB has them yet: an entry added again after
-        # a flush is in both)
-        self._due_added -= found
-        self._due_removed |= found
-        # every entry <= limit is gone now (from the overlay and, at flush, from RocksDB):
-        # the next scan starts here instead of walking the deleted keys again
-        self._scan_from = max(self._scan_from, limit)
-        floor = self._db_floor if self._db_floor != _NO_KEY else None
-        if heap and (floor is None or heap[0] < floor):
-            floor = heap[0]
-        self._next_due = _FOREVER if floor is None else parse_due_key(floor)[0]
-        return sorted(parse_due_key(k) for k in found)
+        return self._dues.pop(up_to)  # type: ignore[no-any-return]
+
+    def _scan_index(self, start: bytes, limit: bytes) -> tuple[list[bytes], bytes | None]:
+        """The due index's keys from ``start`` (b"": the first) up to ``limit``, and the
+        first key above it (None: none); see ``due_index.Scan``."""
+        it = self._index.iter()
+        it.seek(start) if start else it.seek_to_first()
+        keys: list[bytes] = []
+        while it.valid():
+            key = bytes(it.key())
+            if key > limit:
+                return keys, key
+            keys.append(key)
+            it.next()
+        return keys, None
 
     # -- meta -----------------------------------------------------------------------------
 
@@ -218,8 +172,7 @@ class TableStore:
     @property
     def dirty(self) -> bool:
         """Whether flush() has anything to write."""
-        return bool(self._orders.changed or self._due_added or self._due_removed or self._meta_dirty
-                    or self._blobs)
+        return bool(self._orders.changed or self._dues.dirty or self._meta_dirty or self._blobs)
 
     def flush(self) -> list[ChangelogWrite]:
         """Write every dirty key once to RocksDB; return the changelog records to produce.
@@ -230,18 +183,14 @@ class TableStore:
         """
         writes: list[ChangelogWrite] = []
         order_rows = [(oid.encode(), value) for oid, value in self._orders.drain()]
-        if self._due_added or self._due_removed:
+        if self._dues.dirty:
+            puts, deletes = self._dues.flush()
             index_batch = WriteBatch(raw_mode=True)
-            for key in self._due_added:
+            for key in puts:
                 index_batch.put(key, b"")
-            for key in self._due_removed:
+            for key in deletes:
                 index_batch.delete(key)
             self._index.write(index_batch)
-            if self._added_heap and self._db_floor is not None:
-                self._db_floor = min(self._db_floor, self._added_heap[0])
-            self._due_added.clear()
-            self._added_heap.clear()
-            self._due_removed.clear()
         meta_rows: list[tuple[bytes, bytes | None]] = []
         if self._meta_dirty and self._meta is not None:
             meta_rows.append((META_KEY, encode_meta(self._meta)))
@@ -265,9 +214,7 @@ class TableStore:
     def close(self) -> None:
         """Drop unflushed changes (after a rebalance took the partition) and the index."""
         self._orders.clear()
-        self._due_added.clear()
-        self._added_heap.clear()
-        self._due_removed.clear()
+        self._dues.clear()
         self._meta = None
         self._meta_dirty = False
         self._blobs.clear()
@@ -295,9 +242,7 @@ class TableStore:
                     count += 1
             it.next()
         self._index.write(batch)
-        self._scan_from = b""
-        self._db_floor = None
-        self._next_due = None
+        self._dues.rescan()
         return count
 
 
