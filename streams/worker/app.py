@@ -242,6 +242,10 @@ class Worker:
         await ticker.tick(self)
 
 
+#: the most a fetch returns of one partition (aiokafka's max_partition_fetch_bytes; a larger
+#: record batch still comes whole)
+CONSUMER_FETCH_BYTES = 256 * 1024
+
 #: aiokafka's record-batch size per topic-partition (under the broker's 1 MiB message limit)
 PRODUCER_BATCH_BYTES = 512 * 1024
 
@@ -285,6 +289,10 @@ def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
         # send waited for it to drain
         producer_max_batch_size=PRODUCER_BATCH_BYTES,
         consumer_auto_offset_reset="earliest",
+        # at most 256 KiB per partition per fetch (Faust's default 1 MiB): a worker catching
+        # up held ~100 MB more of fetched records for no gain in throughput (bench: 1 MiB
+        # 28.7k/s and 420 MB RSS, 256 KiB 28.5k/s and 310 MB, 64 KiB 20.6k/s, starved)
+        consumer_max_fetch_size=CONSUMER_FETCH_BYTES,
         # a killed worker's partitions move to a restarted one after 15 s, not 60 s; the
         # heartbeat runs on Faust's consumer thread, so long batches do not miss it
         broker_session_timeout=15.0,

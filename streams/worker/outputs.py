@@ -45,8 +45,17 @@ async def send_in_transactions(app: Any, delivery: DeliveryGuard, sends: list[Se
     """
     producer: Any = app.producer
     by_tid: dict[str, list[Send]] = {}
+    tids: dict[tuple[str, int], str] = {}  # per source topic-partition
     for record in sends:
-        by_tid.setdefault(transactional_id(app, record[0]), []).append(record)
+        source = record[0]
+        tp = (source.topic, source.partition)
+        tid = tids.get(tp)
+        if tid is None:
+            tid = tids[tp] = transactional_id(app, source)
+        of_tid = by_tid.get(tid)
+        if of_tid is None:
+            of_tid = by_tid[tid] = []
+        of_tid.append(record)
     async with contextlib.AsyncExitStack() as locks:
         for tid in sorted(by_tid):
             await locks.enter_async_context(producer._trn_locks[tid])

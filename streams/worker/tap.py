@@ -11,10 +11,11 @@ a third was its CPU and the rest its tasks waiting on each other).
 With the tap installed (``install``), the fetch loop is Faust's own, patched at one point:
 a record of a tapped topic is appended to the tap's buffer (a plain list) instead of going
 through the callback (and ``getmany`` is inlined into it, reading each partition's highwater
-once per fetch instead of once per record). ``batches()`` yields up to ``batch_max`` records at a time, when the
-buffer holds that many or ``within`` seconds have passed, as ``take_events`` did; the worker
-judges the batch and then ``ack``s it, so Faust's offset commits (and under exactly-once its
-transaction commits) cover exactly the records whose outputs were sent. Everything else is
+once per fetch instead of once per record). ``batches()`` yields up to ``batch_max`` records
+at a time, when the buffer holds that many or ``within`` seconds have passed, as
+``take_events`` did; the worker judges the batch and then ``ack``s it, so Faust's offset
+commits (and under exactly-once its transaction commits) cover exactly the records whose
+outputs were sent. Everything else is
 Faust's as before: group membership, partition assignment, recovery, commits, other topics.
 
 What the stream did that the tap keeps:
