@@ -18,7 +18,7 @@ import logging
 import sys
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter
@@ -104,6 +104,10 @@ class Worker:
     recent_windows: deque[dict[str, Any]] = field(
         default_factory=lambda: deque(maxlen=RECENT_WINDOWS))
     recent_alerts: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=200))
+    #: at-least-once: a batch's deliveries are awaited by the tap's loop before it acks the
+    #: batch, while the next batch is judged (``take_unsettled``), instead of in ``process``
+    defer_delivery: bool = False
+    _unsettled: list[Awaitable[None]] = field(default_factory=list)
     _reported_at: int = field(default_factory=wall_ms)
     _reported_records: int = 0
 
@@ -144,7 +148,7 @@ class Worker:
             sends.extend((m, e.name, e.partition, e.key, e.value) for e in out)
         written = perf_counter()
         stages["state_write"] += written - decided
-        await self._produce(sends)
+        await self._produce(sends, defer=self.defer_delivery)
         finished = perf_counter()
         stages["produce"] += finished - written
         stages["batch"] += finished - began
@@ -170,8 +174,24 @@ class Worker:
               f"watermarks {wms}", file=sys.stderr, flush=True)
         self._reported_at, self._reported_records = now, self.records
 
-    async def _produce(self, sends: list[Send]) -> None:
-        await outputs.send(self.app, self.delivery, self.exactly_once, sends)
+    async def _produce(self, sends: list[Send], defer: bool = False) -> None:
+        settle = await outputs.send(self.app, self.delivery, self.exactly_once, sends,
+                                    defer=defer)
+        if settle is not None:
+            self._unsettled.append(settle)
+
+    def take_unsettled(self) -> Awaitable[None] | None:
+        """What must complete before the records of the batch just processed are acked (its
+        at-least-once deliveries, with ``defer_delivery``), or None; see ``tap.run``."""
+        if not self._unsettled:
+            return None
+        waits, self._unsettled = self._unsettled, []
+
+        async def settled() -> None:
+            for wait in waits:
+                await wait
+
+        return whole_or_exit(settled())
 
     async def aggregate(self, events: Sequence[Any]) -> None:
         """Fold metrics partials into final windows and alerts (the aggregator agent)."""
@@ -346,9 +366,12 @@ def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
         batch_tap = tap.BatchTap(app, channel.topics, options.batch_max, options.batch_within)
         setattr(app, tap.TAP_ATTRIBUTE, batch_tap)
 
+        worker.defer_delivery = True
+
         async def judge_batches() -> None:
             try:
-                await tap.run(batch_tap, lambda batch: whole_or_exit(worker.process(batch)))
+                await tap.run(batch_tap, lambda batch: whole_or_exit(worker.process(batch)),
+                              worker.take_unsettled)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

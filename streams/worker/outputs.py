@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from typing import Any
 
 from streams.worker.delivery import DeliveryGuard, check
@@ -13,18 +14,30 @@ Send = tuple[Any, str, int, bytes | None, bytes | None]
 
 
 async def send(app: Any, delivery: DeliveryGuard, exactly_once: bool,
-               sends: list[Send]) -> None:
-    """Send a batch's records: in the source partitions' transactions under exactly-once,
-    else delivered (all acknowledged) before this returns."""
+               sends: list[Send], defer: bool = False) -> Awaitable[None] | None:
+    """Send a batch's records: in the source partitions' transactions under exactly-once
+    (checked before each commits: ``delivery``), else delivered (all acknowledged) before
+    this returns; or, with ``defer``, before the returned awaitable completes (None: nothing
+    to wait for), which the caller awaits before it acks the batch's records."""
     if exactly_once:
         await send_in_transactions(app, delivery, sends)
-        return
+        return None
     producer = app.producer._ensure_producer()  # aiokafka's, below Faust's per-record send
     futures = await send_by_partition(producer, sends)
-    if futures:
-        # at-least-once: outputs are delivered before the batch's offsets are acked; a
-        # refused one ends the process before they are (see streams/worker/delivery.py)
-        await check(await asyncio.gather(*futures, return_exceptions=True), None, None)
+    if not futures:
+        return None
+    # at-least-once: outputs are delivered before the batch's offsets are acked; a refused
+    # one ends the process before they are (see streams/worker/delivery.py)
+    delivered = _delivered(futures)
+    if defer:
+        return delivered
+    await delivered
+    return None
+
+
+async def _delivered(futures: list[Any]) -> None:
+    """Until every send is acknowledged; a refused one ends the process (``check``)."""
+    await check(await asyncio.gather(*futures, return_exceptions=True), None, None)
 
 
 async def send_in_transactions(app: Any, delivery: DeliveryGuard, sends: list[Send]) -> None:

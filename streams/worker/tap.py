@@ -75,6 +75,8 @@ class BatchTap:
         self._room.set()
         self._idle = asyncio.Event()  # no batch is being judged
         self._idle.set()
+        #: acks waiting for their batch's deliveries (see ``run``)
+        self._settling: set[asyncio.Task[None]] = set()
         self.closing = False
         self.dropped = 0
 
@@ -176,6 +178,23 @@ class BatchTap:
         self.closing = True
         self._full.set()  # wakes ``batches``
         await self._idle.wait()
+        while self._settling:  # judged batches whose deliveries are not yet acknowledged
+            await asyncio.wait(set(self._settling))
+
+    def _ack_when(self, batch: list[Any], settle: Awaitable[None] | None) -> None:
+        """Ack the batch now, or once ``settle`` has completed (in a task ``close`` waits
+        for; a failed delivery ends the process in ``settle``, so the batch is not acked)."""
+        if settle is None:
+            self.ack(batch)
+            return
+
+        async def ack_settled() -> None:
+            await settle
+            self.ack(batch)
+
+        task = asyncio.ensure_future(ack_settled())
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
 
     def ack(self, batch: Iterable[Any]) -> None:
         """Mark a judged batch's records as done: Faust's next commit covers their offsets.
@@ -365,26 +384,43 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
         unset_flag(flag_consumer_fetching)
 
 
-async def run(tap: BatchTap, judge: Callable[[list[Any]], Awaitable[None]]) -> None:
+#: batches judged whose acks still wait for their deliveries (at-least-once): the loop
+#: judges no further batch while this many wait
+MAX_UNSETTLED = 2
+
+
+async def run(tap: BatchTap, judge: Callable[[list[Any]], Awaitable[None]],
+              unsettled: Callable[[], Awaitable[None] | None] = lambda: None) -> None:
     """The worker's batch loop over a tap: judge each batch whole, then ack it.
 
     A batch is never left half done: it runs shielded, and when the loop is cancelled it
     still finishes, and only then are its records acked, so a commit covers
     a batch's offsets only after all its outputs were sent. (``judge`` ends the process
     itself when a batch fails: see ``delivery.whole_or_exit``.)
+
+    ``unsettled()``, asked after each batch, is what must complete before that batch's
+    records are acked (at-least-once: the broker's acknowledgement of its outputs), or None.
+    The next batch is judged meanwhile (up to ``MAX_UNSETTLED`` batches wait), and the batch
+    is acked when it completes; ``close`` waits for them too. (Waiting in the loop left the
+    worker idle for the producer's linger and a round trip to the broker, every batch.)
     """
     async for batch in tap.batches():
         tap._idle.clear()
         try:
+            while len(tap._settling) >= MAX_UNSETTLED:
+                await asyncio.wait(set(tap._settling), return_when=asyncio.FIRST_COMPLETED)
             work = asyncio.ensure_future(judge(batch))
             try:
                 await asyncio.shield(work)
             except asyncio.CancelledError:
                 await asyncio.wait([work])
                 if not work.cancelled() and work.exception() is None:
+                    settle = unsettled()
+                    if settle is not None:
+                        await asyncio.shield(settle)
                     tap.ack(batch)
                 raise
-            tap.ack(batch)
+            tap._ack_when(batch, unsettled())
         finally:
             tap._idle.set()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -334,3 +335,69 @@ def test_a_batch_is_acked_as_faust_acks_each_of_its_records() -> None:
     assert app.consumer._n_acked == 4
     t.ack(msgs)  # again: nothing changes
     assert _acked_state(app) == _acked_state(faust_app)
+
+
+def test_a_batch_waiting_for_its_deliveries_is_acked_once_they_settle_and_close_waits() -> None:
+    """At-least-once: the next batch is judged while the last one's sends are in flight;
+    each batch is acked only when its own deliveries have settled, and close waits."""
+    async def scenario() -> tuple[list[list[int]], list[int], list[int], list[int]]:
+        app, t = make(batch_max=2, within=0.01)
+        msgs = [Msg("orders", 0, i) for i in range(4)]
+        for m in msgs:
+            t.offer(m)
+        judged: list[list[int]] = []
+        deliveries: list[asyncio.Future[None]] = []
+
+        async def judge(batch: list[Any]) -> None:
+            judged.append([m.offset for m in batch])
+            deliveries.append(asyncio.get_running_loop().create_future())
+
+        def unsettled() -> Any:
+            return deliveries[-1]
+
+        runner = asyncio.ensure_future(tap.run(t, judge, unsettled))
+        while len(judged) < 2:
+            await asyncio.sleep(0.01)
+        acked_before = [m.offset for m in app.consumer.acked]  # both judged, none settled
+        deliveries[1].set_result(None)  # the second batch's sends settle first
+        await asyncio.sleep(0.01)
+        acked_second = [m.offset for m in app.consumer.acked]
+        closing = asyncio.ensure_future(t.close())
+        await asyncio.sleep(0.05)
+        assert not closing.done()  # the first batch's deliveries are still in flight
+        deliveries[0].set_result(None)
+        await asyncio.wait_for(closing, 1.0)
+        await asyncio.wait_for(runner, 1.0)
+        return judged, acked_before, acked_second, [m.offset for m in app.consumer.acked]
+
+    judged, before, second, after = asyncio.run(scenario())
+    assert judged == [[0, 1], [2, 3]]
+    assert before == [] and second == [2, 3] and after == [0, 1, 2, 3]
+
+
+def test_no_more_than_max_unsettled_batches_wait_for_their_deliveries() -> None:
+    async def scenario() -> tuple[int, int]:
+        _app, t = make(batch_max=1, within=0.01)
+        for i in range(5):
+            t.offer(Msg("orders", 0, i))
+        deliveries: list[asyncio.Future[None]] = []
+
+        async def judge(batch: list[Any]) -> None:
+            deliveries.append(asyncio.get_running_loop().create_future())
+
+        runner = asyncio.ensure_future(tap.run(t, judge, lambda: deliveries[-1]))
+        await asyncio.sleep(0.1)
+        held = len(deliveries)  # judging stops while MAX_UNSETTLED batches wait
+        deliveries[0].set_result(None)
+        await asyncio.sleep(0.05)
+        after_one = len(deliveries)
+        for d in deliveries:
+            if not d.done():
+                d.set_result(None)
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        return held, after_one
+
+    held, after_one = asyncio.run(scenario())
+    assert held == tap.MAX_UNSETTLED and after_one == tap.MAX_UNSETTLED + 1
