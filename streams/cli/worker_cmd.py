@@ -96,6 +96,7 @@ def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
     from streams.worker.app import WorkerOptions, create_worker
     from streams.worker.lifecycle import (
         check_port_free,
+        create_changelogs,
         data_dir_for,
         discover_partitions,
         prepare_state_dir,
@@ -129,6 +130,7 @@ def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
                             loglevel=loglevel,
                             echo=echo, alert_webhook=alert_webhook or None)
     w = create_worker(s, options)
+    create_changelogs(s, w.app)
     if profiler is not None:
         profiler.databases = heapprofile.worker_databases(w)
     click.echo(f"crosscheck worker {w.runtime.worker_id}: group {s.app_id} on {s.bootstrap}, "

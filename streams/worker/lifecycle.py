@@ -100,6 +100,47 @@ def discover_partitions(settings: Settings) -> tuple[int, dict[TopicId, int]]:
     return inputs, outputs
 
 
+def create_changelogs(settings: Settings, app: Any, timeout: float = 30.0) -> list[str]:
+    """Create the app's missing table changelog topics before Faust starts; their names.
+
+    Faust creates them itself as it starts, while its consumer joins the group; a group
+    leader whose metadata does not list a new topic yet assigns without it ("Ignoring
+    missing topic") until the next rebalance, and the table is then neither recovered from
+    its changelog nor routable (a CI run: ``/api/windows`` answered 503 for the whole test).
+    Created here first, with what Faust would give them (the table's partitions, else the
+    app's; its replication factor; compacted, plus the table's extra configs), they are in
+    every member's metadata when the group forms. Faust leaves existing topics as they are.
+    """
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
+
+    client = admin(settings)
+    existing = set(client.list_topics(timeout=timeout).topics)
+    new = []
+    for table in app.tables.values():
+        topic = table.changelog_topic
+        name = topic.get_topic_name()
+        if name in existing:
+            continue
+        config = {"cleanup.policy": "compact",
+                  **{k: str(v) for k, v in (table.extra_topic_configs or {}).items()}}
+        new.append(NewTopic(name, num_partitions=topic.partitions or app.conf.topic_partitions,
+                            replication_factor=app.conf.topic_replication_factor,
+                            config=config))
+    created: list[str] = []
+    for name, future in (client.create_topics(new, operation_timeout=timeout).items()
+                         if new else []):
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            raise CrosscheckError(f"could not create changelog topic {name}: {error}") from None
+    return created
+
+
 #: seconds a stopping worker gets before the process is ended regardless
 SHUTDOWN_GRACE = 60.0
 

@@ -1,0 +1,40 @@
+"""The worker creates its tables' changelog topics before Faust starts (lifecycle.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+
+from streams.clients import confluent_config
+from streams.config import Settings
+from streams.names import META_TABLE, METRICS_TABLE, ORDERS_TABLE
+from streams.worker.app import WorkerOptions, create_worker
+from streams.worker.lifecycle import create_changelogs, discover_partitions
+from tests.integration.worker_support import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def test_every_changelog_exists_compacted_before_the_app_starts(settings: Settings,
+                                                               tmp_path: Path) -> None:
+    inputs, outputs = discover_partitions(settings)
+    worker = create_worker(settings, WorkerOptions(
+        data_dir=tmp_path / "state", web_port=free_port(), input_partitions=inputs,
+        output_partitions=outputs, web_enabled=False))
+    tables = worker.app.tables
+    names = {t: tables[t].changelog_topic.get_topic_name()
+             for t in (ORDERS_TABLE, META_TABLE, METRICS_TABLE)}
+    assert sorted(create_changelogs(settings, worker.app)) == sorted(names.values())
+    assert create_changelogs(settings, worker.app) == []  # once only
+    client = AdminClient(confluent_config(settings))
+    topics = client.list_topics(timeout=15).topics
+    assert len(topics[names[ORDERS_TABLE]].partitions) == inputs
+    assert len(topics[names[META_TABLE]].partitions) == inputs
+    assert len(topics[names[METRICS_TABLE]].partitions) == \
+        (tables[METRICS_TABLE].changelog_topic.partitions or inputs)
+    for name in names.values():
+        resource = ConfigResource(ResourceType.TOPIC, name)
+        config = client.describe_configs([resource])[resource].result(15)
+        assert config["cleanup.policy"].value == "compact"
