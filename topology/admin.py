@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException
@@ -57,7 +58,25 @@ def create_topics(client: AdminClient, topology: Topology,
             if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 continue
             raise TopologyError(f"could not create topic {name}: {error}") from None
+    wait_visible(client, created)
     return created
+
+
+def wait_visible(client: AdminClient, names: list[str], timeout: float = 15.0) -> None:
+    """Until the broker's metadata lists every topic of ``names`` with its partitions (a
+    created topic reaches the metadata a moment after CreateTopics answers: a check right
+    after, or a consumer group formed then, may not see it yet); TopologyError after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    missing = set(names)
+    while missing:
+        missing -= {name for name, count in _existing(client).items() if count > 0}
+        if not missing:
+            return
+        if time.monotonic() >= deadline:
+            raise TopologyError(f"created topics not in the broker's metadata after "
+                                f"{timeout:g}s: {', '.join(sorted(missing))}")
+        time.sleep(0.1)
 
 
 def check_topics(client: AdminClient, topology: Topology) -> CheckReport:

@@ -13,7 +13,7 @@ from streams.clients import admin
 from streams.config import Settings
 from streams.errors import CrosscheckError
 from streams.gctune import tune_gc
-from topology.admin import check_topics, create_topics, input_partition_count
+from topology.admin import check_topics, create_topics, input_partition_count, wait_visible
 from topology.topics import TOPICS, TopicId, Topology
 
 log = logging.getLogger("crosscheck.worker")
@@ -138,6 +138,7 @@ def create_changelogs(settings: Settings, app: Any, timeout: float = 30.0) -> li
             if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 continue
             raise CrosscheckError(f"could not create changelog topic {name}: {error}") from None
+    wait_visible(client, created)
     return created
 
 
