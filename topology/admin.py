@@ -46,10 +46,17 @@ def create_topics(client: AdminClient, topology: Topology,
         for t in wanted
         if topology.name(t.id) not in existing
     ]
+    return create_new(client, new)
+
+
+def create_new(client: AdminClient, new: list[NewTopic], timeout: float = 30.0) -> list[str]:
+    """Create these topics (one that exists by now is left as it is) and wait until the
+    broker's metadata lists them; the names created. TopologyError names a topic that
+    could not be created."""
     created: list[str] = []
     if not new:
         return created
-    for name, future in client.create_topics(new, operation_timeout=30).items():
+    for name, future in client.create_topics(new, operation_timeout=timeout).items():
         try:
             future.result()
             created.append(name)

@@ -13,7 +13,7 @@ from streams.clients import admin
 from streams.config import Settings
 from streams.errors import CrosscheckError
 from streams.gctune import tune_gc
-from topology.admin import check_topics, create_topics, input_partition_count, wait_visible
+from topology.admin import check_topics, create_new, create_topics, input_partition_count
 from topology.topics import TOPICS, TopicId, Topology
 
 log = logging.getLogger("crosscheck.worker")
@@ -110,8 +110,8 @@ def create_changelogs(settings: Settings, app: Any, timeout: float = 30.0) -> li
     Created here first, with what Faust would give them (the table's partitions, else the
     app's; its replication factor; compacted, plus the table's extra configs), they are in
     every member's metadata when the group forms. Faust leaves existing topics as they are.
+    TopologyError names a topic that could not be created.
     """
-    from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
     client = admin(settings)
@@ -127,19 +127,7 @@ def create_changelogs(settings: Settings, app: Any, timeout: float = 30.0) -> li
         new.append(NewTopic(name, num_partitions=topic.partitions or app.conf.topic_partitions,
                             replication_factor=app.conf.topic_replication_factor,
                             config=config))
-    created: list[str] = []
-    for name, future in (client.create_topics(new, operation_timeout=timeout).items()
-                         if new else []):
-        try:
-            future.result()
-            created.append(name)
-        except KafkaException as exc:
-            error = exc.args[0]
-            if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                continue
-            raise CrosscheckError(f"could not create changelog topic {name}: {error}") from None
-    wait_visible(client, created)
-    return created
+    return create_new(client, new, timeout)
 
 
 #: seconds a stopping worker gets before the process is ended regardless

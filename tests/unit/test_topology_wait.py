@@ -55,5 +55,5 @@ def test_nothing_to_wait_for_asks_nothing() -> None:
 
 def test_a_topic_that_never_shows_up_is_named() -> None:
     client = Client({"a": 1, "late": 10**9})
-    with pytest.raises(TopologyError, match="after 0.3s: late"):
+    with pytest.raises(TopologyError, match=r"after 0\.3s: late"):
         wait_visible(client, ["a", "late"], timeout=0.3)  # type: ignore[arg-type]
