@@ -107,7 +107,7 @@ class Worker:
     #: at-least-once: a batch's deliveries are awaited by the tap's loop before it acks the
     #: batch, while the next batch is judged (``take_unsettled``), instead of in ``process``
     defer_delivery: bool = False
-    _unsettled: list[Awaitable[None]] = field(default_factory=list)
+    _unsettled: Awaitable[None] | None = None
     _reported_at: int = field(default_factory=wall_ms)
     _reported_records: int = 0
 
@@ -178,20 +178,13 @@ class Worker:
         settle = await outputs.send(self.app, self.delivery, self.exactly_once, sends,
                                     defer=defer)
         if settle is not None:
-            self._unsettled.append(settle)
+            self._unsettled = settle
 
     def take_unsettled(self) -> Awaitable[None] | None:
         """What must complete before the records of the batch just processed are acked (its
         at-least-once deliveries, with ``defer_delivery``), or None; see ``tap.run``."""
-        if not self._unsettled:
-            return None
-        waits, self._unsettled = self._unsettled, []
-
-        async def settled() -> None:
-            for wait in waits:
-                await wait
-
-        return whole_or_exit(settled())
+        settle, self._unsettled = self._unsettled, None
+        return None if settle is None else whole_or_exit(settle)
 
     async def aggregate(self, events: Sequence[Any]) -> None:
         """Fold metrics partials into final windows and alerts (the aggregator agent)."""
