@@ -2,14 +2,18 @@
 //! same processing model, step for step, over orders held as `NativeOrder` objects.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyType};
+use pyo3::types::{PyList, PyString, PyTuple, PyType};
+use pyo3::IntoPyObjectExt;
 
 
 use crate::catalog::{decide, fires, holds, mismatch_id, spec, Finding};
 use crate::host::Host;
 use crate::model::{Decision, Event, LedgerEntry, OrderState, Rules, Source, OPEN, RESOLVED};
+use crate::partition::murmur2;
+use crate::record;
 use crate::state::{decode_order, encode_order};
 use crate::triggers::{due_between, new_decisions};
 use crate::view::{insert_step, View};
@@ -123,6 +127,8 @@ pub struct PartitionEngine {
     #[pyo3(get)]
     last_was_new: bool,
     order_class: Py<PyType>,
+    /// time `on_record` spent reading values, not yet taken (`take_decode_seconds`)
+    decode_nanos: u64,
 }
 
 type Out = Vec<Py<PyAny>>;
@@ -419,6 +425,30 @@ impl PartitionEngine {
         Ok(())
     }
 
+    /// Apply one input event of `order_id` (`on_event`, `on_record`).
+    fn judge(&mut self, py: Python<'_>, ev: &Event, order_id: &str) -> PyResult<Out> {
+        let mut out: Out = Vec::new();
+        let meta = self.host.meta(py)?;
+        let before = watermark::watermark(&meta)?;
+        let order = match self.order_of(py, order_id)? {
+            Some(order) => order,
+            None => Bound::new(py, NativeOrder { state: OrderState::new(order_id) })?,
+        };
+        let known = {
+            let guard = order.borrow();
+            View::new(&guard.state.order_id, &guard.state.logs).has_event(&ev.step.event_id)
+        };
+        self.last_was_new = !known;
+        if !known {
+            self.apply(py, &order, ev, before, &mut out)?;
+        }
+        watermark::observe(&meta, ev.source, ev.step.event_time, self.rules.allowed_lateness)?;
+        self.host.put_meta(py, &meta)?;
+        let after = watermark::watermark(&meta)?;
+        self.drain(py, before, after, &mut out)?;
+        Ok(out)
+    }
+
     fn into_list(py: Python<'_>, out: Out) -> PyResult<Bound<'_, PyList>> {
         PyList::new(py, out)
     }
@@ -435,6 +465,7 @@ impl PartitionEngine {
             py_rules: rules,
             last_was_new: false,
             order_class: py.get_type::<NativeOrder>().unbind(),
+            decode_nanos: 0,
         })
     }
 
@@ -462,27 +493,49 @@ impl PartitionEngine {
     /// Apply one input event; the mismatches and commands it leads to, in order.
     fn on_event<'py>(&mut self, py: Python<'py>, event: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
         let (ev, order_id) = self.host.event(event)?;
-        let mut out: Out = Vec::new();
-        let meta = self.host.meta(py)?;
-        let before = watermark::watermark(&meta)?;
-        let order = match self.order_of(py, &order_id)? {
-            Some(order) => order,
-            None => Bound::new(py, NativeOrder { state: OrderState::new(&order_id) })?,
-        };
-        let known = {
-            let guard = order.borrow();
-            View::new(&guard.state.order_id, &guard.state.logs).has_event(&ev.step.event_id)
-        };
-        self.last_was_new = !known;
-        if !known {
-            self.apply(py, &order, &ev, before, &mut out)?;
-        }
-        watermark::observe(&meta, ev.source, ev.step.event_time, self.rules.allowed_lateness)?;
-        self.host.put_meta(py, &meta)?;
-        let after = watermark::watermark(&meta)?;
-        self.drain(py, before, after, &mut out)?;
+        let out = self.judge(py, &ev, &order_id)?;
         Self::into_list(py, out)
     }
+
+    /// An input record's value read here (`record.rs`: the reading of `streams.fastdecode`)
+    /// and applied as `on_event` applies its Event, in one call: when the value is framed
+    /// with `schema_id` (the id its topic's schema has), certainly valid, and its order_id's
+    /// murmur2 partition of `partitions` is `partition` (the record's). Then (outputs, the
+    /// event's type, event_time, amount, currency: what the metrics count); else None, and
+    /// nothing was done: the caller's checked path (decode, partition check, `on_event`)
+    /// decides, as it does for any record. The time spent reading is added to
+    /// what `take_decode_seconds` takes.
+    fn on_record<'py>(&mut self, py: Python<'py>, source: &Bound<'py, PyAny>, value: &[u8],
+                      schema_id: u32, partition: u32, partitions: u32)
+        -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let source = self.host.source_of(source)?;
+        let began = Instant::now();
+        let framed = value.len() >= 5 && value[0] == 0
+            && u32::from_be_bytes([value[1], value[2], value[3], value[4]]) == schema_id;
+        let read = if framed { record::read_event(source, value, 5) } else { None };
+        self.decode_nanos += began.elapsed().as_nanos() as u64;
+        let Some((ev, order_id)) = read else { return Ok(None) };
+        if partitions == 0
+            || ((murmur2(order_id.as_bytes()) as u32) & 0x7FFF_FFFF) % partitions != partition {
+            return Ok(None);
+        }
+        let out = self.judge(py, &ev, &order_id)?;
+        let kind = PyString::intern(py, &ev.kind);
+        Ok(Some(PyTuple::new(py, [
+            Self::into_list(py, out)?.into_any(),
+            kind.into_any(),
+            ev.step.event_time.into_bound_py_any(py)?,
+            ev.step.amount.into_bound_py_any(py)?,
+            ev.step.currency.as_deref().into_bound_py_any(py)?,
+        ])?))
+    }
+
+    /// Seconds `on_record` spent reading values since the last call (then 0 again).
+    fn take_decode_seconds(&mut self) -> f64 {
+        let nanos = std::mem::take(&mut self.decode_nanos);
+        nanos as f64 / 1e9
+    }
+
 
     /// Mark an input source idle (or active again); what the watermark move decides.
     fn set_idle<'py>(&mut self, py: Python<'py>, source: &Bound<'py, PyAny>, idle: bool)

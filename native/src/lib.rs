@@ -17,6 +17,7 @@ mod model;
 mod msgpack;
 mod overlay;
 mod partition;
+mod record;
 mod state;
 mod triggers;
 mod view;

@@ -8,7 +8,7 @@ Python one ``OrderState`` Structs; both encode an order as the same state-format
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, cast
 
 from streams import native
 from streams.config import RuleConfig
@@ -17,6 +17,7 @@ from streams.engine.partition import Engine
 from streams.engine.partition import PartitionEngine as PythonEngine
 from streams.engine.state import OrderState, decode_order, encode_order
 from streams.engine.store import StateStore
+from streams.model import Command, Mismatch, Source
 from topology.partitioner import partition_for
 
 _module = native.load()
@@ -29,6 +30,37 @@ PartitionEngine: Callable[[RuleConfig, StateStore, Callable[[], int]], Engine] =
 #: Rust when the native core runs
 partition_of: Callable[[str, int], int] = (
     _module.partition_for if _module is not None else partition_for)
+
+
+#: what ``RecordEngine.on_record`` returns for a record it read and applied: the outputs,
+#: and the event's type, event_time, amount and currency (what the metrics windows count)
+Applied = tuple[list[Mismatch | Command], str, int, int | None, str | None]
+
+
+class RecordEngine(Protocol):
+    """The native engine's one-call path: an input record's value read (the reading of
+    ``streams.fastdecode``, in Rust), checked for its partition and applied in one call."""
+
+    last_was_new: bool
+
+    def on_record(self, source: Source, value: bytes, schema_id: int, partition: int,
+                  partitions: int) -> Applied | None:
+        """What ``on_event`` gives for the value's Event, when the value is framed with
+        ``schema_id``, is certainly valid, and its order_id's murmur2 partition of
+        ``partitions`` is ``partition``; else None, and nothing was done (the checked path
+        decides)."""
+        ...
+
+    def take_decode_seconds(self) -> float:
+        """Seconds ``on_record`` spent reading values since the last call."""
+        ...
+
+
+def record_engine(engine: Engine) -> RecordEngine | None:
+    """The engine's one-call path, if it has one (the native engine), else None."""
+    if _module is not None and isinstance(engine, _module.PartitionEngine):
+        return cast(RecordEngine, engine)
+    return None
 
 
 def new_overlay(load: Callable[[str], bytes | None]) -> Any:

@@ -35,19 +35,24 @@ class WindowTracker:
 
     def on_event(self, state: PartitionWindows, event: Event) -> None:
         """Count a (non-redelivered) input event."""
-        late = state.closed_until is not None and event.event_time < state.closed_until
-        window = self._window(state, event.event_time)
+        self.count(state, event.source, event.type, event.event_time, event.amount,
+                   event.currency)
+
+    def count(self, state: PartitionWindows, source: Source, etype: str, event_time: int,
+              amount: int | None, currency: str | None) -> None:
+        """Count a (non-redelivered) input event given by the fields the windows count."""
+        late = state.closed_until is not None and event_time < state.closed_until
+        window = self._window(state, event_time)
         if late:
             window.late_events += 1
             return
-        source, etype = event.source, event.type
         if source is Source.ORDERS and etype == "PLACED":
             window.orders_placed += 1
         elif source is Source.PAYMENTS:
             if etype == "SUCCEEDED":
                 window.payments_succeeded += 1
-                currency = event.currency or ""
-                window.gmv[currency] = window.gmv.get(currency, 0) + (event.amount or 0)
+                currency = currency or ""
+                window.gmv[currency] = window.gmv.get(currency, 0) + (amount or 0)
             elif etype == "FAILED":
                 window.payments_failed += 1
             elif etype == "REFUNDED":

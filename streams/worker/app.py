@@ -42,11 +42,12 @@ from streams.metrics.aggregate import encode as encode_state
 from streams.names import AGENT_NAME, AGGREGATOR_NAME, META_TABLE, METRICS_TABLE, ORDERS_TABLE
 from streams.worker import faust_patch, outputs, tap, ticker
 from streams.worker.delivery import DeliveryGuard, whole_or_exit
+from streams.worker.echo import describe
 from streams.worker.idle import IdleTracker
 from streams.worker.lifecycle import web_host_for
 from streams.worker.offsets import TailProbe, fill_head_gap
 from streams.worker.outputs import Send
-from streams.worker.runtime import Emit, Runtime, describe, wall_ms
+from streams.worker.runtime import Emit, Runtime, wall_ms
 from streams.worker.store import TABLE_ROCKSDB_OPTIONS, BlobTable, ChangelogWrite, TableStore
 from topology.partitioner import partition_for
 from topology.topics import INPUTS, TopicId, Topology
@@ -136,6 +137,7 @@ class Worker:
             self.tracker.saw(tp, m.offset, now)
             judged[tp] = m.offset + 1
             last_of_partition[m.partition] = m
+        self.runtime.settle_stages()
         sends: list[Send] = []
         decided = perf_counter()
         for partition, last in last_of_partition.items():

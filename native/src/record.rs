@@ -1,0 +1,207 @@
+//! Input records read straight from their Avro body into engine Events: the reading of
+//! `streams/fastdecode.py`, step for step, for the worker's one-call path
+//! (`PartitionEngine.on_record`).
+//!
+//! Like the Python module it only answers for what it reads with certainty: a body written
+//! the way Avro encoders write it (minimal varints, arrays in one block) with every field
+//! valid. Anything else is None, and the caller's checked path decides (and names the bad
+//! field). An order_id that is not printable ASCII is None here too (the Python fast path
+//! checks it with `schemas.limits.order_id_problem`).
+
+use crate::model::{Event, Item, Source, Step};
+
+const MAX_INT: i64 = 2_147_483_647;
+/// `schemas.limits.MAX_EVENT_TIME`
+const MAX_EVENT_TIME: i64 = 221_845_391_999_999;
+/// `schemas.limits.MAX_ORDER_ID_LENGTH`
+const MAX_ORDER_ID_LENGTH: usize = 256;
+
+// the Avro enums' symbols, in their schemas' order (fastdecode's tuples)
+const ORDER_TYPES: [&str; 2] = ["PLACED", "CANCELLED"];
+const PAYMENT_TYPES: [&str; 3] = ["SUCCEEDED", "FAILED", "REFUNDED"];
+const INVENTORY_TYPES: [&str; 3] = ["RESERVED", "CONFIRMED", "RELEASED"];
+const SHIPPING_TYPES: [&str; 4] = ["CREATED", "DISPATCHED", "DELIVERED", "CANCELLED"];
+
+/// A position in an Avro body; every read is None once something is not certain.
+struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// A zigzag varint of a signed 64-bit value (at most 10 bytes), minimally encoded.
+    fn long(&mut self) -> Option<i64> {
+        let mut acc: u64 = 0;
+        let mut shift: u32 = 0;
+        let mut pos = self.pos;
+        let b = loop {
+            let b = *self.data.get(pos)?;
+            pos += 1;
+            acc |= u64::from(b & 0x7F) << shift;
+            if b < 0x80 {
+                break b;
+            }
+            shift += 7;
+            if shift > 63 {
+                return None;
+            }
+        };
+        if (b == 0 && shift > 0) || (shift == 63 && b > 1) {
+            return None; // a trailing zero group, or past 64 bits
+        }
+        self.pos = pos;
+        Some(((acc >> 1) as i64) ^ -((acc & 1) as i64))
+    }
+
+    /// A UTF-8 string (a lone surrogate is not valid UTF-8: refused).
+    fn string(&mut self) -> Option<&'a str> {
+        let size = usize::try_from(self.long()?).ok()?;
+        let start = self.pos;
+        let end = start.checked_add(size)?;
+        let bytes = self.data.get(start..end)?;
+        self.pos = end;
+        std::str::from_utf8(bytes).ok()
+    }
+
+    /// A non-empty string (an id or a sku).
+    fn text(&mut self) -> Option<String> {
+        self.string().filter(|s| !s.is_empty()).map(str::to_string)
+    }
+
+    fn symbol(&mut self, symbols: &[&'static str]) -> Option<&'static str> {
+        let index = usize::try_from(self.long()?).ok()?;
+        symbols.get(index).copied()
+    }
+
+    /// A long >= 0.
+    fn amount(&mut self) -> Option<i64> {
+        self.long().filter(|v| *v >= 0)
+    }
+
+    /// An int from 1 to 2**31 - 1.
+    fn quantity(&mut self) -> Option<i64> {
+        self.long().filter(|v| (1..=MAX_INT).contains(v))
+    }
+
+    /// Epoch milliseconds from 0 to MAX_EVENT_TIME.
+    fn event_time(&mut self) -> Option<i64> {
+        self.long().filter(|v| (0..=MAX_EVENT_TIME).contains(v))
+    }
+
+    /// A valid order id of printable ASCII: not empty, not too long, not only spaces.
+    fn order_id(&mut self) -> Option<String> {
+        let value = self.string()?;
+        let printable = value.bytes().all(|b| (0x20..0x7F).contains(&b));
+        if !printable || value.is_empty() || value.len() > MAX_ORDER_ID_LENGTH
+            || value.bytes().all(|b| b == b' ') {
+            return None;
+        }
+        Some(value.to_string())
+    }
+
+    /// An array of items written in one block: (sku, quantity) and, when `priced`, unit_price.
+    fn items(&mut self, priced: bool) -> Option<Vec<Item>> {
+        let count = usize::try_from(self.long()?).ok()?;
+        if count > self.data.len() - self.pos {
+            return None; // each item takes a byte or more
+        }
+        let mut found = Vec::with_capacity(count);
+        for _ in 0..count {
+            let sku = self.text()?;
+            let quantity = self.quantity()?;
+            let unit_price = if priced { Some(self.amount()?) } else { None };
+            found.push(Item { sku, quantity, unit_price });
+        }
+        if count > 0 && self.long()? != 0 {
+            return None; // the zero block that ends a non-empty array
+        }
+        Some(found)
+    }
+}
+
+/// Three capital letters A-Z (ISO-4217's form).
+fn is_currency(value: &str) -> bool {
+    value.len() == 3 && value.bytes().all(|b| b.is_ascii_uppercase())
+}
+
+fn step(event_time: i64, rank: i64, event_id: String) -> Step {
+    Step {
+        event_time,
+        rank,
+        event_id,
+        sku: None,
+        quantity: None,
+        amount: None,
+        currency: None,
+        items: Vec::new(),
+        total_amount: None,
+        channel: None,
+        user_id: None,
+    }
+}
+
+/// The Event and order_id of an input record's Avro body (from `start`); None when it is not
+/// certainly a valid record written canonically.
+pub fn read_event(source: Source, data: &[u8], start: usize) -> Option<(Event, String)> {
+    let mut r = Reader { data, pos: start };
+    let event_id = r.text()?;
+    let order_id = r.order_id()?;
+    let symbols: &[&'static str] = match source {
+        Source::Orders => &ORDER_TYPES,
+        Source::Payments => &PAYMENT_TYPES,
+        Source::Inventory => &INVENTORY_TYPES,
+        Source::Shipping => &SHIPPING_TYPES,
+    };
+    let kind = r.symbol(symbols)?;
+    let time = r.event_time()?;
+    let rank = source.rank_of(kind)?;
+    let mut s = step(time, rank, event_id);
+    let entity_id = match source {
+        Source::Payments => {
+            let payment_id = r.text()?;
+            s.amount = Some(r.amount()?);
+            let currency = r.string()?;
+            let channel = r.string()?;
+            if !is_currency(currency) {
+                return None;
+            }
+            s.currency = Some(currency.to_string());
+            s.channel = Some(channel.to_string());
+            payment_id
+        }
+        Source::Inventory => {
+            let reservation_id = r.text()?;
+            s.sku = Some(r.text()?);
+            s.quantity = Some(r.quantity()?);
+            reservation_id
+        }
+        Source::Shipping => {
+            let shipment_id = r.text()?;
+            s.items = r.items(false)?;
+            if kind == "CREATED" && s.items.is_empty() {
+                return None;
+            }
+            shipment_id
+        }
+        Source::Orders => {
+            let user_id = r.string()?;
+            s.items = r.items(true)?;
+            s.total_amount = Some(r.amount()?);
+            let currency = r.string()?;
+            if kind == "PLACED" {
+                if user_id.is_empty() || s.items.is_empty() || !is_currency(currency) {
+                    return None;
+                }
+            } else if !currency.is_empty() && !is_currency(currency) {
+                return None;
+            }
+            s.currency = (!currency.is_empty()).then(|| currency.to_string());
+            s.user_id = Some(user_id.to_string());
+            order_id.clone()
+        }
+    };
+    if r.pos != data.len() {
+        return None;
+    }
+    Some((Event { source, entity_id, kind: kind.to_string(), step: s }, order_id))
+}
