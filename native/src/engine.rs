@@ -425,8 +425,10 @@ impl PartitionEngine {
         Ok(())
     }
 
-    /// Apply one input event of `order_id` (`on_event`, `on_record`).
-    fn judge(&mut self, py: Python<'_>, ev: &Event, order_id: &str) -> PyResult<Out> {
+    /// Apply one input event of `order_id` (`on_event`, `on_record`): its outputs and the
+    /// watermark after it.
+    fn judge(&mut self, py: Python<'_>, ev: &Event, order_id: &str)
+        -> PyResult<(Out, Option<i64>)> {
         let mut out: Out = Vec::new();
         let meta = self.host.meta(py)?;
         let before = watermark::watermark(&meta)?;
@@ -446,7 +448,7 @@ impl PartitionEngine {
         self.host.put_meta(py, &meta)?;
         let after = watermark::watermark(&meta)?;
         self.drain(py, before, after, &mut out)?;
-        Ok(out)
+        Ok((out, after))
     }
 
     fn into_list(py: Python<'_>, out: Out) -> PyResult<Bound<'_, PyList>> {
@@ -493,7 +495,7 @@ impl PartitionEngine {
     /// Apply one input event; the mismatches and commands it leads to, in order.
     fn on_event<'py>(&mut self, py: Python<'py>, event: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
         let (ev, order_id) = self.host.event(event)?;
-        let out = self.judge(py, &ev, &order_id)?;
+        let (out, _) = self.judge(py, &ev, &order_id)?;
         Self::into_list(py, out)
     }
 
@@ -501,10 +503,10 @@ impl PartitionEngine {
     /// and applied as `on_event` applies its Event, in one call: when the value is framed
     /// with `schema_id` (the id its topic's schema has), certainly valid, and its order_id's
     /// murmur2 partition of `partitions` is `partition` (the record's). Then (outputs, the
-    /// event's type, event_time, amount, currency: what the metrics count); else None, and
-    /// nothing was done: the caller's checked path (decode, partition check, `on_event`)
-    /// decides, as it does for any record. The time spent reading is added to
-    /// what `take_decode_seconds` takes.
+    /// event's type, event_time, amount, currency: what the metrics count, and the
+    /// watermark after it); else None, and nothing was done: the caller's checked path
+    /// (decode, partition check, `on_event`) decides, as it does for any record. The time
+    /// spent reading is added to what `take_decode_seconds` takes.
     fn on_record<'py>(&mut self, py: Python<'py>, source: &Bound<'py, PyAny>, value: &[u8],
                       schema_id: u32, partition: u32, partitions: u32)
         -> PyResult<Option<Bound<'py, PyTuple>>> {
@@ -519,7 +521,7 @@ impl PartitionEngine {
             || ((murmur2(order_id.as_bytes()) as u32) & 0x7FFF_FFFF) % partitions != partition {
             return Ok(None);
         }
-        let out = self.judge(py, &ev, &order_id)?;
+        let (out, watermark) = self.judge(py, &ev, &order_id)?;
         let kind = PyString::intern(py, &ev.kind);
         Ok(Some(PyTuple::new(py, [
             Self::into_list(py, out)?.into_any(),
@@ -527,6 +529,7 @@ impl PartitionEngine {
             ev.step.event_time.into_bound_py_any(py)?,
             ev.step.amount.into_bound_py_any(py)?,
             ev.step.currency.as_deref().into_bound_py_any(py)?,
+            watermark.into_bound_py_any(py)?,
         ])?))
     }
 

@@ -33,8 +33,9 @@ partition_of: Callable[[str, int], int] = (
 
 
 #: what ``RecordEngine.on_record`` returns for a record it read and applied: the outputs,
-#: and the event's type, event_time, amount and currency (what the metrics windows count)
-Applied = tuple[list[Mismatch | Command], str, int, int | None, str | None]
+#: the event's type, event_time, amount and currency (what the metrics windows count), and
+#: the partition's watermark after it
+Applied = tuple[list[Mismatch | Command], str, int, int | None, str | None, int | None]
 
 
 class RecordEngine(Protocol):

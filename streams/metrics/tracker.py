@@ -90,6 +90,14 @@ class WindowTracker:
         else:
             self._window(state, state.closed_until).dead_letters += 1
 
+    def closes_nothing(self, state: PartitionWindows, watermark: int | None) -> bool:
+        """Whether ``close(state, watermark)`` would change nothing and return no window (a
+        check that costs less than the call)."""
+        if watermark is None:
+            return True
+        return state.closed_until is not None and -1 not in state.open and \
+            watermark - watermark % self.size <= state.closed_until
+
     def close(self, state: PartitionWindows, watermark: int | None) -> dict[int, WindowCounts]:
         """Close every window whose end is <= watermark; returns them by start."""
         if watermark is None:

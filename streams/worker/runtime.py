@@ -22,37 +22,18 @@ from schemas.errors import DecodeError, ValidationError
 from streams.config import RuleConfig
 from streams.engine.core import PartitionEngine, RecordEngine, partition_of, record_engine
 from streams.engine.partition import Engine
-from streams.engine.store import StateStore
 from streams.inputs import decode_input
 from streams.metrics.aggregate import encode as encode_partial
 from streams.metrics.tracker import WindowTracker
-from streams.metrics.windows import Partial, PartitionWindows, WindowCounts
+from streams.metrics.windows import Partial, PartitionWindows
 from streams.model import Command, DeadLetter, Mismatch, Source
-from streams.names import WINDOW_PREFIX, WINDOWS_CLOSED_KEY, WINDOWS_KEY
+from streams.names import WINDOWS_CLOSED_KEY, WINDOWS_KEY
 from streams.records import command_record, dead_letter_record, mismatch_record
+from streams.worker.windows_store import PartitionStore, load_windows, window_key
 from topology.partitioner import KeyPartitions, partition_for
 from topology.topics import BY_ID, INPUTS, TopicId, Topology
 
-_windows_decoder = msgspec.msgpack.Decoder(PartitionWindows)  # state format 1
-_counts_decoder = msgspec.msgpack.Decoder(WindowCounts)
-_closed_decoder = msgspec.msgpack.Decoder(int | None)
 _encoder = msgspec.msgpack.Encoder()
-
-
-class PartitionStore(StateStore, Protocol):
-    """The engine's store plus per-partition values (the metrics windows)."""
-
-    def get_blob(self, key: bytes) -> bytes | None:
-        """A per-partition value."""
-        ...
-
-    def put_blob(self, key: bytes, value: bytes | None) -> None:
-        """Set (None: delete) a per-partition value."""
-        ...
-
-    def scan_blobs(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
-        """Every per-partition value whose key starts with ``prefix``, by key."""
-        ...
 
 
 @dataclass
@@ -245,15 +226,19 @@ class Runtime:
                 done = ctx.fast.on_record(fast[0], value, fast[1], record.partition,
                                           self.input_partitions)
                 if done is not None:
-                    outputs, etype, event_time, amount, currency = done
+                    outputs, etype, event_time, amount, currency, watermark = done
                     self.counters.events[fast[2]] += 1
+                    windows = ctx.windows
                     if ctx.fast.last_was_new:
-                        self.tracker.count(ctx.windows, fast[0], etype, event_time, amount,
+                        self.tracker.count(windows, fast[0], etype, event_time, amount,
                                            currency)
                     else:
                         self.counters.duplicates_ignored += 1
                     self.counters.stage_seconds["engine"] += perf_counter() - began
-                    return self._judged(record.partition, ctx, outputs)
+                    if outputs or ctx.all_idle or not self.tracker.closes_nothing(
+                            windows, watermark):
+                        return self._judged(record.partition, ctx, outputs)
+                    return []  # what _judged gives (an event does not make an input idle)
                 self.counters.stage_seconds["engine"] += perf_counter() - began
         return self._checked(record)
 
@@ -368,28 +353,6 @@ class Runtime:
         partition = partition_for(record.key, count) if record.key else record.partition % count
         value = self.codec.encode("DeadLetter", dead_letter_record(letter), name)
         return Emit(TopicId.DLQ, name, partition, record.key, value, letter)
-
-
-def window_key(start: int) -> bytes:
-    """The meta-table key of the metrics window starting at ``start``."""
-    return WINDOW_PREFIX + str(start).encode()
-
-
-def load_windows(store: PartitionStore) -> tuple[PartitionWindows, bool]:
-    """A partition's metrics windows from its store, and whether they are in state format 1
-    (then every window is marked dirty, so the first persist writes them in the current
-    format, and that value is deleted)."""
-    old = store.get_blob(WINDOWS_KEY)
-    if old is not None:
-        windows = _windows_decoder.decode(old)
-        windows.dirty = set(windows.open)
-        return windows, True
-    windows = PartitionWindows()
-    for key, value in store.scan_blobs(WINDOW_PREFIX):
-        windows.open[int(key[len(WINDOW_PREFIX):])] = _counts_decoder.decode(value)
-    closed = store.get_blob(WINDOWS_CLOSED_KEY)
-    windows.closed_until = _closed_decoder.decode(closed) if closed is not None else None
-    return windows, False
 
 
 _SOURCE_NAMES = frozenset(s.value for s in Source)

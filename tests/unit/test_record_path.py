@@ -74,9 +74,10 @@ class Pair:
             outputs: list[Any] = self.native.on_event(event)
         else:
             self.seen["one call"] += 1
-            outputs, etype, event_time, amount, currency = done
+            outputs, etype, event_time, amount, currency, watermark = done
             assert (etype, event_time, amount, currency) == (
                 event.type, event.event_time, event.amount, event.currency)
+            assert watermark == self.reference.watermark == self.native.watermark
         assert outputs == expected
         assert self.fast.last_was_new == self.reference.last_was_new
 
