@@ -26,46 +26,49 @@ def mismatch_json(m: Mismatch) -> dict[str, Any]:
 
 
 class RecentMismatches:
-    """mismatch_id -> the latest emitted record, most recently updated last."""
+    """mismatch_id -> the latest emitted Mismatch, most recently updated last. Kept as the
+    (immutable) Mismatch and turned into JSON when read: the worker adds every mismatch it
+    emits, the web layer reads a few."""
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self.capacity = capacity
-        self._items: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._items: OrderedDict[str, Mismatch] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._items)
 
     def add(self, m: Mismatch) -> None:
         """Record an emitted mismatch (OPEN or RESOLVED); the newest status wins."""
-        self._items[m.mismatch_id] = mismatch_json(m)
+        self._items[m.mismatch_id] = m
         self._items.move_to_end(m.mismatch_id)
         while len(self._items) > self.capacity:
             self._items.popitem(last=False)
 
     def get(self, mismatch_id: str) -> dict[str, Any] | None:
         """The latest record of a mismatch, if remembered."""
-        return self._items.get(mismatch_id)
+        m = self._items.get(mismatch_id)
+        return None if m is None else mismatch_json(m)
 
     def query(self, status: str | None = None, mtype: str | None = None,
               order_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """The most recently updated first, filtered by status, type and order."""
         found: list[dict[str, Any]] = []
-        for record in reversed(self._items.values()):
+        for m in reversed(self._items.values()):
             if len(found) >= limit:
                 break
-            if status is not None and record["status"] != status:
+            if status is not None and m.status.value != status:
                 continue
-            if mtype is not None and record["type"] != mtype:
+            if mtype is not None and m.type.value != mtype:
                 continue
-            if order_id is not None and record["order_id"] != order_id:
+            if order_id is not None and m.order_id != order_id:
                 continue
-            found.append(record)
+            found.append(mismatch_json(m))
         return found
 
     def counts(self) -> dict[str, dict[str, int]]:
         """status -> type -> how many remembered mismatches have it."""
         result: dict[str, dict[str, int]] = {}
-        for record in self._items.values():
-            by_type = result.setdefault(record["status"], {})
-            by_type[record["type"]] = by_type.get(record["type"], 0) + 1
+        for m in self._items.values():
+            by_type = result.setdefault(m.status.value, {})
+            by_type[m.type.value] = by_type.get(m.type.value, 0) + 1
         return result
