@@ -85,6 +85,23 @@ pub struct Step {
 }
 
 impl Step {
+    /// A step with only the fields every event has (the others are set by its source's).
+    pub fn new(event_time: i64, rank: i64, event_id: String) -> Self {
+        Step {
+            event_time,
+            rank,
+            event_id,
+            sku: None,
+            quantity: None,
+            amount: None,
+            currency: None,
+            items: Vec::new(),
+            total_amount: None,
+            channel: None,
+            user_id: None,
+        }
+    }
+
     pub fn lifecycle_key(&self) -> (i64, i64, &str) {
         (self.event_time, self.rank, &self.event_id)
     }

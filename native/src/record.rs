@@ -124,22 +124,6 @@ fn is_currency(value: &str) -> bool {
     value.len() == 3 && value.bytes().all(|b| b.is_ascii_uppercase())
 }
 
-fn step(event_time: i64, rank: i64, event_id: String) -> Step {
-    Step {
-        event_time,
-        rank,
-        event_id,
-        sku: None,
-        quantity: None,
-        amount: None,
-        currency: None,
-        items: Vec::new(),
-        total_amount: None,
-        channel: None,
-        user_id: None,
-    }
-}
-
 /// The Event and order_id of an input record's Avro body (from `start`); None when it is not
 /// certainly a valid record written canonically.
 pub fn read_event(source: Source, data: &[u8], start: usize) -> Option<(Event, String)> {
@@ -155,7 +139,7 @@ pub fn read_event(source: Source, data: &[u8], start: usize) -> Option<(Event, S
     let kind = r.symbol(symbols)?;
     let time = r.event_time()?;
     let rank = source.rank_of(kind)?;
-    let mut s = step(time, rank, event_id);
+    let mut s = Step::new(time, rank, event_id);
     let entity_id = match source {
         Source::Payments => {
             let payment_id = r.text()?;

@@ -100,19 +100,7 @@ fn read_step(r: &mut Reader) -> R<Step> {
     if !(3..=11).contains(&n) {
         return Err(format!("a step of {n} fields"));
     }
-    let mut s = Step {
-        event_time: r.int()?,
-        rank: r.int()?,
-        event_id: r.str()?,
-        sku: None,
-        quantity: None,
-        amount: None,
-        currency: None,
-        items: Vec::new(),
-        total_amount: None,
-        channel: None,
-        user_id: None,
-    };
+    let mut s = Step::new(r.int()?, r.int()?, r.str()?);
     for field in 3..n {
         match field {
             3 => s.sku = r.opt_str()?,

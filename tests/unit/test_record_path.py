@@ -16,12 +16,11 @@ from typing import Any
 
 import pytest
 from builders import RULES
-from fuzzing import INPUT_TOPICS, encode_raw, leaf_fields, schema_name, valid_record
+from fuzzing import INPUT_TOPICS, schema_name, valid_record
 from hypothesis import given
 from hypothesis import strategies as st
-from test_fuzz_input import CODEC, HYPO, _avro_value, payloads
+from test_fuzz_input import CODEC, HYPO, any_record, payloads
 
-from schemas.catalog import schema
 from schemas.errors import DecodeError, ValidationError
 from streams import native
 from streams.engine import MemoryStore, core
@@ -136,9 +135,7 @@ def test_the_fuzz_corpus_is_applied_the_same_or_left_to_the_checked_path() -> No
 @HYPO
 @given(st.sampled_from(INPUT_TOPICS), st.data())
 def test_any_field_values_are_applied_the_same(topic: TopicId, data: st.DataObject) -> None:
-    fields = leaf_fields(schema(schema_name(topic)).raw)
-    record = {name: data.draw(_avro_value(ftype), label=name) for name, ftype in fields}
-    value = encode_raw(topic, record)
+    _, value = any_record(topic, data)
     Pair().feed(topic, value, data.draw(st.integers(0, PARTITIONS - 1), label="partition"))
 
 
