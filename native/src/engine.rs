@@ -48,6 +48,54 @@ impl NativeOrder {
     }
 }
 
+/// An input event read here (`read_record`): `on_event` applies it as the `Event` the
+/// checked path gives for the same record (the replay orders them by `event_time`).
+#[pyclass(module = "streams._native", frozen)]
+pub struct NativeEvent {
+    event: Event,
+    order_id: String,
+}
+
+#[pymethods]
+impl NativeEvent {
+    #[getter]
+    fn event_time(&self) -> i64 {
+        self.event.step.event_time
+    }
+
+    #[getter]
+    fn order_id(&self) -> &str {
+        &self.order_id
+    }
+}
+
+/// The event of an input record's value when it is framed with `schema_id`, certainly valid
+/// (`record.rs`) and its order_id's murmur2 partition of `partitions` is `partition`.
+fn read_home(source: Source, value: &[u8], schema_id: u32, partition: u32, partitions: u32)
+    -> Option<(Event, String)> {
+    let framed = value.len() >= 5 && value[0] == 0
+        && u32::from_be_bytes([value[1], value[2], value[3], value[4]]) == schema_id;
+    let (ev, order_id) = if framed { record::read_event(source, value, 5)? } else { return None };
+    if partitions == 0
+        || ((murmur2(order_id.as_bytes()) as u32) & 0x7FFF_FFFF) % partitions != partition {
+        return None;
+    }
+    Some((ev, order_id))
+}
+
+/// `on_record`'s reading without the engine, for the replay, which orders events by time
+/// before applying them: a `NativeEvent`, or None (the checked path decides). `source` is
+/// the source's name (`streams.model.Source` value).
+#[pyfunction]
+pub fn read_record(source: &str, value: &[u8], schema_id: u32, partition: u32, partitions: u32)
+    -> PyResult<Option<NativeEvent>> {
+    let Some(source) = Source::ALL.iter().copied().find(|s| s.name() == source) else {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!("not a source: {source:?}")));
+    };
+    Ok(read_home(source, value, schema_id, partition, partitions)
+        .map(|(event, order_id)| NativeEvent { event, order_id }))
+}
+
 /// Format-2 bytes (or format 1, upgraded through the Python decoder) -> NativeOrder.
 #[pyfunction]
 pub fn decode(py: Python<'_>, data: &[u8]) -> PyResult<NativeOrder> {
@@ -492,10 +540,16 @@ impl PartitionEngine {
         watermark::watermark(&self.host.meta(py)?)
     }
 
-    /// Apply one input event; the mismatches and commands it leads to, in order.
+    /// Apply one input event (a `streams.model.Event`, or a `NativeEvent` of `read_record`);
+    /// the mismatches and commands it leads to, in order.
     fn on_event<'py>(&mut self, py: Python<'py>, event: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
-        let (ev, order_id) = self.host.event(event)?;
-        let (out, _) = self.judge(py, &ev, &order_id)?;
+        let (out, _) = if let Ok(native) = event.cast::<NativeEvent>() {
+            let native = native.get();
+            self.judge(py, &native.event, &native.order_id)?
+        } else {
+            let (ev, order_id) = self.host.event(event)?;
+            self.judge(py, &ev, &order_id)?
+        };
         Self::into_list(py, out)
     }
 
@@ -512,15 +566,9 @@ impl PartitionEngine {
         -> PyResult<Option<Bound<'py, PyTuple>>> {
         let source = self.host.source_of(source)?;
         let began = Instant::now();
-        let framed = value.len() >= 5 && value[0] == 0
-            && u32::from_be_bytes([value[1], value[2], value[3], value[4]]) == schema_id;
-        let read = if framed { record::read_event(source, value, 5) } else { None };
+        let read = read_home(source, value, schema_id, partition, partitions);
         self.decode_nanos += began.elapsed().as_nanos() as u64;
         let Some((ev, order_id)) = read else { return Ok(None) };
-        if partitions == 0
-            || ((murmur2(order_id.as_bytes()) as u32) & 0x7FFF_FFFF) % partitions != partition {
-            return Ok(None);
-        }
         let (out, watermark) = self.judge(py, &ev, &order_id)?;
         let kind = PyString::intern(py, &ev.kind);
         Ok(Some(PyTuple::new(py, [

@@ -27,11 +27,13 @@ mod watermark;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::PartitionEngine>()?;
     m.add_class::<engine::NativeOrder>()?;
+    m.add_class::<engine::NativeEvent>()?;
     m.add_class::<overlay::OrderOverlay>()?;
     m.add_class::<due::DueBuffer>()?;
     m.add_function(wrap_pyfunction!(due::py_due_key, m)?)?;
     m.add_function(wrap_pyfunction!(engine::decode, m)?)?;
     m.add_function(wrap_pyfunction!(engine::encode, m)?)?;
+    m.add_function(wrap_pyfunction!(engine::read_record, m)?)?;
     m.add_function(wrap_pyfunction!(partition::partition_for, m)?)?;
     Ok(())
 }

@@ -57,6 +57,24 @@ class RecordEngine(Protocol):
         ...
 
 
+class ReadEvent(Protocol):
+    """An input event the native core read (``read_record``): the native engine's
+    ``on_event`` applies it as the Event the checked path gives for the same record."""
+
+    @property
+    def event_time(self) -> int: ...
+
+    @property
+    def order_id(self) -> str: ...
+
+
+#: the native core's ``read_record(source_name, value, schema_id, partition, partitions)``:
+#: ``RecordEngine.on_record``'s reading and partition check without the engine (a ReadEvent,
+#: or None: the checked path decides), for the replay; None when the Python engine runs
+read_record: Callable[[str, bytes, int, int, int], ReadEvent | None] | None = (
+    _module.read_record if _module is not None else None)
+
+
 def record_engine(engine: Engine) -> RecordEngine | None:
     """The engine's one-call path, if it has one (the native engine), else None."""
     if _module is not None and isinstance(engine, _module.PartitionEngine):

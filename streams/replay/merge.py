@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import cast
 
+from streams.engine.core import ReadEvent
 from streams.engine.partition import Engine, Output
 from streams.model import Event, Source
 from streams.replay.window import ReplayWindow
@@ -32,7 +34,7 @@ class Feed:
     source: Source
     position: int  #: offset after the last record received (the start offset at first)
     end: int  #: end offset taken when the replay (re)started
-    buffer: deque[tuple[int, Event]] = field(default_factory=deque)
+    buffer: deque[tuple[int, Event | ReadEvent]] = field(default_factory=deque)
     finished: bool = False
     idle: bool = False  #: marked idle in the engine
     #: largest event time read in this run (None: no decodable record yet)
@@ -73,7 +75,7 @@ class Lane:
 
     # -- input --------------------------------------------------------------------------------
 
-    def offer(self, source: Source, offset: int, event: Event | None) -> bool:
+    def offer(self, source: Source, offset: int, event: Event | ReadEvent | None) -> bool:
         """Take a record of ``source``'s topic-partition; False if it is not taken.
 
         ``event`` is None for an undecodable or misrouted record. A record is not taken when
@@ -117,7 +119,8 @@ class Lane:
                 return out
             _, event = best.buffer.popleft()
             self.events_fed += 1
-            out.extend(engine.on_event(event))
+            # (a ReadEvent comes only from the native core, whose engine applies it)
+            out.extend(engine.on_event(cast(Event, event)))
 
     @property
     def drained(self) -> bool:

@@ -45,12 +45,12 @@ FAUST_OFFSET_KEY = b"__faust\0offset__"
 #: 64 MiB memtables (up to 3) and a 2 GiB block cache: with three stores per input partition
 #: that is gigabytes of memory at a few partitions, and write-ahead logs of 64 MiB each before
 #: a flush. The state itself is small (SST files of ~25 MB for 25k open orders in the soak
-#: run), so each store gets 16 MiB memtables, at most 2; and all stores of the worker share
-#: one 32 MiB block cache and a 64 MiB memtable budget (``rocksdb_budget``), so RocksDB's
-#: memory stays under 96 MiB per worker however long it runs. (``block_cache_size`` only
+#: run), so each store gets 32 MiB memtables, at most 2; and all stores of the worker share
+#: one 32 MiB block cache and a 128 MiB memtable budget (``rocksdb_budget``), so RocksDB's
+#: memory stays under 160 MiB per worker however long it runs. (``block_cache_size`` only
 #: sizes the cache Faust creates and ``rocksdb_budget`` replaces.)
 TABLE_ROCKSDB_OPTIONS: dict[str, int] = {
-    "write_buffer_size": 16 * 2**20,
+    "write_buffer_size": 32 * 2**20,
     "max_write_buffer_number": 2,
     "block_cache_size": 16 * 2**20,
 }

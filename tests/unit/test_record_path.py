@@ -1,4 +1,5 @@
-"""The native engine's one-call path (``on_record``) does what the checked path does.
+"""The native engine's one-call path (``on_record``) and the replay's native reading
+(``read_record``) do what the checked path does.
 
 ``on_record`` reads an input record's bytes in Rust (the reading of ``streams.fastdecode``),
 checks its partition and applies it. It may decline any record (None: the runtime's checked
@@ -46,8 +47,9 @@ SCHEMA_IDS = {topic: _schema_id(topic) for topic in INPUT_TOPICS}
 
 class Pair:
     """A native engine fed records through ``on_record`` (the checked path when it
-    declines), and one fed the checked path only (whose ``on_event`` gives what the Python
-    engine's does: ``test_compiled.py``), on stores of their own."""
+    declines), one fed ``read_record``'s events (the replay's), and one fed the checked path
+    only (whose ``on_event`` gives what the Python engine's does: ``test_compiled.py``), on
+    stores of their own."""
 
     def __init__(self) -> None:
         self.native = core.PartitionEngine(RULES, MemoryStore(), lambda: NOW)
@@ -55,19 +57,28 @@ class Pair:
         assert fast is not None
         self.fast = fast
         self.reference = core.PartitionEngine(RULES, MemoryStore(), lambda: NOW)
+        self.replay = core.PartitionEngine(RULES, MemoryStore(), lambda: NOW)
         self.seen: Counter[str] = Counter()
 
     def feed(self, topic: TopicId, value: bytes | None, partition: int) -> None:
         event = checked(topic, value, partition)
-        done = None
+        done = read = None
         if value is not None:
+            assert core.read_record is not None
+            read = core.read_record(topic.value, value, SCHEMA_IDS[topic], partition,
+                                    PARTITIONS)
             done = self.fast.on_record(Source(topic.value), value, SCHEMA_IDS[topic],
                                        partition, PARTITIONS)
+        assert (read is None) == (done is None)  # the replay's reading is the worker's
         if event is None:
             assert done is None, (topic, value)  # the checked path refuses it
             self.seen["refused"] += 1
             return
         expected = self.reference.on_event(event)
+        # the replay's engine is fed the native core's event where it reads one
+        if read is not None:
+            assert (read.event_time, read.order_id) == (event.event_time, event.order_id)
+        assert self.replay.on_event(read if read is not None else event) == expected
         if done is None:
             self.seen["valid, declined"] += 1
             outputs: list[Any] = self.native.on_event(event)
