@@ -32,6 +32,15 @@ def decode_input(codec: Codec, topic: TopicId, value: bytes | None) -> Event:
     return decode_checked(codec, topic, value)
 
 
+def framed_id(codec: Codec, topic: TopicId, value: bytes | None) -> int | None:
+    """The schema id ``value`` is framed with if ``decode`` has seen it as the id of the
+    topic's schema, else None: what the native reading of a topic's records is given (the
+    worker's ``on_record``, the replay's ``read_record``)."""
+    if value is None or codec.known_name(value) != BY_ID[topic].value_schema:
+        return None
+    return int.from_bytes(value[1:5], "big")
+
+
 def decode_checked(codec: Codec, topic: TopicId, value: bytes | None) -> Event:
     """``decode_input`` without the fast path: fastavro (or the strict reader), msgspec's
     validation and the conversion to an Event."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 from schemas.codec import Codec
 from schemas.errors import DecodeError, ValidationError
 from streams.engine.core import ReadEvent, partition_of, read_record
-from streams.inputs import decode_input
+from streams.inputs import decode_input, framed_id
 from streams.model import Event
 from topology.partitioner import KeyPartitions
-from topology.topics import BY_ID, TopicId
+from topology.topics import TopicId
 
 
 class InputDecoder:
@@ -40,9 +40,9 @@ class InputDecoder:
             return None
         if self._homes.of(event.order_id) != partition:
             return None
-        if read_record is not None and value is not None and \
-                self.codec.known_name(value) == BY_ID[topic].value_schema:
-            self._known[topic] = (topic.value, int.from_bytes(value[1:5], "big"))
+        schema_id = framed_id(self.codec, topic, value) if read_record is not None else None
+        if schema_id is not None:
+            self._known[topic] = (topic.value, schema_id)
         return event
 
     def event_time(self, value: bytes | None) -> int | None:

@@ -22,7 +22,7 @@ from schemas.errors import DecodeError, ValidationError
 from streams.config import RuleConfig
 from streams.engine.core import PartitionEngine, RecordEngine, partition_of, record_engine
 from streams.engine.partition import Engine
-from streams.inputs import decode_input
+from streams.inputs import decode_input, framed_id
 from streams.metrics.aggregate import encode as encode_partial
 from streams.metrics.tracker import WindowTracker
 from streams.metrics.windows import Partial, PartitionWindows
@@ -268,10 +268,9 @@ class Runtime:
                 "key the record by order_id")
         self.counters.events[topic.value] += 1
         ctx = self.part(record.partition)
-        if ctx.fast is not None and record.value is not None and \
-                self.codec.known_name(record.value) == BY_ID[topic].value_schema:
-            self._fast[record.topic] = (event.source, int.from_bytes(record.value[1:5], "big"),
-                                        topic.value)
+        schema_id = framed_id(self.codec, topic, record.value) if ctx.fast is not None else None
+        if schema_id is not None:
+            self._fast[record.topic] = (event.source, schema_id, topic.value)
         outputs = ctx.engine.on_event(event)
         if ctx.engine.last_was_new:
             self.tracker.on_event(ctx.windows, event)

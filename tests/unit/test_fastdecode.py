@@ -18,7 +18,7 @@ from test_fuzz_input import CODEC, HYPO, any_record, payloads
 
 from schemas.errors import DecodeError, ValidationError
 from streams.fastdecode import read_event
-from streams.inputs import decode_checked, decode_input
+from streams.inputs import decode_checked, decode_input, framed_id
 from streams.model import Event, Source
 from topology.topics import TopicId
 
@@ -98,3 +98,12 @@ def test_what_encoders_do_not_write_is_left_to_the_checked_path() -> None:
                                                                         (items[1],)))})
     assert fast(TopicId.SHIPPING, blocks) is None  # an array in two blocks
     assert [i.sku for i in decode_input(CODEC, TopicId.SHIPPING, blocks).items] == ["A", "B"]
+
+
+def test_framed_id_is_the_id_of_the_topics_own_schema_only() -> None:
+    rng = random.Random(9)
+    payment = CODEC.encode(schema_name(TopicId.PAYMENTS), valid_record(rng, TopicId.PAYMENTS))
+    assert framed_id(CODEC, TopicId.PAYMENTS, payment) == int.from_bytes(payment[1:5], "big")
+    assert framed_id(CODEC, TopicId.ORDERS, payment) is None  # another topic's schema
+    assert framed_id(CODEC, TopicId.PAYMENTS, payment[:3]) is None  # not framed
+    assert framed_id(CODEC, TopicId.PAYMENTS, None) is None
