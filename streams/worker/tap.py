@@ -9,7 +9,8 @@ worker's ~200 µs per record (a third of the exactly-once worker's wall time, of
 a third was its CPU and the rest its tasks waiting on each other).
 
 With the tap installed (``install``), the fetch loop is Faust's own, patched at one point:
-a record of a tapped topic is appended to the tap's buffer (a plain list) instead of going
+the records of a tapped topic go into the tap's buffer (a plain list), a fetched partition's
+records at a time as light ``TapMessage`` objects (``offer_fetched``), instead of going
 through the callback (and ``getmany`` is inlined into it, reading each partition's highwater
 once per fetch instead of once per record). ``batches()`` yields up to ``batch_max`` records
 at a time, when the buffer holds that many or ``within`` seconds have passed, as
@@ -28,9 +29,10 @@ What the stream did that the tap keeps:
 * When the worker stops, ``close`` (called before the app stops) lets the batch under way
   finish and be acked, and takes no other: Faust's final commit covers exactly the judged
   records, with their outputs.
-* Records are tracked as unacked (``Consumer.unacked``) until acked, and the monitor's
-  per-partition ``stream_inbound_time`` is kept, so Faust's slow-processing checks see a
-  stream that is working.
+* A batch being judged is tracked as unacked (``Consumer.unacked``: one ``BatchMark`` for
+  the batch, not each record) until acked, so a rebalance or a stop waits for it; and the
+  monitor's per-partition ``stream_inbound_time`` is kept, so Faust's slow-processing
+  checks see a stream that is working.
 * Back-pressure: the fetch loop waits (or gives up, when flow is suspended) while the buffer
   holds ``2 * batch_max`` records, as it waited on a full channel queue.
 
@@ -43,7 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from importlib import metadata
 from time import monotonic
 from typing import Any, cast
@@ -58,6 +60,60 @@ log = logging.getLogger("crosscheck.worker")
 TAP_ATTRIBUTE = "crosscheck_tap"
 #: the faust-streaming releases whose ``Consumer._drain_messages`` the patch reproduces
 SUPPORTED_FAUST = ("0.15.",)
+
+
+class TapMessage:
+    """A fetched record of a tapped topic, as the worker reads it: what the runtime, the
+    batch loop and ``ack`` use (Faust's ``ConsumerMessage`` sets twenty attributes a record,
+    and its ``_to_message`` was the fetch loop's largest cost)."""
+
+    __slots__ = (
+        "acked",
+        "generation_id",
+        "key",
+        "offset",
+        "partition",
+        "topic",
+        "tp",
+        "value",
+    )
+
+    def __init__(self, topic: str, partition: int, offset: int, key: bytes | None,
+                 value: bytes | None, tp: Any, generation_id: int) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.tp = tp
+        self.generation_id = generation_id
+        self.acked = False
+
+
+class BatchMark:
+    """What Faust's set of unacked messages (``Consumer._unacked_messages``, a WeakSet)
+    holds for a batch being judged, instead of each of its records: ``wait_empty`` (a
+    rebalance, a stop) waits until it is acked. (Adding and discarding each record there
+    cost ~2.5 % of the worker's main thread.) Records waiting in the buffer are not tracked:
+    none of them is judged while flow is suspended, and they are dropped then."""
+
+    __slots__ = ("__weakref__", "acked", "offset", "refcount", "tp")
+
+    def __init__(self) -> None:
+        self.acked = False
+        self.refcount = 1
+        self.tp = None  # not a record: ``fill_head_gap`` compares tp and offset
+        self.offset = -1
+
+
+class Batch(list[Any]):
+    """Records taken from the tap together, with the mark Faust's consumer tracks them by."""
+
+    __slots__ = ("mark",)
+
+    def __init__(self, records: Iterable[Any]) -> None:
+        super().__init__(records)
+        self.mark = BatchMark()
 
 
 class BatchTap:
@@ -94,20 +150,28 @@ class BatchTap:
     def offer(self, message: Any) -> bool:
         """Add a fetched record; False (dropped) if it belongs to an older generation or flow
         is suspended (see the module docstring)."""
+        return self.offer_many([message]) == 1
+
+    def offer_many(self, messages: list[Any]) -> int:
+        """Add fetched records (in order), as ``offer`` each; how many were added."""
         app = self.app
-        if (not app.flow_control.is_active()
-                or message.generation_id != app.consumer_generation_id):
-            self.dropped += 1
-            return False
-        message.tracked = True
-        app.consumer._unacked_messages.add(message)
+        if not app.flow_control.is_active():
+            self.dropped += len(messages)
+            return 0
+        generation = app.consumer_generation_id
+        kept = [m for m in messages if m.generation_id == generation]
+        self.dropped += len(messages) - len(kept)
         buffer = self._buffer
-        buffer.append(message)
+        buffer.extend(kept)
         if len(buffer) >= self.batch_max:
             self._full.set()
             if len(buffer) >= self.limit:
                 self._room.clear()
-        return True
+        return len(kept)
+
+    def room(self) -> int:
+        """How many records the fetch loop may add now."""
+        return self.limit - len(self._buffer)
 
     def take(self) -> list[Any]:
         """Up to ``batch_max`` records, in fetch order, of the current generation."""
@@ -119,12 +183,15 @@ class BatchTap:
         fresh = [m for m in batch if m.generation_id == generation]
         if len(fresh) != len(batch):
             self.dropped += len(batch) - len(fresh)
-        if fresh:
-            inbound = self.app.monitor.stream_inbound_time
-            now = monotonic()
-            for tp in {m.tp for m in fresh}:
-                inbound[tp] = now
-        return fresh
+        if not fresh:
+            return fresh
+        inbound = self.app.monitor.stream_inbound_time
+        now = monotonic()
+        for tp in {m.tp for m in fresh}:
+            inbound[tp] = now
+        taken = Batch(fresh)
+        self.app.consumer._unacked_messages.add(taken.mark)
+        return taken
 
     def _refresh(self) -> None:
         """Set ``_full`` and ``_room`` after records left the buffer (``offer``, which only
@@ -203,11 +270,13 @@ class BatchTap:
         batch under one hold of its ``ack_lock`` (one topic check per topic, one wake-up of
         a commit waiting for acks): per record it cost ~1 us of the worker's main thread."""
         consumer = self.app.consumer
+        if isinstance(batch, Batch):
+            batch.mark.acked = True
+            consumer._unacked_messages.discard(batch.mark)
         acks_enabled_for = self.app.topics.acks_enabled_for
         committed_offset = consumer._committed_offset
         acked_index_of = consumer._acked_index
         acked_of = consumer._acked
-        unacked = consumer._unacked_messages
         enabled: dict[str, bool] = {}
         count = 0
         with ack_lock:
@@ -227,7 +296,6 @@ class BatchTap:
                     if committed is None or offset >= committed:
                         acked_index = acked_index_of[tp]
                         if offset not in acked_index:
-                            unacked.discard(message)
                             acked_index.add(offset)
                             acked_of[tp].append(offset)
                             count += 1
@@ -265,14 +333,14 @@ def _version() -> str:
 
 async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover - Faust's loop
     """Faust 0.15's ``Consumer._drain_messages`` with its ``getmany`` inlined, and records of
-    tapped topics appended to the app's BatchTap instead of being run through the per-record
-    callback.
+    tapped topics handed to the app's BatchTap (``offer_fetched``) instead of being run
+    through the per-record callback.
 
-    ``getmany`` (an async generator) is inlined as it is, record for record (the scheduler's
-    round-robin order, the flow and generation checks before each record, the active
-    partitions), but for one thing: the partition's highwater is read and handed to the
-    monitor once per fetched topic-partition, not once per record (the monitor keeps the last
-    value; it was ~1 us a record through three layers of calls)."""
+    For the other topics ``getmany`` (an async generator) is inlined as it is, record for
+    record (the scheduler's round-robin order, the flow and generation checks before each
+    record, the active partitions), but for one thing: the partition's highwater is read and
+    handed to the monitor once per fetched topic-partition, not once per record (the monitor
+    keeps the last value; it was ~1 us a record through three layers of calls)."""
     callback = self.callback
     consumer_should_stop = self._stopped.is_set
     fetcher_should_stop = fetcher._stopped.is_set
@@ -318,6 +386,9 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                             f"exception performing seek when flow not active {ex}")
                     unset_flag(flag_consumer_fetching)
                     continue
+                if tap is not None:
+                    await offer_fetched(self, tap, records, active_partitions, generation_id)
+                    records = {tp: r for tp, r in records.items() if tp.topic not in tapped}
                 tracked_end: set[Any] = set()
                 for tp, record in self.scheduler.iterate(records):
                     if not self.flow_active:
@@ -351,14 +422,7 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                         if commit_every is not None and self._n_acked >= commit_every:
                             self._n_acked = 0
                             await self.commit()
-                        if tap is not None and message.topic in tapped:
-                            if not tap.has_room():
-                                await self.wait_first(tap.wait_room(),
-                                                      self.suspend_flow.wait())
-                            if tap.has_room():
-                                tap.offer(message)
-                        else:
-                            await self.wait_first(callback(message), self.suspend_flow.wait())
+                        await self.wait_first(callback(message), self.suspend_flow.wait())
                         set_read_offset(tp, offset)
                     else:
                         self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r",
@@ -382,6 +446,66 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
         raise
     finally:
         unset_flag(flag_consumer_fetching)
+
+
+async def offer_fetched(consumer: Any, tap: BatchTap, records: Mapping[Any, list[Any]],
+                        active_partitions: Any, generation_id: int) -> None:
+    """Hand one fetch's records of the tapped topics to the tap, a topic-partition at a time.
+
+    What Faust's loop does for each record, done for a partition's records together: the
+    flow and generation checks (before each partition, and again in ``offer_many``), the
+    active partitions, the highwater handed to the monitor, the read offset (a record below
+    it is dropped), a gap in the offsets registered (transaction markers), a commit once
+    ``commit_every`` records were acked, and back-pressure: records go in as the buffer has
+    room, the loop waiting (or giving up, when flow is suspended) while it is full. Records
+    become ``TapMessage`` objects, tracked by their batch (``BatchMark``) once taken. The
+    partitions of one fetch are handed over one after another, not interleaved record by
+    record: a batch's order across partitions carries no meaning (each partition's records
+    stay in order, and each has its own transaction)."""
+    app = consumer.app
+    read_offset = consumer._read_offset
+    commit_every = consumer._commit_every
+    for tp, fetched in records.items():
+        if tp.topic not in tap.topics:
+            continue
+        if not consumer.flow_active or app.consumer_generation_id != generation_id:
+            return
+        if not (active_partitions is None or tp in active_partitions
+                or tp in consumer._buffered_partitions):
+            continue
+        app.monitor.track_tp_end_offset(tp, consumer.highwater(tp))
+        topic, partition = tp.topic, tp.partition
+        acks_enabled = app.topics.acks_enabled_for(topic)
+        r_offset = read_offset[tp]
+        messages = []
+        for record in fetched:
+            offset = record.offset
+            if r_offset is not None and offset < r_offset:
+                consumer.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r",
+                                 offset, record.key, record.value)
+                continue
+            if r_offset and offset - r_offset > 1 and acks_enabled:
+                await consumer._add_gap(tp, r_offset + 1, offset)
+            messages.append(TapMessage(topic, partition, offset, record.key, record.value, tp,
+                                       generation_id))
+            r_offset = offset
+        if commit_every is not None and consumer._n_acked >= commit_every:
+            consumer._n_acked = 0
+            await consumer.commit()
+        start = 0
+        while start < len(messages):
+            room = tap.room()
+            if room <= 0:
+                await consumer.wait_first(tap.wait_room(), consumer.suspend_flow.wait())
+                if (tap.room() <= 0 or not consumer.flow_active
+                        or app.consumer_generation_id != generation_id):
+                    return  # flow suspended: after the rebalance Faust seeks back
+                continue
+            chunk = messages[start:start + room]
+            tap.offer_many(chunk)
+            start += len(chunk)
+            read_offset[tp] = chunk[-1].offset
+            await asyncio.sleep(0)  # the batch loop runs between chunks
 
 
 #: batches judged whose acks still wait for their deliveries (at-least-once): the loop

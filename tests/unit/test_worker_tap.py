@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, cast
 from weakref import WeakSet
 
 import pytest
@@ -38,24 +38,12 @@ class FlowControl:
         return self.active
 
 
-class Tracked(WeakSet[Any]):
-    """Faust's set of unacked messages, remembering every message ever added (in order)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[Any] = []
-
-    def add(self, item: Any) -> None:
-        self.seen.append(item)
-        super().add(item)
-
-
 @dataclass
 class Consumer:
     """The parts of faust-streaming 0.15's Consumer that ``Consumer.ack`` works on."""
 
     app: Any = None
-    _unacked_messages: Tracked = field(default_factory=Tracked)
+    _unacked_messages: WeakSet[Any] = field(default_factory=WeakSet)
     _acked: defaultdict[Any, list[int]] = field(default_factory=lambda: defaultdict(list))
     _acked_index: defaultdict[Any, set[int]] = field(default_factory=lambda: defaultdict(set))
     _committed_offset: defaultdict[Any, int | None] = field(
@@ -65,8 +53,8 @@ class Consumer:
 
     @property
     def acked(self) -> list[Any]:
-        """The messages acked so far, in the order they were tracked."""
-        return [m for m in self._unacked_messages.seen if m.acked]
+        """The messages acked so far, in the order they were offered."""
+        return [m for m in self.app.offered if m.acked]
 
 
 @dataclass
@@ -89,22 +77,38 @@ class App:
     consumer: Consumer = field(default_factory=Consumer)
     monitor: Monitor = field(default_factory=Monitor)
     topics: Topics = field(default_factory=Topics)
+    #: every record offered to the tap (``RecordingTap``), in order
+    offered: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.consumer.app = self
 
 
+class RecordingTap(BatchTap):
+    """A BatchTap that remembers every record offered to it (in ``app.offered``)."""
+
+    def offer_many(self, messages: list[Any]) -> int:
+        self.app.offered.extend(messages)
+        return super().offer_many(messages)
+
+
 def make(batch_max: int = 3, within: float = 0.01) -> tuple[App, BatchTap]:
     app = App()
-    return app, BatchTap(app, ["orders", "payments"], batch_max, within)
+    return app, RecordingTap(app, ["orders", "payments"], batch_max, within)
 
 
 def test_records_come_out_in_fetch_order_in_batches_of_at_most_batch_max() -> None:
     app, t = make(batch_max=3)
     msgs = [Msg("orders" if i % 2 else "payments", i % 2, i) for i in range(7)]
     assert all(t.offer(m) for m in msgs)
-    assert all(m.tracked for m in msgs) and set(app.consumer._unacked_messages) == set(msgs)
-    assert t.take() == msgs[:3] and t.take() == msgs[3:6] and t.take() == msgs[6:]
+    assert len(app.consumer._unacked_messages) == 0  # buffered records are not tracked
+    batches = [t.take() for _ in range(3)]
+    assert batches == [msgs[:3], msgs[3:6], msgs[6:]]
+    # each batch taken is tracked by its mark until it is acked
+    assert set(app.consumer._unacked_messages) == {b.mark for b in batches}  # type: ignore[attr-defined]
+    t.ack(batches[0])
+    assert batches[0].mark.acked  # type: ignore[attr-defined]
+    assert set(app.consumer._unacked_messages) == {b.mark for b in batches[1:]}  # type: ignore[attr-defined]
     assert t.take() == [] and len(t) == 0
     assert set(app.monitor.stream_inbound_time) == {("orders", 1), ("payments", 0)}
 
@@ -302,11 +306,9 @@ def test_close_of_an_app_without_a_tap_returns_at_once() -> None:
     asyncio.run(asyncio.wait_for(tap.close(App()), 1.0))
 
 
-def _acked_state(app: App) -> tuple[Any, ...]:
+def _acked_state(app: App, msgs: list[Msg]) -> tuple[Any, ...]:
     c = app.consumer
-    return (dict(c._acked), dict(c._acked_index), c._n_acked,
-            sorted((m.topic, m.partition, m.offset) for m in c._unacked_messages),
-            [(m.topic, m.offset, m.acked) for m in c._unacked_messages.seen])
+    return (dict(c._acked), dict(c._acked_index), c._n_acked, [m.acked for m in msgs])
 
 
 def test_a_batch_is_acked_as_faust_acks_each_of_its_records() -> None:
@@ -315,7 +317,7 @@ def test_a_batch_is_acked_as_faust_acks_each_of_its_records() -> None:
     or at an offset acked before (a redelivery) are skipped the same way."""
     def build() -> tuple[App, BatchTap, list[Msg]]:
         app = App(topics=Topics(unacked=frozenset({"payments"})))
-        t = BatchTap(app, ["orders", "payments"], 100, 0.01)
+        t = RecordingTap(app, ["orders", "payments"], 100, 0.01)
         app.consumer._committed_offset[("orders", 1)] = 5
         msgs = [Msg("orders", 0, 0), Msg("orders", 0, 1), Msg("payments", 0, 7),
                 Msg("orders", 1, 4), Msg("orders", 1, 5), Msg("orders", 0, 1),
@@ -328,13 +330,15 @@ def test_a_batch_is_acked_as_faust_acks_each_of_its_records() -> None:
     for m in faust_msgs:
         FaustConsumer.ack(faust_app.consumer, m)  # type: ignore[arg-type]
     app, t, msgs = build()
-    t.ack(msgs)
-    assert _acked_state(app) == _acked_state(faust_app)
+    batch = t.take()
+    assert batch == msgs and len(app.consumer._unacked_messages) == 1
+    t.ack(batch)
+    assert _acked_state(app, msgs) == _acked_state(faust_app, faust_msgs)
     assert app.consumer._acked == {("orders", 0): [0, 1], ("orders", 1): [5],
                                    ("orders", 2): [9]}
-    assert app.consumer._n_acked == 4
-    t.ack(msgs)  # again: nothing changes
-    assert _acked_state(app) == _acked_state(faust_app)
+    assert app.consumer._n_acked == 4 and len(app.consumer._unacked_messages) == 0
+    t.ack(batch)  # again: nothing changes
+    assert _acked_state(app, msgs) == _acked_state(faust_app, faust_msgs)
 
 
 def test_a_batch_waiting_for_its_deliveries_is_acked_once_they_settle_and_close_waits() -> None:
@@ -401,3 +405,114 @@ def test_no_more_than_max_unsettled_batches_wait_for_their_deliveries() -> None:
 
     held, after_one = asyncio.run(scenario())
     assert held == tap.MAX_UNSETTLED and after_one == tap.MAX_UNSETTLED + 1
+
+
+class TP(NamedTuple):
+    topic: str
+    partition: int
+
+
+@dataclass
+class Fetched:
+    """The parts of an aiokafka ConsumerRecord the fetch loop reads."""
+
+    offset: int
+    key: bytes | None = b"k"
+    value: bytes | None = b"v"
+
+
+@dataclass
+class FetchConsumer:
+    """The parts of faust-streaming 0.15's Consumer that ``offer_fetched`` works on."""
+
+    app: Any
+    flow_active: bool = True
+    _commit_every: int | None = None
+    _n_acked: int = 0
+    _buffered_partitions: set[Any] = field(default_factory=set)
+    _read_offset: defaultdict[Any, int | None] = field(
+        default_factory=lambda: defaultdict(lambda: None))
+    gaps: list[tuple[Any, int, int]] = field(default_factory=list)
+    ends: dict[Any, int] = field(default_factory=dict)
+    commits: int = 0
+    suspend_flow: asyncio.Event = field(default_factory=asyncio.Event)
+
+    class log:  # Faust's logger, as the loop calls it
+        @staticmethod
+        def dev(*args: Any) -> None:
+            pass
+
+    def highwater(self, tp: Any) -> int:
+        return 100 + int(tp.partition)
+
+    async def _add_gap(self, tp: Any, start: int, end: int) -> None:
+        self.gaps.append((tp, start, end))
+
+    async def commit(self) -> None:
+        self.commits += 1
+
+    async def wait_first(self, *coros: Any) -> None:
+        tasks = [asyncio.ensure_future(c) for c in coros]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+
+
+@dataclass
+class EndMonitor(Monitor):
+    ends: dict[Any, int] = field(default_factory=dict)
+
+    def track_tp_end_offset(self, tp: Any, end: int) -> None:
+        self.ends[tp] = end
+
+
+def test_a_fetch_goes_into_the_tap_a_partition_at_a_time_with_read_offsets_and_gaps() -> None:
+    """Each tapped partition's records, in order, as TapMessages of the fetch's generation;
+    a record below the read offset is dropped, a jump in the offsets is registered as a gap,
+    an inactive partition and an untapped topic are left alone."""
+    async def scenario() -> tuple[RecordingTap, FetchConsumer, EndMonitor]:
+        app = App(monitor=EndMonitor())
+        t = RecordingTap(app, ["orders", "payments"], 100, 0.01)
+        consumer = FetchConsumer(app, _commit_every=2, _n_acked=2)
+        consumer._read_offset[TP("orders", 0)] = 4
+        records = {TP("orders", 0): [Fetched(3), Fetched(5), Fetched(6), Fetched(9)],
+                   TP("payments", 1): [Fetched(0), Fetched(1)],
+                   TP("orders", 2): [Fetched(7)],  # not an active partition
+                   TP("metrics", 0): [Fetched(1)]}  # not a tapped topic
+        active = {TP("orders", 0), TP("payments", 1), TP("metrics", 0)}
+        await tap.offer_fetched(consumer, t, records, active, 1)
+        return t, consumer, cast(EndMonitor, app.monitor)
+
+    t, consumer, monitor = asyncio.run(scenario())
+    got = t.take()
+    assert [(m.topic, m.partition, m.offset) for m in got] == [
+        ("orders", 0, 5), ("orders", 0, 6), ("orders", 0, 9), ("payments", 1, 0),
+        ("payments", 1, 1)]
+    assert all(isinstance(m, tap.TapMessage) and m.generation_id == 1 and not m.acked
+               and m.tp == (m.topic, m.partition) and m.value == b"v" for m in got)
+    assert consumer.gaps == [(TP("orders", 0), 7, 9)]
+    assert consumer._read_offset == {TP("orders", 0): 9, TP("payments", 1): 1}
+    assert monitor.ends == {TP("orders", 0): 100, TP("payments", 1): 101}
+    assert consumer.commits == 1 and consumer._n_acked == 0  # commit_every acks were reached
+
+
+def test_a_fetch_waits_for_room_in_the_tap_and_gives_up_when_flow_is_suspended() -> None:
+    async def scenario() -> tuple[list[int], list[int]]:
+        app = App(monitor=EndMonitor())
+        t = RecordingTap(app, ["orders"], 2, 0.01)  # room for 4
+        consumer = FetchConsumer(app)
+        records = {TP("orders", 0): [Fetched(i) for i in range(10)]}
+        fetch = asyncio.ensure_future(tap.offer_fetched(consumer, t, records, None, 1))
+        await asyncio.sleep(0.05)
+        assert len(t) == 4 and not fetch.done()  # held back at twice batch_max
+        taken = [m.offset for m in t.take()]  # room again: the fetch goes on
+        await asyncio.sleep(0.05)
+        assert len(t) == 4 and not fetch.done()
+        consumer.flow_active = False  # a rebalance begins while it waits
+        app.flow_control.active = False
+        consumer.suspend_flow.set()
+        await asyncio.wait_for(fetch, 1.0)
+        return taken, [m.offset for m in t._buffer]
+
+    taken, buffered = asyncio.run(scenario())
+    assert taken == [0, 1] and buffered == [2, 3, 4, 5]
