@@ -1,7 +1,8 @@
 //! `DueBuffer` of `streams/worker/due_index.py` in Rust: the worker's due-index entries added
 //! or popped since the last flush, over the RocksDB index read through a Python `scan`. The
 //! native engine reaches it without a Python call (`host.rs`): adding an entry, and popping
-//! while the watermark is below the next due time (after most events), cost none.
+//! while the watermark is below the next due time (after most events), cost none. Made
+//! with no `scan`, it is an index held in memory alone (the replay's).
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -31,7 +32,8 @@ pub fn parse_due_key(key: &[u8]) -> PyResult<(i64, String)> {
 
 #[pyclass(module = "streams._native")]
 pub struct DueBuffer {
-    scan: Py<PyAny>,
+    /// None: an in-memory index (the replay's): nothing below, popped entries forgotten
+    scan: Option<Py<PyAny>>,
     /// entries added and not popped since the last flush, in key order
     added: BTreeSet<Vec<u8>>,
     /// entries popped since the last flush (deleted from RocksDB at flush)
@@ -70,8 +72,9 @@ impl DueBuffer {
             let k = self.added.pop_first().expect("first");
             found.insert(k);
         }
-        if self.db_floor.as_ref().is_none_or(|f| *f <= limit) {
-            let result = self.scan.bind(py).call1((
+        let below = self.db_floor.as_ref().is_none_or(|f| *f <= limit);
+        if let Some(scan) = self.scan.as_ref().filter(|_| below) {
+            let result = scan.bind(py).call1((
                 PyBytes::new(py, &self.scan_from), PyBytes::new(py, &limit)))?;
             let (keys, above): (Bound<'_, PyList>, Option<Vec<u8>>) = result.extract()?;
             for key in keys.iter() {
@@ -82,8 +85,10 @@ impl DueBuffer {
             }
             self.db_floor = Some(above.unwrap_or_else(|| NO_KEY.to_vec()));
         }
-        for key in &found {
-            self.removed.insert(key.clone());
+        if self.scan.is_some() {
+            for key in &found {
+                self.removed.insert(key.clone());
+            }
         }
         if limit > self.scan_from {
             self.scan_from = limit;
@@ -106,9 +111,12 @@ impl DueBuffer {
 
 #[pymethods]
 impl DueBuffer {
+    /// Over the index read through `scan`; or, with None, an index held in memory alone.
     #[new]
-    fn new(scan: Py<PyAny>) -> Self {
-        DueBuffer { scan, added: BTreeSet::new(), removed: HashSet::new(), db_floor: None,
+    #[pyo3(signature = (scan))]
+    fn new(scan: Option<Py<PyAny>>) -> Self {
+        let db_floor = if scan.is_none() { Some(NO_KEY.to_vec()) } else { None };
+        DueBuffer { scan, added: BTreeSet::new(), removed: HashSet::new(), db_floor,
                     scan_from: Vec::new(), next_due: None }
     }
 

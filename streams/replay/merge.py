@@ -34,7 +34,8 @@ class Feed:
     source: Source
     position: int  #: offset after the last record received (the start offset at first)
     end: int  #: end offset taken when the replay (re)started
-    buffer: deque[tuple[int, Event | ReadEvent]] = field(default_factory=deque)
+    #: (event_time, offset, event) of the records received and not yet fed
+    buffer: deque[tuple[int, int, Event | ReadEvent]] = field(default_factory=deque)
     finished: bool = False
     idle: bool = False  #: marked idle in the engine
     #: largest event time read in this run (None: no decodable record yet)
@@ -47,7 +48,7 @@ class Feed:
     @property
     def next_offset(self) -> int:
         """The first offset not yet fed (where a resumed replay starts reading)."""
-        return self.buffer[0][0] if self.buffer else self.position
+        return self.buffer[0][1] if self.buffer else self.position
 
     def reached(self, offset: int) -> None:
         """The consumer is at ``offset`` (end of partition): finished if past the end."""
@@ -66,6 +67,9 @@ class Lane:
         self.window = window
         self.feeds = feeds
         self._order = [feeds[s] for s in Source if s in feeds]
+        # the window's bounds, read per record
+        self._stop_after, self._read_from, self._end = (window.stop_after, window.read_from,
+                                                        window.end)
         meta = engine.store.get_meta()
         idle = set(meta.idle) if meta is not None else set()
         for feed in self._order:
@@ -84,14 +88,16 @@ class Lane:
         feed = self.feeds[source]
         if feed.finished or offset < feed.position or offset >= feed.end:
             return False
-        if event is not None and (feed.last_time is None or event.event_time > feed.last_time):
-            feed.last_time = event.event_time
-        if event is not None and event.event_time > self.window.stop_after:
-            feed.finished = True  # this record is not consumed: a resume reads it again
-            return False
+        if event is not None:
+            t = event.event_time
+            if feed.last_time is None or t > feed.last_time:
+                feed.last_time = t
+            if t > self._stop_after:
+                feed.finished = True  # this record is not consumed: a resume reads it again
+                return False
+            if self._read_from <= t <= self._end:  # window.feeds(t)
+                feed.buffer.append((t, offset, event))
         feed.position = offset + 1
-        if event is not None and self.window.feeds(event.event_time):
-            feed.buffer.append((offset, event))
         if feed.position >= feed.end:
             feed.finished = True
         return True
@@ -99,28 +105,52 @@ class Lane:
     # -- merging ------------------------------------------------------------------------------
 
     def pump(self) -> list[Output]:
-        """Feed every event that can be fed now; return the engine's outputs, in order."""
+        """Feed every event that can be fed now; return the engine's outputs, in order.
+
+        Events go in (event_time, source) order (the source's place in ``Source``). Once the
+        next is chosen, the events after it in the same buffer are fed without looking at
+        the other buffers again while they stay ahead of the others' first events."""
         out: list[Output] = []
-        engine = self.engine
-        while True:
-            best: Feed | None = None
-            best_time = 0
-            for feed in self._order:
-                if feed.buffer:
-                    t = feed.buffer[0][1].event_time
-                    if best is None or t < best_time:
-                        best, best_time = feed, t
-                elif not feed.finished:
-                    return out  # wait: this source may still have an earlier event
-                elif not feed.idle:
-                    feed.idle = True
-                    out.extend(engine.set_idle(feed.source, True))
-            if best is None:
-                return out
-            _, event = best.buffer.popleft()
-            self.events_fed += 1
-            # (a ReadEvent comes only from the native core, whose engine applies it)
-            out.extend(engine.on_event(cast(Event, event)))
+        on_event = self.engine.on_event
+        order = self._order
+        fed = 0
+        try:
+            while True:
+                best: deque[tuple[int, int, Event | ReadEvent]] | None = None
+                best_time = best_at = 0
+                # the first event of the other buffers: (time, place); None: no other
+                second: tuple[int, int] | None = None
+                for at, feed in enumerate(order):
+                    buffer = feed.buffer
+                    if buffer:
+                        t = buffer[0][0]
+                        if best is None or t < best_time:
+                            if best is not None:
+                                second = (best_time, best_at)
+                            best, best_time, best_at = buffer, t, at
+                        elif second is None or t < second[0]:
+                            second = (t, at)
+                    elif not feed.finished:
+                        return out  # wait: this source may still have an earlier event
+                    elif not feed.idle:
+                        feed.idle = True
+                        out.extend(self.engine.set_idle(feed.source, True))
+                if best is None:
+                    return out
+                while True:
+                    # (a ReadEvent comes only from the native core, whose engine applies it)
+                    outputs = on_event(cast(Event, best.popleft()[2]))
+                    fed += 1
+                    if outputs:
+                        out.extend(outputs)
+                    if not best:
+                        break
+                    t = best[0][0]
+                    if second is not None and (t > second[0] or (t == second[0]
+                                                                 and best_at > second[1])):
+                        break
+        finally:
+            self.events_fed += fed
 
     @property
     def drained(self) -> bool:

@@ -3,8 +3,10 @@
 Engines read and write orders through an in-memory overlay; ``commit()`` writes every dirty
 order, every partition's meta and the checkpoint record in one atomic WriteBatch, so the
 saved state always matches the saved read positions. The due index is kept in memory (a
-heap per partition) and rebuilt from the stored orders when the store is opened: every
-order lists its own index entries (``OrderState.dues``), as in the worker's TableStore.
+``DueBuffer`` with nothing below it, per partition: the native one when the native engine
+runs, which reaches it without a Python call) and rebuilt from the stored orders when the
+store is opened: every order lists its own index entries (``OrderState.dues``), as in the
+worker's TableStore.
 
 Keys: ``o`` + partition (2 bytes) + order_id, ``m`` + partition, and ``checkpoint``.
 """
@@ -19,13 +21,13 @@ from typing import Any
 from rocksdict import Options, Rdict, WriteBatch
 
 from streams.engine import core
-from streams.engine.overlay import HeapIndex
 from streams.engine.state import (
     PartitionMeta,
     decode_meta,
     decode_order,
     encode_meta,
 )
+from streams.worker import due_index
 
 _PART = struct.Struct(">H")
 CHECKPOINT_KEY = b"checkpoint"
@@ -49,7 +51,10 @@ class PartitionState:
         self._orders: Any = core.new_overlay(lambda oid: db.get(self._prefix + oid.encode()))
         #: the overlay, if native: the native engine reads and writes it directly
         self.native_orders: Any = core.native_orders(self._orders)
-        self._index = HeapIndex()
+        #: the due index, in memory alone: the native engine adds and pops without a Python
+        #: call when it is the native buffer
+        self._index: Any = due_index.new_buffer(None)
+        self.native_dues: Any = due_index.native_buffer(self._index)
         raw = db.get(_meta_key(partition))
         self._meta: PartitionMeta | None = decode_meta(raw) if raw is not None else None
         self._meta_dirty = False
@@ -92,7 +97,7 @@ class PartitionState:
 
     def pop_due(self, up_to: int) -> list[tuple[int, str]]:
         """Remove and return the index entries with due <= up_to, by (due, order_id)."""
-        return self._index.pop(up_to)
+        return self._index.pop(up_to)  # type: ignore[no-any-return]
 
     def get_meta(self) -> PartitionMeta | None:
         """The partition's watermark state, or None."""
@@ -155,11 +160,13 @@ class ReplayStore:
         """Orders held in memory since the last commit (read or changed), over all partitions."""
         return sum(p.held_orders for p in self._parts.values())
 
-    def commit(self, checkpoint: bytes) -> None:
-        """Write every partition's changes and the checkpoint record atomically."""
+    def commit(self, checkpoint: bytes, state: bool = True) -> None:
+        """Write every partition's changes and the checkpoint record atomically (without
+        ``state``, the checkpoint record alone: see ``Replay._checkpoint``)."""
         batch = WriteBatch(raw_mode=True)
-        for part in self._parts.values():
-            part.write_to(batch)
+        if state:
+            for part in self._parts.values():
+                part.write_to(batch)
         batch.put(CHECKPOINT_KEY, checkpoint)
         self._db.write(batch)
 

@@ -8,6 +8,10 @@ entries added in memory, and the live keys of RocksDB, read through ``scan(start
 hands over the keys to put and to delete. While the watermark stays below the next due time
 it knows of, ``pop`` answers without reading RocksDB (after most events).
 
+Made with no ``scan`` (None), a ``DueBuffer`` is an index held in memory alone: nothing
+below it to read, and popped entries are forgotten at once (the replay's, whose state is
+rebuilt from its stored orders).
+
 ``streams._native.DueBuffer`` is the same class in Rust (``native/src/due.rs``): when the
 native engine runs, the store uses it and the engine calls it without a Python call.
 """
@@ -43,13 +47,13 @@ def parse_due_key(key: bytes) -> tuple[int, str]:
 class DueBuffer:
     """Index entries added and popped since the last flush, over the RocksDB index."""
 
-    def __init__(self, scan: Scan) -> None:
+    def __init__(self, scan: Scan | None) -> None:
         self._scan = scan
         self._added: set[bytes] = set()
         self._added_heap: list[bytes] = []  # the keys of _added, as a heap
         self._removed: set[bytes] = set()
         #: no key of the RocksDB index below this one is live (None: not known)
-        self._db_floor: bytes | None = None
+        self._db_floor: bytes | None = None if scan is not None else NO_KEY
         #: every index entry below this key has been popped (speeds up the scan start)
         self._scan_from = b""
         #: no live index entry is due before this (None: not known): pop answers at once
@@ -77,7 +81,7 @@ class DueBuffer:
         heap = self._added_heap
         while heap and heap[0] <= limit:
             found.add(heapq.heappop(heap))
-        if self._db_floor is None or self._db_floor <= limit:
+        if self._scan is not None and (self._db_floor is None or self._db_floor <= limit):
             # RocksDB may hold a live entry <= limit (most calls skip this scan: the
             # watermark moved, but not past the next due time)
             keys, above = self._scan(self._scan_from, limit)
@@ -86,7 +90,8 @@ class DueBuffer:
         # deleted at flush (whether or not RocksDB has them yet: an entry added again after
         # a flush is in both)
         self._added -= found
-        self._removed |= found
+        if self._scan is not None:
+            self._removed |= found
         # every entry <= limit is gone now (from memory and, at flush, from RocksDB): the
         # next scan starts here instead of walking the deleted keys again
         self._scan_from = max(self._scan_from, limit)
@@ -125,8 +130,9 @@ class DueBuffer:
         self._removed.clear()
 
 
-def new_buffer(scan: Scan) -> Any:
-    """A DueBuffer over ``scan``: the native one when the native engine runs."""
+def new_buffer(scan: Scan | None) -> Any:
+    """A DueBuffer over ``scan`` (None: in memory alone): the native one when the native
+    engine runs."""
     module = native.load()
     return module.DueBuffer(scan) if module is not None else DueBuffer(scan)
 

@@ -51,6 +51,23 @@ def test_commit_is_what_a_reopened_store_sees(tmp_path: Path) -> None:
     third.close()
 
 
+def test_a_commit_without_state_writes_the_checkpoint_record_alone(tmp_path: Path) -> None:
+    """The last checkpoint of a finished replay: the record is committed, the orders held
+    since the checkpoint before are not."""
+    store = ReplayStore(tmp_path / "db")
+    store.partition(0).put_order("a", OrderState("a", dues=[50]))
+    store.commit(b"ck-1")
+    store.partition(0).put_order("b", OrderState("b"))
+    store.partition(0).delete_order("a")
+    store.commit(b"ck-done", state=False)
+    store.close()
+    again = ReplayStore(tmp_path / "db")
+    assert again.checkpoint() == b"ck-done"
+    assert again.partition(0).get_order("a") is not None
+    assert again.partition(0).get_order("b") is None
+    again.close()
+
+
 def _events(rng: random.Random, orders: int) -> list[Event]:
     events: list[Event] = []
     for i in range(orders):

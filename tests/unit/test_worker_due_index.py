@@ -91,6 +91,36 @@ def test_pops_give_each_live_entry_once_in_due_order(ops: list[tuple[Any, ...]])
             buffer.rescan()
 
 
+IN_MEMORY_OPS = st.lists(st.one_of(
+    st.tuples(st.just("add"), st.integers(-5, 60), st.sampled_from(["a", "b", "ü", "c1"])),
+    st.tuples(st.just("pop"), st.integers(-10, 70)),
+), max_size=80)
+
+
+def _in_memory_buffers() -> list[Any]:
+    return [DueBuffer] + ([_module.DueBuffer] if _module is not None else [])
+
+
+@settings(max_examples=300, deadline=None)
+@given(IN_MEMORY_OPS)
+def test_an_in_memory_buffer_pops_each_live_entry_once_in_due_order(
+        ops: list[tuple[Any, ...]]) -> None:
+    """With no scan (the replay's index, held in memory alone), Python and native: against a
+    plain set of entries, and nothing popped is kept (nothing to delete below)."""
+    for make in _in_memory_buffers():
+        buffer = make(None)
+        live: set[tuple[int, str]] = set()
+        for op in ops:
+            if op[0] == "add":
+                buffer.add(op[1], op[2])
+                live.add((op[1], op[2]))
+            else:
+                expected = sorted(e for e in live if e[0] <= op[1])
+                assert buffer.pop(op[1]) == expected, make
+                live -= set(expected)
+        assert buffer.dirty == bool(live)  # only the live entries are held
+
+
 @NEEDS_BUILD
 @given(st.integers(-(2**62), 2**62 - 1), st.text(max_size=8))
 def test_the_native_key_is_the_python_key(due: int, order_id: str) -> None:
