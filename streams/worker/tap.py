@@ -139,10 +139,6 @@ class BatchTap:
     def __len__(self) -> int:
         return len(self._buffer)
 
-    def has_room(self) -> bool:
-        """Whether the fetch loop may add a record now."""
-        return len(self._buffer) < self.limit
-
     async def wait_room(self) -> None:
         """Until the buffer is below its limit."""
         await self._room.wait()
