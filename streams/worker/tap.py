@@ -143,13 +143,10 @@ class BatchTap:
         """Until the buffer is below its limit."""
         await self._room.wait()
 
-    def offer(self, message: Any) -> bool:
-        """Add a fetched record; False (dropped) if it belongs to an older generation or flow
-        is suspended (see the module docstring)."""
-        return self.offer_many([message]) == 1
-
     def offer_many(self, messages: list[Any]) -> int:
-        """Add fetched records (in order), as ``offer`` each; how many were added."""
+        """Add fetched records (in order); how many were added. A record is dropped if it
+        belongs to an older generation, and all are while flow is suspended (see the module
+        docstring)."""
         app = self.app
         if not app.flow_control.is_active():
             self.dropped += len(messages)
@@ -190,8 +187,8 @@ class BatchTap:
         return taken
 
     def _refresh(self) -> None:
-        """Set ``_full`` and ``_room`` after records left the buffer (``offer``, which only
-        adds, sets them itself: it runs per record)."""
+        """Set ``_full`` and ``_room`` after records left the buffer (``offer_many``, which only
+        adds, sets them itself: it runs per fetched chunk)."""
         size = len(self._buffer)
         if size < self.batch_max:
             self._full.clear()

@@ -85,7 +85,12 @@ class App:
 
 
 class RecordingTap(BatchTap):
-    """A BatchTap that remembers every record offered to it (in ``app.offered``)."""
+    """A BatchTap that remembers every record offered to it (in ``app.offered``), and takes
+    them one at a time too."""
+
+    def offer(self, message: Any) -> bool:
+        """``offer_many`` of one record: whether it was added."""
+        return self.offer_many([message]) == 1
 
     def offer_many(self, messages: list[Any]) -> int:
         self.app.offered.extend(messages)
