@@ -84,10 +84,26 @@ class PartitionWindows(msgspec.Struct):
     dirty: set[int] = msgspec.field(default_factory=set)
 
 
+class StalledInput(msgspec.Struct, frozen=True):
+    """An input topic-partition stalled past ``source_hold``: quiet while another input of
+    its partition number kept advancing, so the watermark goes on without it."""
+
+    #: the input topic's name (as configured, prefix included)
+    topic: str
+    #: its progress: the largest event_time read on it (None: it never had a record)
+    last_event_time: int | None
+    #: wall clock (epoch ms) when it became stalled (quiet while another input advanced)
+    since: int
+
+
 class Partial(msgspec.Struct):
-    """What a partition sends to stage 2: closed windows and its progress."""
+    """What a partition sends to stage 2: closed windows and its progress.
+
+    ``stalled``: the partition's inputs stalled past ``source_hold`` right now (empty when
+    none); stage 2 turns changes of it into SOURCE_STALLED and SOURCE_RECOVERED alerts."""
 
     partition: int
     watermark: int | None
     all_idle: bool
     windows: dict[int, WindowCounts] = msgspec.field(default_factory=dict)
+    stalled: list[StalledInput] = msgspec.field(default_factory=list)
