@@ -98,6 +98,8 @@ def table(results: dict[str, Any]) -> str:
         label = FAULT_NAMES[kind]
         if kind == "bad_burst":
             label += f" ({_n(out['dlq']['expected'])} records)"
+        if kind == "source_outage" and f["planned"]:
+            label += _outage_label(results.get("source_outages") or {})
         lines.append(f"{label:40}  {f['planned']:>7}  {f['injected']:>8}")
     if results.get("broker_restarts_skipped"):
         lines.append(f"broker restarts skipped: {results['broker_restarts_skipped']}")
@@ -128,6 +130,12 @@ def table(results: dict[str, Any]) -> str:
                  f"the bad records in the DLQ: {found:,}/{d['expected']:,})"
                  + ("" if ok else f": {'; '.join(why)}"))
     return "\n".join(lines)
+
+
+def _outage_label(doc: dict[str, Any]) -> str:
+    """The inputs held back and the outage length, as in 'source outage (payments paused 20 s)'."""
+    topics = list(dict.fromkeys(o["topic"] for o in doc.get("outages", [])))
+    return f" ({', '.join(topics) or 'an input'} paused {doc.get('length_s', 0):g} s)"
 
 
 def _stuck_line(stuck: dict[str, Any]) -> str:

@@ -10,11 +10,15 @@ resumes it afterwards: the input's event time runs hundreds of times faster than
 clock here, and records published into an outage would otherwise arrive hours of event time
 behind inputs the worker has meanwhile ticked idle (the contract's wall-clock idle timeout),
 that is, late, legitimately changing decisions. In production event time runs at wall-clock
-speed and an outage's backlog stays within the allowed lateness.
+speed and an outage's backlog stays within the allowed lateness. A source outage is the
+opposite on purpose: one input is held back longer than the idle timeout while the others
+flow (``publisher``), which the contract has the worker wait for (the input is stalled,
+not done), so its backlog must change nothing.
 """
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 import uuid
@@ -28,11 +32,25 @@ from schemas.codec import Codec
 from schemas.registry import registry_from
 from schemas.validation import format_time
 from streams.audit import output_line
-from streams.bench.data import Pacer, drop_topics
+from streams.bench.data import drop_topics
 from streams.bench.worker import free_port
 from streams.chaos.badinput import BadSender
 from streams.chaos.monitor import Monitor, Offsets, health
-from streams.chaos.plan import BAD, BROKER, JOIN, KILL, LEAVE, ChaosConfig, Fault, schedule
+from streams.chaos.plan import (
+    BAD,
+    BROKER,
+    JOIN,
+    KILL,
+    KINDS,
+    LEAVE,
+    OUTAGE,
+    ChaosConfig,
+    Fault,
+    check_outages,
+    outage_topic,
+    schedule,
+)
+from streams.chaos.publisher import ChaosPacer, Outage
 from streams.chaos.report import export_outputs, judge_outputs, verdict
 from streams.chaos.supervisor import Supervisor
 from streams.clients import admin
@@ -69,6 +87,8 @@ class Injected:
     at_s: float
     published: int
     detail: str
+    #: False when it did not happen (a source outage that did not run its length)
+    done: bool = True
 
 
 @dataclass
@@ -78,7 +98,7 @@ class Run:
     config: ChaosConfig
     supervisor: Supervisor
     monitor: Monitor
-    pacer: Pacer
+    pacer: ChaosPacer
     bad: BadSender
     broker: BrokerControl | None
     log: Log
@@ -148,6 +168,7 @@ def run_chaos(settings: Settings, config: ChaosConfig, log: Log = lambda _: None
     Broker restarts happen only with ``broker``; without it they are skipped and the
     results say so.
     """
+    check_outages(config, settings.rules)
     started, began = wall_ms(), time.monotonic()
     tag = uuid.uuid4().hex[:8]
     ss = replace(settings, topic_prefix=f"{settings.topic_prefix}chaos-{tag}.",
@@ -162,7 +183,8 @@ def run_chaos(settings: Settings, config: ChaosConfig, log: Log = lambda _: None
     with (workdir / "expected.jsonl").open("w", encoding="utf-8") as out:
         out.writelines(output_line(o, wall_clock=False) + "\n" for o in reference)
     expected = expected_records(reference)
-    faults = schedule(config, broker_faults=broker is not None)
+    total = len(traffic.events)
+    faults = schedule(config, broker_faults=broker is not None, events=total)
     skipped = None if broker is not None else (
         "KAFKA_BOOTSTRAP_SERVERS is set: the broker is not this run's to restart"
         if not settings.uses_local_broker else "no broker control given")
@@ -174,19 +196,24 @@ def run_chaos(settings: Settings, config: ChaosConfig, log: Log = lambda _: None
                       samples_path=workdir / "monitor.jsonl")
     bad = BadSender(ss, topology, Codec(registry_from(ss.schema_registry_url,
                                                       ss.schema_registry_auth)), config.seed)
-    pacer = Pacer(ss, traffic.events, config.rate)
+    outages = [Outage(outage_topic(f.pick), math.ceil(f.at * total), config.outage_length)
+               for f in faults if f.kind == OUTAGE]
+    pacer = ChaosPacer(ss, traffic.events, config.rate, outages, lambda detail: log(
+        f"{supervisor.elapsed():7.1f}s  {pacer.sent / total:4.0%} published  {OUTAGE:15} "
+        f"{detail}"))
     run = Run(config, supervisor, monitor, pacer, bad, broker, log)
     injected: list[Injected] = []
     finished = False
-    seconds = len(traffic.events) / config.rate
-    log(f"{len(traffic.events):,} events at {config.rate:g}/s (~{seconds:.0f} s); "
+    seconds = total / config.rate
+    log(f"{total:,} events at {config.rate:g}/s (~{seconds:.0f} s); "
         f"{len(faults)} faults; topics {ss.topic_prefix}*; logs in {workdir}")
     try:
         supervisor.start("w1")
         monitor.start()
         pacer.start()
-        total = len(traffic.events)
         for fault in faults:
+            if fault.kind == OUTAGE:  # the publisher holds the input back itself
+                continue
             while pacer.is_alive() and pacer.sent < fault.at * total:
                 supervisor.poll()
                 time.sleep(0.2)
@@ -197,6 +224,8 @@ def run_chaos(settings: Settings, config: ChaosConfig, log: Log = lambda _: None
         while pacer.is_alive():
             supervisor.poll()
             time.sleep(0.2)
+        injected = sorted(injected + [_outage_injected(o, supervisor.began) for o in outages],
+                          key=lambda i: i.at_s)
         if pacer.error:
             raise CrosscheckError(pacer.error)
         log(f"{supervisor.elapsed():7.1f}s  all {total:,} events published; waiting for the "
@@ -228,6 +257,9 @@ def run_chaos(settings: Settings, config: ChaosConfig, log: Log = lambda _: None
                      "topic_prefix": ss.topic_prefix, "app_id": ss.app_id},
         "faults": _fault_counts(faults, injected, config, broker is not None),
         "broker_restarts_skipped": skipped,
+        "source_outages": {"length_s": config.outage_length,
+                           "idle_timeout_s": ss.rules.idle_timeout / 1000,
+                           "outages": [_outage_doc(o, supervisor.began) for o in outages]},
         "timeline": [asdict(i) for i in injected],
         "exits": supervisor.exits_doc(),
         "restarts": _restarts(supervisor),
@@ -271,12 +303,25 @@ def wait_until_judged(supervisor: Supervisor, offsets: Offsets, idle_timeout: fl
     return False
 
 
+def _outage_injected(outage: Outage, began: float) -> Injected:
+    """A source outage as it happened (or did not), for the timeline."""
+    at_s = round((outage.began if outage.began is not None else time.monotonic()) - began, 1)
+    return Injected(OUTAGE, at_s, outage.start, outage.describe(), outage.done)
+
+
+def _outage_doc(outage: Outage, began: float) -> dict[str, Any]:
+    """A source outage for the results."""
+    return {"topic": str(outage.topic), "from_record": outage.start,
+            "at_s": None if outage.began is None else round(outage.began - began, 1),
+            "held_s": outage.held_s, "records_held": outage.held,
+            "other_inputs_ended_first": outage.ran_out, "done": outage.done}
+
+
 def _fault_counts(faults: list[Fault], injected: list[Injected], config: ChaosConfig,
                   broker: bool) -> dict[str, dict[str, int]]:
     planned = Counter(f.kind for f in faults)
-    done = Counter(i.kind for i in injected if not i.detail.startswith("no worker"))
-    counts = {k: {"planned": planned[k], "injected": done[k]}
-              for k in (KILL, JOIN, LEAVE, BROKER, BAD)}
+    done = Counter(i.kind for i in injected if i.done and not i.detail.startswith("no worker"))
+    counts = {k: {"planned": planned[k], "injected": done[k]} for k in KINDS}
     if not broker:
         counts[BROKER]["planned"] = 0
     return counts

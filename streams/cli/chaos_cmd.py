@@ -40,6 +40,13 @@ from streams.errors import ConfigError
               help="Bad records per burst.")
 @click.option("--broker-down", default="3s", show_default=True, metavar="DURATION",
               help="How long the broker stays down in a restart.")
+@click.option("--source-outages", type=click.IntRange(0), default=1, show_default=True,
+              help="Source outages: one input (inventory, payments or shipping mostly, "
+                   "orders sometimes) is not published for --outage-length while the others "
+                   "go on, then its backlog is sent at once.")
+@click.option("--outage-length", default="20s", show_default=True, metavar="DURATION",
+              help="Publishing time a source outage lasts; must exceed the workers' "
+                   "--idle-timeout.")
 @click.option("--stuck-after", default="30s", show_default=True, metavar="DURATION",
               help="A partition with input waiting whose committed offset stands still this "
                    "long while every worker says it is ready counts as stuck.")
@@ -59,22 +66,25 @@ from streams.errors import ConfigError
 @click.pass_context
 def chaos(ctx: click.Context, /, orders: int, seed: int, rate: float, kills: int,
           rebalances: int, broker_restarts: int, bad_bursts: int, burst_size: int,
-          broker_down: str, stuck_after: str, batch_size: int, finish_timeout: str,
-          out_path: Path, workdir: Path | None, keep: bool, **rules: Any) -> None:
+          broker_down: str, source_outages: int, outage_length: str, stuck_after: str,
+          batch_size: int, finish_timeout: str, out_path: Path, workdir: Path | None,
+          keep: bool, **rules: Any) -> None:
     """Judge a simulated scenario with known output under injected faults (not a test).
 
     Simulated traffic (every simulator fault) is published at --rate to topics of the
     run's own while exactly-once workers consume it, and faults from a schedule drawn from
     --seed hit them: SIGKILL of a worker, a second worker joining and leaving, a stop and
-    restart of the local broker (skipped with KAFKA_BOOTSTRAP_SERVERS), and bursts of bad
-    records. A supervisor restarts every worker that exits (SIGKILL, exit 75 of the stall
-    guard, a crash), and the run records whether a worker was ever stuck. At the end the
-    mismatches, commands and dead letters are exported (read_committed) and compared with
-    the batch evaluator's expected output by stable id. Prints one table, writes --out;
-    exits 0 only if nothing is lost, duplicated, extra or changed and every bad record is
-    in the DLQ once.
+    restart of the local broker (skipped with KAFKA_BOOTSTRAP_SERVERS), bursts of bad
+    records, and source outages (one input held back longer than the idle timeout while the
+    others flow, then its backlog sent at once). A supervisor restarts every worker that
+    exits (SIGKILL, exit 75 of the stall guard, a crash), and the run records whether a
+    worker was ever stuck. At the end the mismatches, commands and dead letters are
+    exported (read_committed) and compared with the batch evaluator's expected output by
+    stable id. Prints one table, writes --out; exits 0 only if nothing is lost, duplicated,
+    extra or changed and every bad record is in the DLQ once.
     """
     from streams.chaos import ChaosConfig, run_chaos, table
+    from streams.chaos.plan import check_outages
 
     settings = apply_rule_options(settings_of(ctx), rules)
     try:
@@ -82,10 +92,13 @@ def chaos(ctx: click.Context, /, orders: int, seed: int, rate: float, kills: int
             orders=orders, seed=seed, rate=rate, kills=kills, rebalances=rebalances,
             broker_restarts=broker_restarts, bad_bursts=bad_bursts, burst_size=burst_size,
             broker_down=parse_duration_ms(broker_down, "--broker-down") / 1000,
+            source_outages=source_outages,
+            outage_length=parse_duration_ms(outage_length, "--outage-length") / 1000,
             stuck_after=parse_duration_ms(stuck_after, "--stuck-after") / 1000,
             batch_size=batch_size,
             finish_timeout=parse_duration_ms(finish_timeout, "--finish-timeout") / 1000,
             keep=keep, workdir=workdir)
+        check_outages(config, settings.rules)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     check_reachable(settings)

@@ -9,7 +9,7 @@ import pytest
 
 from streams.broker import LocalBroker
 from streams.chaos import ChaosConfig, run_chaos, table
-from streams.chaos.plan import BAD, BROKER, JOIN, KILL, LEAVE
+from streams.chaos.plan import BAD, BROKER, JOIN, KILL, LEAVE, OUTAGE
 from streams.config import Settings
 
 pytestmark = pytest.mark.integration
@@ -18,13 +18,15 @@ pytestmark = pytest.mark.integration
 def test_a_short_chaos_run_loses_duplicates_and_invents_nothing(
         settings: Settings, local_broker: LocalBroker | None, tmp_path: Path) -> None:
     """Two SIGKILLs, a second worker joining and leaving, a broker stop and restart (local
-    broker only) and two bursts of bad records, while 500 orders are published: every
-    expected mismatch and command is exported exactly once, nothing else is, and every bad
-    record is in the dead-letter topic once."""
+    broker only), two bursts of bad records and a source outage (one input held back 8 s,
+    longer than the workers' 5 s idle timeout, while the others flow), while 500 orders are
+    published: every expected mismatch and command is exported exactly once, nothing else
+    is, and every bad record is in the dead-letter topic once."""
     ss = replace(settings, rules=replace(settings.rules, idle_timeout=5_000))
     config = ChaosConfig(orders=500, seed=3, rate=250.0, kills=2, rebalances=2,
-                         broker_restarts=1, bad_bursts=2, burst_size=12, stuck_after=60.0,
-                         batch_size=500, finish_timeout=300.0, workdir=tmp_path / "chaos")
+                         broker_restarts=1, bad_bursts=2, burst_size=12, source_outages=1,
+                         outage_length=8.0, stuck_after=60.0, batch_size=500,
+                         finish_timeout=300.0, workdir=tmp_path / "chaos")
     lines: list[str] = []
     results = run_chaos(ss, config, lines.append, local_broker)
     report = table(results)
@@ -34,6 +36,10 @@ def test_a_short_chaos_run_loses_duplicates_and_invents_nothing(
     assert faults[KILL]["injected"] == 2 and faults[JOIN]["injected"] == 1
     assert faults[LEAVE]["injected"] == 1 and faults[BAD]["injected"] == 2
     assert faults.get(BROKER, {"injected": 0})["injected"] == (1 if local_broker else 0)
+    assert faults[OUTAGE] == {"planned": 1, "injected": 1}, results["timeline"]
+    [outage] = results["source_outages"]["outages"]
+    assert outage["held_s"] >= 8.0 > results["source_outages"]["idle_timeout_s"]
+    assert outage["records_held"] > 100 and not outage["other_inputs_ended_first"], outage
     assert results["restarts"]["killed"] == 2, results["exits"]
     assert results["finished"], report
 
