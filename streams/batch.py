@@ -14,6 +14,13 @@ event_id, first occurrence kept):
   decided_at < T <= W at which its condition no longer holds (resolved_by = the smallest
   event_id at T).
 
+* a command is issued only on confirmed input, as the streaming engine's held commands
+  (``streams.engine.held``): when every input its rule reads has progressed past D (that
+  input's largest event_time on the partition minus ``allowed_lateness``). A command that is
+  not confirmed at the end of the data is held, not issued; a later mismatch calling for the
+  same command_id that is confirmed issues it. With ``until`` the data is complete up to
+  it (as a replay's forced end): every command up to it is confirmed.
+
 There is no eviction and there are no late events. Output order: by time (D for OPEN and
 commands, T for RESOLVED), then order_id, then decisions before resolutions.
 """
@@ -26,6 +33,7 @@ from collections.abc import Callable, Iterable
 import msgspec
 
 from streams.config import RuleConfig
+from streams.engine.held import is_confirmed
 from streams.model import Command, Event, Mismatch, Status
 from streams.rules.catalog import RULES, command_record, decide, derive_decisions, holds
 from streams.rules.catalog import open_record as _open_record
@@ -47,8 +55,11 @@ def evaluate_order(
     rules: RuleConfig,
     final_watermark: int,
     clock: Callable[[], int] = wall_clock_ms,
+    progress: dict[str, int] | None = None,
 ) -> list[tuple[_Key, Output]]:
-    """Mismatches and commands of one order up to ``final_watermark``, with their sort keys."""
+    """Mismatches and commands of one order up to ``final_watermark``, with their sort keys.
+    ``progress``: each input's largest event_time on the order's partition (the commands
+    it does not confirm are held); None: every command is confirmed."""
     view = OrderView(order_id, events)
     results: list[tuple[_Key, Output]] = []
     opened: set[str] = set()
@@ -66,6 +77,9 @@ def evaluate_order(
             key: _Key = (decision.due, order_id, 0, seq, 0, finding.subject_id, 0)
             results.append((key, mismatch))
             command = command_record(finding, now)
+            if command is not None and progress is not None and not is_confirmed(
+                    progress, finding.rule, decision.due, rules.allowed_lateness):
+                command = None  # held: its inputs have not confirmed D
             if command is not None and command.command_id not in issued:
                 issued.add(command.command_id)
                 results.append(((*key[:-1], 1), command))
@@ -113,6 +127,18 @@ def final_watermarks(
     return {part: t - rules.allowed_lateness for part, t in latest.items()}
 
 
+def input_progress(events: Iterable[Event], partitions: int = 1
+                   ) -> dict[int, dict[str, int]]:
+    """Partition number -> each input's progress there (its largest event_time)."""
+    progress: dict[int, dict[str, int]] = {}
+    for event in events:
+        of = progress.setdefault(partition_for(event.order_id, partitions), {})
+        name = event.source.value
+        if event.event_time > of.get(name, event.event_time - 1):
+            of[name] = event.event_time
+    return progress
+
+
 def evaluate(
     events: Iterable[Event],
     rules: RuleConfig,
@@ -127,9 +153,12 @@ def evaluate(
     for event in all_events:
         by_order.setdefault(event.order_id, []).append(event)
     watermarks = final_watermarks(all_events, rules, partitions, until)
+    # with `until`, the caller says the data is complete up to it: nothing is held
+    progress = input_progress(all_events, partitions) if until is None else None
     keyed: list[tuple[_Key, Output]] = []
     for order_id in sorted(by_order):
-        wm = watermarks[partition_for(order_id, partitions)]
-        keyed.extend(evaluate_order(order_id, by_order[order_id], rules, wm, clock))
+        part = partition_for(order_id, partitions)
+        keyed.extend(evaluate_order(order_id, by_order[order_id], rules, watermarks[part],
+                                    clock, None if progress is None else progress[part]))
     keyed.sort(key=lambda pair: pair[0])
     return [output for _, output in keyed]

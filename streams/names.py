@@ -14,6 +14,9 @@ META_KEY = b"meta"
 WINDOW_PREFIX = b"window/"
 WINDOWS_CLOSED_KEY = b"windows.closed_until"
 WINDOWS_KEY = b"windows"
+#: Keys of the meta table: each held command (decided, not yet confirmed by every input its
+#: rule reads) under HELD_PREFIX + its command_id (``streams.engine.held``).
+HELD_PREFIX = b"held/"
 #: Faust table (one partition) of the metrics aggregator: "<app>-metrics-changelog".
 METRICS_TABLE = "metrics"
 #: The agent that judges the input topics.

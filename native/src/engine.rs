@@ -246,13 +246,23 @@ impl PartitionEngine {
             .fold(event.step.event_time + self.rules.state_retention, i64::max);
         self.extend_expiry(py, state, latest, wm)?;
         let mut rechecks: Vec<i64> = Vec::new();
-        for decision in &new {
-            if let Some(w) = wm.filter(|w| decision.due <= *w) {
+        let late = wm.is_some_and(|w| event.step.event_time <= w);
+        let mut now: Vec<Decision> = new.into_iter().filter(|d| wm.is_some_and(|w| d.due <= w))
+            .collect();
+        if let (true, Some(w)) = (late, wm) {
+            // a late event can change any decision already made at or after its time: each
+            // is made again (the ledger keeps an OPEN or a command from repeating)
+            let view = View::new(&state.order_id, &state.logs);
+            now.extend(due_between(&view, &self.rules, Some(event.step.event_time - 1), w));
+            now.sort();
+            now.dedup();
+        }
+        if let Some(w) = wm {
+            for decision in &now {
                 self.decide(py, state, decision, w, out, Some(&mut rechecks))?;
             }
         }
         self.arm(py, state, event.step.event_time, wm)?;
-        let late = wm.is_some_and(|w| event.step.event_time <= w);
         if late {
             self.late_recheck(py, state, event, out)?;
             rechecks.sort_unstable();
@@ -595,6 +605,21 @@ impl PartitionEngine {
         let meta = self.host.meta(py)?;
         let before = watermark::watermark(&meta)?;
         watermark::set_idle(&meta, source, idle, self.rules.allowed_lateness)?;
+        self.host.put_meta(py, &meta)?;
+        let after = watermark::watermark(&meta)?;
+        let mut out: Out = Vec::new();
+        self.drain(py, before, after, &mut out)?;
+        Self::into_list(py, out)
+    }
+
+    /// Release an input source stalled past source_hold (it stops holding the watermark),
+    /// or hold it again; what the watermark move decides.
+    fn set_released<'py>(&mut self, py: Python<'py>, source: &Bound<'py, PyAny>, released: bool)
+        -> PyResult<Bound<'py, PyList>> {
+        let source = self.host.source_of(source)?;
+        let meta = self.host.meta(py)?;
+        let before = watermark::watermark(&meta)?;
+        watermark::set_released(&meta, source, released, self.rules.allowed_lateness)?;
         self.host.put_meta(py, &meta)?;
         let after = watermark::watermark(&meta)?;
         let mut out: Out = Vec::new();

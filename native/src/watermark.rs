@@ -32,27 +32,41 @@ fn is_idle(idle: &Bound<'_, PyList>, name: &str) -> PyResult<bool> {
     Ok(false)
 }
 
-/// The watermark the sources currently allow (ignoring the never-backwards rule).
+/// Whether every source is quiet (the end of the traffic).
+fn all_quiet(idle: &Bound<'_, PyList>) -> PyResult<bool> {
+    for source in Source::ALL {
+        if !is_idle(idle, source.name())? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The watermark the sources currently allow (ignoring the never-backwards rule): the
+/// lowest progress of the sources not released (a quiet one still holds), or, when every
+/// source is quiet, the highest progress; minus the lateness (`streams/engine/watermark.py`).
 fn candidate(meta: &Bound<'_, PyAny>, lateness: i64) -> PyResult<Option<i64>> {
     let (max_time, idle) = parts(meta)?;
-    let mut lowest: Option<i64> = None;
-    for source in Source::ALL {
-        let name = source.name();
-        if is_idle(&idle, name)? {
-            continue;
-        }
-        match max_time.get_item(key(meta.py(), source))? {
-            None => return Ok(None),
-            Some(t) => {
-                let t: i64 = t.extract()?;
-                if lowest.map_or(true, |l| t < l) {
-                    lowest = Some(t);
+    if !all_quiet(&idle)? {
+        let released = released_of(meta)?;
+        let mut lowest: Option<i64> = None;
+        for source in Source::ALL {
+            if is_idle(&released, source.name())? {
+                continue;
+            }
+            match max_time.get_item(key(meta.py(), source))? {
+                None => return Ok(None),
+                Some(t) => {
+                    let t: i64 = t.extract()?;
+                    if lowest.map_or(true, |l| t < l) {
+                        lowest = Some(t);
+                    }
                 }
             }
         }
-    }
-    if let Some(l) = lowest {
-        return Ok(Some(l - lateness));
+        if let Some(l) = lowest {
+            return Ok(Some(l - lateness));
+        }
     }
     let mut best: Option<i64> = None;
     for (_, t) in max_time.iter() {
@@ -62,6 +76,22 @@ fn candidate(meta: &Bound<'_, PyAny>, lateness: i64) -> PyResult<Option<i64>> {
         }
     }
     Ok(best.map(|b| b - lateness))
+}
+
+fn released_of<'py>(meta: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    Ok(meta.getattr(intern!(meta.py(), "released"))?.cast_into::<PyList>()?)
+}
+
+/// `names` with `name` put in (`on`) or taken out, sorted and without repeats.
+fn with_name<'py>(names: &Bound<'py, PyList>, name: &str, on: bool) -> PyResult<Bound<'py, PyList>> {
+    let mut all: Vec<String> = names.iter().map(|n| n.extract()).collect::<PyResult<_>>()?;
+    all.retain(|n| n != name);
+    if on {
+        all.push(name.to_string());
+    }
+    all.sort();
+    all.dedup();
+    PyList::new(names.py(), all)
 }
 
 pub fn watermark(meta: &Bound<'_, PyAny>) -> PyResult<Option<i64>> {
@@ -96,22 +126,38 @@ pub fn observe(meta: &Bound<'_, PyAny>, source: Source, event_time: i64, latenes
     }
     if is_idle(&idle, name)? {
         idle.call_method1(intern!(meta.py(), "remove"), (name,))?;
+        let released = released_of(meta)?;
+        if is_idle(&released, name)? {
+            released.call_method1(intern!(meta.py(), "remove"), (name,))?;
+        }
     }
     settle(meta, lateness)
 }
 
-/// Mark `source` idle or active again.
+/// Mark `source` quiet, or active again (which also ends its release).
 pub fn set_idle(meta: &Bound<'_, PyAny>, source: Source, idle_now: bool, lateness: i64)
     -> PyResult<()> {
     let (_, idle) = parts(meta)?;
-    let mut names: Vec<String> = idle.iter().map(|n| n.extract()).collect::<PyResult<_>>()?;
-    names.retain(|n| n != source.name());
-    if idle_now {
-        names.push(source.name().to_string());
+    let py = meta.py();
+    meta.setattr(intern!(py, "idle"), with_name(&idle, source.name(), idle_now)?)?;
+    if !idle_now {
+        let released = released_of(meta)?;
+        meta.setattr(intern!(py, "released"), with_name(&released, source.name(), false)?)?;
     }
-    names.sort();
-    names.dedup();
-    meta.setattr(intern!(meta.py(), "idle"), PyList::new(meta.py(), names)?)?;
+    settle(meta, lateness)
+}
+
+/// Release `source` (stalled past source_hold: it stops holding the watermark; it is quiet
+/// too), or hold it again.
+pub fn set_released(meta: &Bound<'_, PyAny>, source: Source, on: bool, lateness: i64)
+    -> PyResult<()> {
+    let py = meta.py();
+    let released = released_of(meta)?;
+    meta.setattr(intern!(py, "released"), with_name(&released, source.name(), on)?)?;
+    if on {
+        let (_, idle) = parts(meta)?;
+        meta.setattr(intern!(py, "idle"), with_name(&idle, source.name(), true)?)?;
+    }
     settle(meta, lateness)
 }
 

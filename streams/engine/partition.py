@@ -145,6 +145,11 @@ class Engine(Protocol):
         """Mark an input source idle (or active again); what the watermark move decides."""
         ...
 
+    def set_released(self, source: Source, released: bool) -> list[Output]:
+        """Release an input source stalled past source_hold (it stops holding the
+        watermark), or hold it again; what the watermark move decides."""
+        ...
+
     def advance_to(self, watermark: int) -> list[Output]:
         """Force the watermark to ``watermark`` (never backwards); what that decides."""
         ...
@@ -194,6 +199,17 @@ class PartitionEngine:
         self._drain(before, meta.watermark, out)
         return out
 
+    def set_released(self, source: Source, released: bool) -> list[Output]:
+        """Release an input source stalled past source_hold (it stops holding the
+        watermark), or hold it again; return what the watermark move decides."""
+        meta = self._meta()
+        before = meta.watermark
+        wmark.set_released(meta, source, released, self.rules.allowed_lateness)
+        self.store.put_meta(meta)
+        out: list[Output] = []
+        self._drain(before, meta.watermark, out)
+        return out
+
     def advance_to(self, watermark: int) -> list[Output]:
         """Force the watermark to ``watermark`` (never backwards); return what that decides."""
         meta = self._meta()
@@ -217,11 +233,17 @@ class PartitionEngine:
         self._extend_expiry(state, max([event.event_time + self.rules.state_retention,
                                         *(d.due for d in new)]), wm)
         rechecks: list[int] = []  # at or below wm: handled below, not indexed
-        for decision in new:
-            if wm is not None and decision.due <= wm:
+        late = wm is not None and event.event_time <= wm
+        now = [d for d in new if wm is not None and d.due <= wm]
+        if late and wm is not None:
+            # a late event can change any decision already made at or after its time: each
+            # is made again (the ledger keeps an OPEN or a command from repeating)
+            now = sorted({*now, *due_between(view, self.rules, event.event_time - 1, wm)})
+        if wm is not None:
+            for decision in now:
                 self._decide(state, view, decision, wm, out, rechecks)
         self._arm(state, view, event.event_time, wm)
-        if wm is not None and event.event_time <= wm:
+        if late:
             self._late_recheck(state, view, event, out)
             for at in sorted(set(rechecks)):
                 self._recheck(state, view, at, out)

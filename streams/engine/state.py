@@ -107,13 +107,17 @@ class OrderState(msgspec.Struct, array_like=True, tag=ORDER_FORMAT):
 class PartitionMeta(msgspec.Struct):
     """Watermark state of one partition number.
 
-    ``max_time``: source name -> largest event_time read; ``idle``: sorted names of idle
-    sources; ``watermark``: the current watermark (None until there is one).
+    ``max_time``: source name -> largest event_time read (the input's progress); ``idle``:
+    sorted names of the *quiet* sources (caught up, no record for idle_timeout);
+    ``released``: sorted names of the sources stalled past source_hold (quiet while another
+    input advanced; a subset of ``idle``), which no longer hold the watermark; ``watermark``:
+    the current watermark (None until there is one).
     """
 
     max_time: dict[str, int] = msgspec.field(default_factory=dict)
     idle: list[str] = msgspec.field(default_factory=list)
     watermark: int | None = None
+    released: list[str] = msgspec.field(default_factory=list)
 
 
 # -- state format 1 (read only, upgraded on read) ------------------------------------------

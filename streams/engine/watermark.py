@@ -1,16 +1,22 @@
 """Per-partition event-time watermark, as pure functions over PartitionMeta.
 
-The watermark of a partition number is the minimum, over the *non-idle* input sources, of
-the largest event_time read on that source, minus ``allowed_lateness``:
+The progress of an input source is the largest event_time read on it. The watermark of a
+partition number is the minimum of the sources' progress minus ``allowed_lateness``, where:
 
-* a non-idle source that has never been read holds the watermark (no value: nothing can be
-  decided before every active input has spoken);
-* when every source is idle, the watermark is the maximum over the sources read so far of
-  their largest event_time, minus ``allowed_lateness`` (like Flink when all inputs go idle);
-  with nothing read at all there is no watermark;
-* an event on a source clears its idle flag;
-* the watermark never moves backwards; ``force`` moves it to a given value (replay/batch end)
-  under the same rule.
+* a *quiet* source (caught up with known lag zero, no record for idle_timeout: the worker's
+  Tick says so) still holds the watermark at its progress: records that are merely late
+  are waited for, never overtaken;
+* when *every* source is quiet, the end of the traffic is decided: the watermark is the
+  maximum over the sources read so far of their progress, minus ``allowed_lateness`` (as
+  Flink does when all inputs go idle); with nothing read at all there is no watermark;
+* a *released* source (stalled past source_hold: quiet while another input of the
+  partition number kept advancing) no longer holds it; nor, then, does it matter whether it
+  ever had a record;
+* any other source that has never had a record holds the watermark (no value: nothing is
+  decided before every input has spoken, been released, or all are quiet);
+* an event on a source clears its quiet and released flags;
+* the watermark never moves backwards; ``force`` moves it to a given value (replay/batch
+  end) under the same rule.
 """
 
 from __future__ import annotations
@@ -22,20 +28,27 @@ SOURCES: tuple[Source, ...] = tuple(Source)
 _NAMES: tuple[str, ...] = tuple(s.value for s in SOURCES)
 
 
+def all_quiet(idle: list[str]) -> bool:
+    """Whether every source is quiet (the end of the traffic)."""
+    return len(idle) >= len(_NAMES) and all(name in idle for name in _NAMES)
+
+
 def candidate(meta: PartitionMeta, allowed_lateness: int) -> int | None:
     """The watermark the sources currently allow (ignoring the never-backwards rule)."""
-    idle, max_time = meta.idle, meta.max_time
-    lowest: int | None = None
-    for name in _NAMES:
-        if name in idle:
-            continue
-        t = max_time.get(name)
-        if t is None:
-            return None  # an active source that has not spoken holds the watermark
-        if lowest is None or t < lowest:
-            lowest = t
-    if lowest is not None:
-        return lowest - allowed_lateness
+    max_time = meta.max_time
+    if not all_quiet(meta.idle):
+        released = meta.released
+        lowest: int | None = None
+        for name in _NAMES:
+            if name in released:
+                continue
+            t = max_time.get(name)
+            if t is None:
+                return None  # a source that has not spoken holds the watermark
+            if lowest is None or t < lowest:
+                lowest = t
+        if lowest is not None:
+            return lowest - allowed_lateness
     if not max_time:
         return None
     return max(max_time.values()) - allowed_lateness
@@ -51,26 +64,47 @@ def _settle(meta: PartitionMeta, allowed_lateness: int) -> PartitionMeta:
 def observe(
     meta: PartitionMeta, source: Source, event_time: int, allowed_lateness: int
 ) -> PartitionMeta:
-    """Account for an event read on ``source``: raise its max time, clear its idle flag."""
+    """Account for an event read on ``source``: raise its progress, clear its quiet and
+    released flags."""
     name = source.value
     current = meta.max_time.get(name)
     if current is None or event_time > current:
         meta.max_time[name] = event_time
     if name in meta.idle:
         meta.idle.remove(name)
+    if name in meta.released:
+        meta.released.remove(name)
     return _settle(meta, allowed_lateness)
 
 
 def set_idle(
     meta: PartitionMeta, source: Source, idle: bool, allowed_lateness: int
 ) -> PartitionMeta:
-    """Mark ``source`` idle (it no longer holds the watermark) or active again."""
+    """Mark ``source`` quiet, or active again (which also ends its release)."""
     names = set(meta.idle)
     if idle:
         names.add(source.value)
     else:
         names.discard(source.value)
+        if source.value in meta.released:
+            meta.released = sorted(set(meta.released) - {source.value})
     meta.idle = sorted(names)
+    return _settle(meta, allowed_lateness)
+
+
+def set_released(
+    meta: PartitionMeta, source: Source, released: bool, allowed_lateness: int
+) -> PartitionMeta:
+    """Release ``source`` (stalled past source_hold: it stops holding the watermark; it is
+    quiet too), or hold it again."""
+    names = set(meta.released)
+    if released:
+        names.add(source.value)
+        if source.value not in meta.idle:
+            meta.idle = sorted({*meta.idle, source.value})
+    else:
+        names.discard(source.value)
+    meta.released = sorted(names)
     return _settle(meta, allowed_lateness)
 
 

@@ -54,28 +54,36 @@ PAY, INV, SHIP = Source.PAYMENTS, Source.INVENTORY, Source.SHIPPING
 
 @dataclass(frozen=True)
 class RuleSpec:
-    """Static facts of a rule."""
+    """Static facts of a rule. ``reads``: the inputs its decisions rest on (the contract's
+    "reads" column): a command of the rule is issued only once each of them has progressed
+    past the decision time (``streams.engine.held``)."""
 
     number: int
     type: MismatchType
     severity: Severity
     command: CommandType | None
+    reads: frozenset[Source]
     resolvable: bool = True
 
 
+ORD = Source.ORDERS
+_I, _P, _S, _O = frozenset({INV}), frozenset({PAY}), frozenset({SHIP}), frozenset({ORD})
+
 #: The catalog, by rule number (the contract's table order).
 RULES: dict[int, RuleSpec] = {
-    1: RuleSpec(1, MT.RESERVATION_WITHOUT_PAYMENT, SV.LOW, CT.RELEASE_STOCK),
-    2: RuleSpec(2, MT.PAYMENT_WITHOUT_RESERVATION, SV.HIGH, CT.REFUND_PAYMENT),
-    3: RuleSpec(3, MT.PAID_NOT_SHIPPED, SV.MEDIUM, CT.EXPEDITE_SHIPMENT),
-    4: RuleSpec(4, MT.SHIPPED_WITHOUT_PAYMENT, SV.CRITICAL, CT.HOLD_SHIPMENT),
-    5: RuleSpec(5, MT.DUPLICATE_PAYMENT, SV.CRITICAL, CT.REFUND_PAYMENT),
-    6: RuleSpec(6, MT.AMOUNT_MISMATCH, SV.HIGH, None, resolvable=False),
-    7: RuleSpec(7, MT.OVERSHIPMENT, SV.HIGH, CT.HOLD_SHIPMENT),
-    8: RuleSpec(8, MT.REFUND_WITHOUT_RELEASE, SV.MEDIUM, CT.RELEASE_STOCK),
-    9: RuleSpec(9, MT.TCC_EMPTY_ROLLBACK, SV.LOW, None),
-    10: RuleSpec(10, MT.TCC_HANGING, SV.MEDIUM, CT.RELEASE_STOCK, resolvable=False),
+    1: RuleSpec(1, MT.RESERVATION_WITHOUT_PAYMENT, SV.LOW, CT.RELEASE_STOCK, _I | _P),
+    2: RuleSpec(2, MT.PAYMENT_WITHOUT_RESERVATION, SV.HIGH, CT.REFUND_PAYMENT, _P | _I),
+    3: RuleSpec(3, MT.PAID_NOT_SHIPPED, SV.MEDIUM, CT.EXPEDITE_SHIPMENT, _I | _P | _S),
+    4: RuleSpec(4, MT.SHIPPED_WITHOUT_PAYMENT, SV.CRITICAL, CT.HOLD_SHIPMENT, _S | _P),
+    5: RuleSpec(5, MT.DUPLICATE_PAYMENT, SV.CRITICAL, CT.REFUND_PAYMENT, _P),
+    6: RuleSpec(6, MT.AMOUNT_MISMATCH, SV.HIGH, None, _P | _O, resolvable=False),
+    7: RuleSpec(7, MT.OVERSHIPMENT, SV.HIGH, CT.HOLD_SHIPMENT, _S | _I),
+    8: RuleSpec(8, MT.REFUND_WITHOUT_RELEASE, SV.MEDIUM, CT.RELEASE_STOCK, _P | _I | _S),
+    9: RuleSpec(9, MT.TCC_EMPTY_ROLLBACK, SV.LOW, None, _I),
+    10: RuleSpec(10, MT.TCC_HANGING, SV.MEDIUM, CT.RELEASE_STOCK, _I, resolvable=False),
 }
+#: rule number of each mismatch type
+RULE_OF: dict[MismatchType, int] = {spec.type: n for n, spec in RULES.items()}
 
 
 class CommandSpec(NamedTuple):

@@ -10,6 +10,7 @@ import msgspec
 from streams.batch import evaluate
 from streams.config import RuleConfig
 from streams.engine import MemoryStore, Output, PartitionEngine
+from streams.engine.confirming import Confirming
 from streams.model import Command, Event, Item, Mismatch, Source, Status
 
 #: Round numbers so that decision times are easy to read in tests.
@@ -140,16 +141,18 @@ def run_stream(
     store: MemoryStore | None = None,
     until: int | None = None,
 ) -> list[Output]:
-    """Feed events to a fresh engine in the given order, mark every source idle, then
-    advance the watermark to ``until`` if given."""
-    engine = PartitionEngine(rules, store or MemoryStore(), lambda: CLOCK_MS)
+    """Feed events to a fresh engine (its commands held until confirmed) in the given
+    order, mark every source idle, then advance the watermark to ``until`` if given."""
+    store = store or MemoryStore()
+    engine = PartitionEngine(rules, store, lambda: CLOCK_MS)
+    confirming = Confirming(engine, rules, store, lambda: CLOCK_MS)
     out: list[Output] = []
     for event in events:
-        out += engine.on_event(event)
+        out += confirming.settle(engine.on_event(event))
     for source in Source:
-        out += engine.set_idle(source, True)
+        out += confirming.settle(engine.set_idle(source, True))
     if until is not None:
-        out += engine.advance_to(until)
+        out += confirming.advance_to(until)
     return out
 
 

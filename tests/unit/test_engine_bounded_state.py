@@ -18,7 +18,7 @@ def test_state_stays_flat_while_history_grows() -> None:
     rules = replace(RULES, state_retention=2 * HOUR)
     store = MemoryStore()
     engine = PartitionEngine(rules, store, lambda: 0)
-    engine.set_idle(Source.ORDERS, True)  # no order service here: as the idle ticker would
+    engine.set_released(Source.ORDERS, True)  # no order service here: as the ticker would
     samples: dict[int, tuple[int, int, int]] = {}
     for hour in range(40):
         for n in range(100):

@@ -43,8 +43,8 @@ def test_decided_exactly_when_the_watermark_reaches_d() -> None:
 
 def test_watermark_moved_by_events_makes_the_decision() -> None:
     engine = _engine()
-    engine.set_idle(Source.ORDERS, True)
-    engine.set_idle(Source.SHIPPING, True)
+    engine.set_released(Source.ORDERS, True)
+    engine.set_released(Source.SHIPPING, True)
     engine.on_event(inv("RESERVED", T0))
     engine.on_event(pay("FAILED", D1 + RULES.allowed_lateness, "px", order="o2"))
     assert engine.watermark == T0 - RULES.allowed_lateness

@@ -1,4 +1,4 @@
-"""The per-partition watermark: min over active sources, idleness, never backwards."""
+"""The per-partition watermark: min over the sources, quiet and released ones, never backwards."""
 
 from __future__ import annotations
 
@@ -42,17 +42,40 @@ def test_min_over_sources_minus_lateness() -> None:
     }
 
 
-def test_an_idle_source_does_not_hold_the_watermark() -> None:
+def test_a_quiet_source_still_holds_the_watermark() -> None:
+    """Quiet (caught up, no record for idle_timeout) is not a licence to overtake: a quiet
+    source holds the watermark at its progress while another input is not quiet, and one
+    that never had a record holds it entirely."""
     meta = PartitionMeta()
     for source in (Source.PAYMENTS, Source.INVENTORY, Source.SHIPPING):
         _read(meta, source, T0 + 500)
-    assert meta.watermark is None  # orders never read
-    assert wm.set_idle(meta, Source.ORDERS, True, L).watermark == T0 + 500 - L
-    # an idle source that was read and lags behind does not hold it either
+    assert wm.set_idle(meta, Source.ORDERS, True, L).watermark is None  # never read
+    _read(meta, Source.ORDERS, T0 + 200)
+    wm.set_idle(meta, Source.ORDERS, True, L)
     _read(meta, Source.SHIPPING, T0 + 900)
     _read(meta, Source.PAYMENTS, T0 + 900)
-    assert meta.watermark == T0 + 500 - L  # inventory holds it
-    assert wm.set_idle(meta, Source.INVENTORY, True, L).watermark == T0 + 900 - L
+    _read(meta, Source.INVENTORY, T0 + 900)
+    assert meta.watermark == T0 + 200 - L  # quiet orders holds it at its progress
+
+
+def test_a_released_source_does_not_hold_the_watermark() -> None:
+    meta = PartitionMeta()
+    for source in (Source.PAYMENTS, Source.INVENTORY, Source.SHIPPING):
+        _read(meta, source, T0 + 500)
+    assert wm.set_released(meta, Source.ORDERS, True, L).watermark == T0 + 500 - L
+    assert meta.idle == ["orders"] and meta.released == ["orders"]
+    # a released source that was read and lags behind does not hold it either
+    _read(meta, Source.ORDERS, T0 + 100)  # it advances: held again
+    assert meta.released == [] and meta.idle == []
+    _read(meta, Source.SHIPPING, T0 + 900)
+    _read(meta, Source.PAYMENTS, T0 + 900)
+    _read(meta, Source.INVENTORY, T0 + 900)
+    assert meta.watermark == T0 + 500 - L  # orders holds it at T0 + 100 - L: no move back
+    wm.set_released(meta, Source.ORDERS, True, L)
+    assert meta.watermark == T0 + 900 - L
+    # active again (its end offset moved past its position): it holds again, from now on
+    wm.set_idle(meta, Source.ORDERS, False, L)
+    assert meta.released == [] and wm.candidate(meta, L) == T0 + 100 - L
 
 
 def test_all_idle_uses_the_max_over_read_sources() -> None:
@@ -86,7 +109,7 @@ def test_is_late() -> None:
     assert not wm.is_late(PartitionMeta(), 0)
 
 
-def test_engine_watermark_follows_events_idle_and_advance() -> None:
+def test_engine_watermark_follows_events_release_and_advance() -> None:
     engine = _engine()
     assert engine.watermark is None
     engine.on_event(pay("FAILED", T0))
@@ -94,6 +117,8 @@ def test_engine_watermark_follows_events_idle_and_advance() -> None:
     engine.on_event(ship("CANCELLED", T0 + 60))
     assert engine.watermark is None
     engine.set_idle(Source.ORDERS, True)
+    assert engine.watermark is None  # quiet, never read: holds
+    engine.set_released(Source.ORDERS, True)
     assert engine.watermark == T0 - L
     engine.on_event(placed(T0 + 80, order="o2"))  # orders active again, ahead
     assert engine.watermark == T0 - L
@@ -108,7 +133,7 @@ def test_redelivered_event_counts_for_the_watermark() -> None:
     first = pay("FAILED", T0 + 500)
     for event in (first, inv("RELEASED", T0 + 900), ship("CANCELLED", T0 + 900)):
         engine.on_event(event)
-    engine.set_idle(Source.ORDERS, True)
+    engine.set_released(Source.ORDERS, True)
     assert engine.watermark == T0 + 500 - L
     # same event_id again, now with a later time: ignored as an event, counted as time
     engine.on_event(pay("FAILED", T0 + 800, eid=first.event_id))

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from streams.batch import evaluate
 from streams.config import RuleConfig
 from streams.engine import MemoryStore, Output, PartitionEngine
+from streams.engine.confirming import Confirming
 from streams.model import Command, Event, Item, Source, Status
 from topology.partitioner import partition_for
 
@@ -154,14 +155,18 @@ def streams_of_events(draw: st.DrawFn) -> tuple[list[Event], list[Event]]:
 
 
 def stream(arrival: list[Event], partitions: int) -> list[Output]:
-    """Feed the arrival sequence to one engine per partition, then idle every source."""
-    engines = [PartitionEngine(RULES, MemoryStore(), lambda: CLOCK_MS) for _ in range(partitions)]
+    """Feed the arrival sequence to one engine per partition (commands held until
+    confirmed), then idle every source."""
+    stores = [MemoryStore() for _ in range(partitions)]
+    engines = [Confirming(PartitionEngine(RULES, store, lambda: CLOCK_MS), RULES, store,
+                          lambda: CLOCK_MS) for store in stores]
     out: list[Output] = []
     for event in arrival:
-        out += engines[partition_for(event.order_id, partitions)].on_event(event)
-    for engine in engines:
+        c = engines[partition_for(event.order_id, partitions)]
+        out += c.settle(c.engine.on_event(event))
+    for c in engines:
         for source in Source:
-            out += engine.set_idle(source, True)
+            out += c.settle(c.engine.set_idle(source, True))
     return out
 
 

@@ -1,0 +1,78 @@
+"""An engine's outputs as they go out: commands held until confirmed, then issued or dropped.
+
+``Confirming`` puts a partition's ``HeldCommands`` (``streams.engine.held``) after its engine
+(the Python or the native one): the worker, the replay and the tests send every list of
+outputs an engine call returns through ``settle``, which holds the commands whose decision
+the inputs have not confirmed, then issues or drops those the inputs' progress now
+confirms. Looking decisions up and forgetting go through the store, so they see the order as the
+engine keeps it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from streams.config import RuleConfig
+from streams.engine.core import as_state, load_order
+from streams.engine.held import BlobStore, HeldCommands, fired
+from streams.engine.partition import Engine
+from streams.engine.state import encode_order
+from streams.engine.store import StateStore
+from streams.model import Command, Mismatch
+
+Output = Mismatch | Command
+
+
+class ConfirmStore(StateStore, BlobStore):
+    """A state store with per-partition values."""
+
+
+class Confirming:
+    """A partition's engine and its held commands."""
+
+    def __init__(self, engine: Engine, rules: RuleConfig, store: ConfirmStore,
+                 clock: Callable[[], int]) -> None:
+        self.engine = engine
+        self.rules = rules
+        self.store = store
+        self.held = HeldCommands(rules, store, clock)
+
+    def progress(self) -> dict[str, int]:
+        """Each input's progress on the partition (largest event_time read)."""
+        meta = self.store.get_meta()
+        return meta.max_time if meta is not None else {}
+
+    def settle(self, outputs: list[Output], forced: int | None = None) -> list[Output]:
+        """What one engine call's outputs send out (see the module docstring); the list is
+        ``outputs`` itself when nothing is held or to hold. ``forced``: the watermark the
+        call forced (``advance_to``: the inputs are complete up to it)."""
+        held = self.held
+        if not held.held and not any(isinstance(o, Command) for o in outputs):
+            return outputs
+        progress = self.progress()
+        result = held.filter(outputs, progress, forced)
+        if held.held:
+            released = held.confirm(progress, self._refire, self._forget, forced)
+            if released:
+                result = [*result, *released]
+        return result
+
+    def advance_to(self, watermark: int) -> list[Output]:
+        """The engine's ``advance_to``, settled: the inputs are complete up to it."""
+        return self.settle(self.engine.advance_to(watermark), forced=watermark)
+
+    def _refire(self, order_id: str, mismatch_id: str) -> bool:
+        order = self.store.get_order(order_id)
+        if order is None:
+            return False
+        entry = as_state(order).ledger.get(mismatch_id)
+        return entry is not None and fired(entry)
+
+    def _forget(self, order_id: str, command_id: str) -> None:
+        order = self.store.get_order(order_id)
+        if order is None:
+            return
+        state = as_state(order)
+        if command_id in state.commands:
+            state.commands.remove(command_id)
+            self.store.put_order(order_id, load_order(encode_order(state)))
