@@ -9,8 +9,9 @@ input's own progress minus ``allowed_lateness`` has passed D, no input excused
 (``confirmed_until``). Then the decision is looked at again on the order's state as it is
 (``fired``: its mismatch is OPEN, or was RESOLVED only by an event after D; a late event at
 or before D that proves it wrong resolves it at that event's time): the command is issued
-if the decision still fires, dropped if not. A dropped command's id is taken out of the order's issued commands,
-so a later decision that calls for the same action can still issue it.
+if the decision still fires, dropped if not. A dropped command's id is taken out of the
+order's issued commands, so a later decision that calls for the same action can still
+issue it.
 
 Two mismatches may call for one command (command_id = hash of type and target): the engine
 emits the Command once, with the first, and the later one only carries its command_id. While
