@@ -1,11 +1,18 @@
-"""Confluent wire format: byte 0 = 0, bytes 1-4 = big-endian schema id, then Avro binary."""
+"""Confluent wire format: byte 0 = 0, bytes 1-4 = big-endian schema id, then Avro binary.
+
+Records are written with the current version of their schema. A record read is checked
+against the version its id names (the writer's schema), and a record of an older version is
+then resolved into the current schema (Avro schema resolution: fields the current version
+added take their defaults), so a reader always sees current records.
+"""
 
 from __future__ import annotations
 
+import copy
 import io
 import struct
 from collections.abc import Callable
-from functools import cache, partial
+from functools import partial
 from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
@@ -26,12 +33,16 @@ class Codec:
     def __init__(self, registry: SchemaIds | None = None) -> None:
         self.registry = registry or LocalRegistry()
         self._encoders: dict[tuple[str, str], Encoder] = {}
-        #: schema id -> record name, of the ids ``decode`` has looked up
+        #: schema id -> record name, of the ids ``decode`` has looked up that name the
+        #: current version of their schema
         self._names: dict[int, str] = {}
 
     def known_name(self, data: bytes) -> str | None:
         """The record name of framed bytes' schema id, if ``decode`` has seen that id before
-        (None: not framed, or an id not looked up yet; no registry request is made)."""
+        as an id of the current version of the schema (None: not framed, an id not looked up
+        yet, or one of an older version; no registry request is made). The fast readers of
+        input records (``streams.fastdecode``, the native core) read the current layout only:
+        they are given the ids this names."""
         if len(data) < 5 or data[0] != 0:
             return None
         return self._names.get(int.from_bytes(data[1:5], "big"))
@@ -67,24 +78,28 @@ class Codec:
         magic, schema_id = _HEADER.unpack_from(data)
         if magic != 0:
             raise DecodeError(f"magic byte is {magic}, not 0: not Confluent wire format")
-        info = self.registry.info_for(schema_id)
-        self._names[schema_id] = info.name
+        writer = self.registry.info_for(schema_id)
+        info = schema(writer.name)
+        if writer is info:
+            self._names[schema_id] = info.name
         stream = io.BytesIO(data)
         stream.seek(5)
         try:
-            fast = schemaless_reader(stream, info.fast, None)
+            fast = schemaless_reader(stream, writer.fast, None)
         except Exception as exc:  # fastavro raises EOFError, UnicodeDecodeError, IndexError...
-            record, end = _strict(info, data, exc)
+            record, end = _strict(writer, data, exc)
         else:
             end = stream.tell()
             if not isinstance(fast, dict):
                 raise DecodeError(f"body is not a {info.name} record")
             record = fast
-            if end == len(data) and not _canonical(info, record, data):
+            if end == len(data) and not _canonical(writer, record, data):
                 # fastavro is lenient (enum index -1, numbers over 64 bits): read it strictly
-                record, end = _strict(info, data, None)
+                record, end = _strict(writer, data, None)
         if end != len(data):
             raise DecodeError(f"{len(data) - end} trailing bytes after a {info.name} record")
+        if writer is not info:
+            record = _resolve(writer, info, record)
         return info, record
 
     def decode_as(self, expected: str, data: bytes | None) -> dict[str, Any]:
@@ -116,19 +131,40 @@ def _canonical(info: SchemaInfo, record: dict[str, Any], data: bytes) -> bool:
     """True if `record` encodes to exactly the body of `data` (the usual case: then fastavro
     read it right; anything else is checked by the strict reader)."""
     try:
-        return _check_encoder(info.name)(record) == memoryview(data)[5:]
+        return _check_encoder(info)(record) == memoryview(data)[5:]
     except Exception:  # an int out of range, an unknown symbol: not what was written
         return False
 
 
-@cache
-def _check_encoder(name: str) -> Encoder:
-    """A header-less encoder of schema `name`, to compare decoded bodies with."""
-    info = schema(name)
+def _resolve(writer: SchemaInfo, reader: SchemaInfo, record: dict[str, Any]) -> dict[str, Any]:
+    """A valid record of an older version `writer` as a record of the current `reader`
+    (read again, from its canonical bytes, with fastavro's schema resolution)."""
+    body = io.BytesIO(_check_encoder(writer)(record))
     try:
-        return compile_encoder(info.raw)
-    except _Unsupported:
-        return partial(_fastavro_encode, b"", info.fast)
+        resolved = schemaless_reader(body, writer.fast, reader.fast)
+    except Exception as exc:  # fastavro's SchemaResolutionError, or what a default breaks
+        raise DecodeError(f"a {writer.name} of version {writer.version or 'unbundled'} does "
+                          f"not resolve into the current one: {type(exc).__name__}: {exc}"
+                          ) from exc
+    if not isinstance(resolved, dict):
+        raise DecodeError(f"body is not a {reader.name} record")
+    return copy.deepcopy(resolved)  # fastavro hands out its one object of a [] or {} default
+
+
+#: schema text -> a header-less encoder of it, to compare decoded bodies with
+_CHECK_ENCODERS: dict[str, Encoder] = {}
+
+
+def _check_encoder(info: SchemaInfo) -> Encoder:
+    """A header-less encoder of the schema (any version), to compare decoded bodies with."""
+    encode = _CHECK_ENCODERS.get(info.text)
+    if encode is None:
+        try:
+            encode = compile_encoder(info.raw)
+        except _Unsupported:
+            encode = partial(_fastavro_encode, b"", info.fast)
+        _CHECK_ENCODERS[info.text] = encode
+    return encode
 
 
 def _fastavro_encode(header: bytes, parsed: Any, record: dict[str, Any]) -> bytes:

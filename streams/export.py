@@ -22,11 +22,16 @@ from topology.topics import TopicId
 
 
 def to_json_record(info: SchemaInfo, record: dict[str, Any]) -> dict[str, Any]:
-    """Times -> ISO-8601 UTC with ms and Z; bytes -> base64 text."""
+    """Times (also those of a nested record, such as an alert's source) -> ISO-8601 UTC with
+    ms and Z; bytes -> base64 text."""
     out: dict[str, Any] = {}
     for key, value in record.items():
         if key in info.timestamp_fields and isinstance(value, int):
             out[key] = format_time(value)
+        elif key in info.nested_timestamps and isinstance(value, dict):
+            times = info.nested_timestamps[key]
+            out[key] = {k: format_time(v) if k in times and isinstance(v, int) else v
+                        for k, v in value.items()}
         elif isinstance(value, bytes):
             out[key] = base64.b64encode(value).decode("ascii")
         else:

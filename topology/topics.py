@@ -66,7 +66,7 @@ TOPICS: tuple[TopicDef, ...] = (
     TopicDef(TopicId.COMMANDS, "crosscheck.commands", "order_id", "Command", ORDER_GROUP,
              retention_ms=30 * _DAY_MS, description="compensating commands, each issued once"),
     TopicDef(TopicId.ALERTS, "crosscheck.alerts", "alert type", "Alert", None,
-             description="alerts (single or STORM)"),
+             description="alerts (single, STORM, SOURCE_STALLED / SOURCE_RECOVERED)"),
     TopicDef(TopicId.METRICS, "crosscheck.metrics", "window start", "MetricsWindow", None,
              description="business metrics per event-time window"),
     TopicDef(TopicId.DLQ, "crosscheck.dlq", "source key", "DeadLetter", None,

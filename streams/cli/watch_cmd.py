@@ -4,8 +4,9 @@ It reads crosscheck.mismatches, commands, alerts, metrics and dlq (read_committe
 throw-away consumer group, nothing committed) from their end, or from the beginning with
 ``--from-beginning``, and redraws every second until Ctrl-C: records per topic, business
 events of the closed metrics windows, mismatches opened/resolved/open by type, commands by
-type, dead letters, the latest window and the latest alerts. On a terminal the screen is
-redrawn in place (plain ANSI); into a pipe or file each frame is printed after the last.
+type, dead letters, stalled inputs (from the SOURCE_* alerts), the latest window and the
+latest alerts. On a terminal the screen is redrawn in place (plain ANSI); into a pipe or file
+each frame is printed after the last.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from streams.cli.main import settings_of
 from streams.clients import check_reachable, confluent_config
 from streams.config import Settings
 from streams.errors import CrosscheckError
+from streams.metrics.sources import SOURCE_RECOVERED, SOURCE_STALLED, describe_source
 from streams.model import CommandType, MismatchType
 from topology.topics import TopicId, Topology
 
@@ -67,6 +69,8 @@ class WatchState:
     dead_letters: int = 0
     last_dead: deque[str] = field(default_factory=lambda: deque(maxlen=3))
     alerts: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=50))
+    #: input topic -> its SOURCE_STALLED alert, until its SOURCE_RECOVERED
+    stalled: dict[str, dict[str, Any]] = field(default_factory=dict)
     windows: int = 0
     business: Counter[str] = field(default_factory=Counter)
     gmv: Counter[str] = field(default_factory=Counter)
@@ -89,6 +93,11 @@ class WatchState:
             self.commands[record["type"]] += 1
         elif topic is TopicId.ALERTS:
             self.alerts.append(record)
+            source = record.get("source")
+            if source is not None and record["kind"] == SOURCE_STALLED:
+                self.stalled[source["topic"]] = record
+            elif source is not None and record["kind"] == SOURCE_RECOVERED:
+                self.stalled.pop(source["topic"], None)
         elif topic is TopicId.METRICS:
             self.windows += 1
             for name in ("orders_placed", "payments_succeeded", "payments_failed", "refunds",
@@ -165,6 +174,11 @@ def render(state: WatchState, header: str, now_ms: int, width: int = 100,
         + f"  total {sum(state.commands.values())}")
     dead = st(str(state.dead_letters), RED) if state.dead_letters else "0"
     lines.append(st("dead letters", BOLD) + f"  {dead}")
+    if state.stalled:
+        lines.append(st("stalled inputs", BOLD) + "  " + st("  ".join(
+            f"{topic} (partitions {','.join(map(str, a['source']['partitions']))}, since "
+            f"{format_time(a['window_start'])})" for topic, a in sorted(state.stalled.items())),
+            RED))
     lines.extend(f"  {d}" for d in reversed(state.last_dead))
     w = state.last_window
     if w is not None:
@@ -184,9 +198,15 @@ def render(state: WatchState, header: str, now_ms: int, width: int = 100,
         lines.append(st("  none", DIM))
     for a in list(state.alerts)[::-1][:alert_rows]:
         colour = (RED,) if _SEVERITY_RANK.get(a["severity"], 9) == 0 else (YELLOW,)
+        if a.get("source") is not None:  # SOURCE_STALLED / SOURCE_RECOVERED, at alert time
+            colour = (GREEN,) if a["kind"] == SOURCE_RECOVERED else colour
+            lines.append(st(f"  {format_time(a['window_end'])}  {a['kind']} {a['severity']:8} "
+                            f"{describe_source(a)}", *colour))
+            continue
         orders = ",".join(a.get("sample_order_ids") or [])
         lines.append(st(f"  {format_time(a['window_start'])}  {a['kind']:8} {a['severity']:8} "
-                        f"{a['mismatch_type']:28} x{a['count']:<5} orders {orders}", *colour))
+                        f"{a['mismatch_type'] or '':28} x{a['count']:<5} orders {orders}",
+                        *colour))
     return [_clip(line, width) if not st.enabled else line for line in lines]
 
 

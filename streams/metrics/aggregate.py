@@ -13,16 +13,18 @@ as they are, the way stage 1 treats outputs that fall into a closed window.
 Alerts: for each window and mismatch type of severity CRITICAL or HIGH, one MISMATCH alert per
 mismatch opened in the window, unless the type opened more than `storm_threshold` in it: then
 one STORM alert with the count and up to 10 sample order ids replaces the single alerts.
-Alerts are therefore emitted when their window closes.
+These are emitted when their window closes. SOURCE_STALLED and SOURCE_RECOVERED alerts (one
+pair per stall of an input topic, ``sources.py``) are emitted when the partial that changes
+the topic's stall arrives, before the windows it closes.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import msgspec
 
+from streams.metrics.sources import SourceStall, alert_id, source_alerts
 from streams.metrics.windows import Partial, WindowCounts
 
 _SEVERITY_RANK = {"CRITICAL": 0, "HIGH": 1, "MEDIUM": 2, "LOW": 3}
@@ -40,11 +42,8 @@ class AggregatorState(msgspec.Struct):
     next_emit: int | None = None
     #: late events not yet added to a window (kept for states written by earlier versions)
     late_carry: int = 0
-
-
-def alert_id(*parts: object) -> str:
-    """Stable id of an alert."""
-    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:32]
+    #: input topic -> its stall, while one of its partitions is stalled (``sources.py``)
+    stalls: dict[str, SourceStall] = msgspec.field(default_factory=dict)
 
 
 class Aggregator:
@@ -68,9 +67,14 @@ class Aggregator:
         active = [wm for p, wm in state.watermarks.items() if not state.idle.get(p, False)]
         return min(active) if active else max(state.watermarks.values())
 
-    def on_partial(self, state: AggregatorState, partial: Partial
+    def on_partial(self, state: AggregatorState, partial: Partial, now: int | None = None
                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Fold in one partial; return the windows and alerts that became final."""
+        """Fold in one partial; return the windows and alerts that became final: first the
+        source alerts its stalled inputs call for, then those of the windows it closes.
+        `now`: the wall clock (epoch ms) to measure stalls against when the partial does not
+        carry its own (``Partial.sent_at``)."""
+        clock = partial.sent_at if partial.sent_at is not None else now
+        sources = source_alerts(state.stalls, partial.partition, partial.stalled, clock)
         if partial.watermark is not None:
             previous = state.watermarks.get(partial.partition)
             if previous is None or partial.watermark > previous:
@@ -81,7 +85,8 @@ class Aggregator:
                 self._add_late(state, state.next_emit, counts)
                 continue
             state.pending.setdefault(start, WindowCounts()).add(counts, self.sample_limit)
-        return self._emit(state)
+        windows, alerts = self._emit(state)
+        return windows, sources + alerts
 
     def _add_late(self, state: AggregatorState, into: int, counts: WindowCounts) -> None:
         """A window already emitted: its events count as late, its outputs as they are."""
@@ -149,7 +154,7 @@ class Aggregator:
                     "alert_id": alert_id("STORM", mtype, start),
                     "kind": "STORM", "mismatch_type": mtype, "severity": severity,
                     "count": count, "window_start": start, "window_end": end,
-                    "sample_order_ids": orders,
+                    "sample_order_ids": orders, "source": None,
                 })
                 continue
             for s in samples:
@@ -157,7 +162,7 @@ class Aggregator:
                     "alert_id": alert_id("MISMATCH", s.mismatch_id),
                     "kind": "MISMATCH", "mismatch_type": mtype, "severity": s.severity,
                     "count": 1, "window_start": start, "window_end": end,
-                    "sample_order_ids": [s.order_id],
+                    "sample_order_ids": [s.order_id], "source": None,
                 })
         return result
 

@@ -100,10 +100,13 @@ class Partial(msgspec.Struct):
     """What a partition sends to stage 2: closed windows and its progress.
 
     ``stalled``: the partition's inputs stalled past ``source_hold`` right now (empty when
-    none); stage 2 turns changes of it into SOURCE_STALLED and SOURCE_RECOVERED alerts."""
+    none); stage 2 turns changes of it into SOURCE_STALLED and SOURCE_RECOVERED alerts.
+    ``sent_at``: the wall clock (epoch ms) when it was made, what those alerts measure how
+    long a source has been stalled against (None: stage 2 uses its own clock)."""
 
     partition: int
     watermark: int | None
     all_idle: bool
     windows: dict[int, WindowCounts] = msgspec.field(default_factory=dict)
     stalled: list[StalledInput] = msgspec.field(default_factory=list)
+    sent_at: int | None = None

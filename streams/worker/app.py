@@ -39,10 +39,11 @@ from streams.metrics.aggregate import (
     decode_state,
 )
 from streams.metrics.aggregate import encode as encode_state
+from streams.metrics.sources import alert_key
 from streams.names import AGENT_NAME, AGGREGATOR_NAME, META_TABLE, METRICS_TABLE, ORDERS_TABLE
 from streams.worker import faust_patch, outputs, tap, ticker
 from streams.worker.delivery import DeliveryGuard, whole_or_exit
-from streams.worker.echo import describe
+from streams.worker.echo import describe, describe_alert
 from streams.worker.idle import IdleTracker
 from streams.worker.lifecycle import web_host_for
 from streams.worker.offsets import TailProbe, fill_head_gap
@@ -204,7 +205,8 @@ class Worker:
         for event in events:
             message = event.message
             self.judged[(message.topic, message.partition)] = message.offset + 1
-            windows, alerts = aggregator.on_partial(state, decode_partial(message.value))
+            windows, alerts = aggregator.on_partial(state, decode_partial(message.value),
+                                                    wall_ms())
             for w in windows:
                 key = format_time(w["window_start"]).encode()
                 sends.append((event.message, metrics_name, 0, key,
@@ -212,7 +214,7 @@ class Worker:
                 self.recent_windows.append(w)
             for a in alerts:
                 sends.append((event.message, alerts_name, self._alert_partition(a),
-                              a["mismatch_type"].encode(), codec.encode("Alert", a, alerts_name)))
+                              alert_key(a).encode(), codec.encode("Alert", a, alerts_name)))
                 self.recent_alerts.append(a)
                 # -- alert webhook (best-effort: enqueue is O(1), delivery in the background) --
                 if self.options.alert_webhook:
@@ -220,9 +222,7 @@ class Worker:
                     sender_for(self.options.alert_webhook).enqueue(a)
                 # -- end alert webhook --
                 if self.options.echo:
-                    print(f"ALERT    {a['kind']:8} {a['severity']:8} {a['mismatch_type']:28} "
-                          f"count={a['count']} orders={','.join(a['sample_order_ids'])}",
-                          flush=True)
+                    print(describe_alert(a), flush=True)
         table.put(b"state", encode_state(state))
         source = events[-1].message
         sends.extend((source, w.topic, w.partition, w.key, w.value) for w in table.flush())
@@ -230,7 +230,7 @@ class Worker:
 
     def _alert_partition(self, alert: dict[str, Any]) -> int:
         count = self.options.output_partitions[TopicId.ALERTS]
-        return partition_for(alert["mismatch_type"], count)
+        return partition_for(alert_key(alert), count)
 
     def store_for(self, partition: int) -> TableStore:
         """The TableStore of a partition (created on first use)."""

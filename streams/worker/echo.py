@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from schemas.validation import format_time
+from streams.metrics.sources import describe_source
 from streams.metrics.windows import Partial
 from streams.model import Command, DeadLetter, Mismatch
 
@@ -26,3 +29,12 @@ def describe(output: Mismatch | Command | DeadLetter | Partial) -> str:
         return f"METRICS  partition {output.partition}: {len(output.windows)} windows closed"
     return (f"DEAD     {output.source_topic}[{output.partition}]@{output.offset}: "
             f"{output.reason}")
+
+
+def describe_alert(alert: dict[str, Any]) -> str:
+    """One human line about an Alert record (times in epoch ms), e.g. ``ALERT    STORM ...``
+    or ``ALERT    SOURCE_STALLED inventory partitions=0,2 last=2026-... stalled 10m``."""
+    if alert.get("source") is not None:
+        return f"ALERT    {alert['kind']} {describe_source(alert)}"
+    return (f"ALERT    {alert['kind']:8} {alert['severity']:8} {alert['mismatch_type'] or '':28} "
+            f"count={alert['count']} orders={','.join(alert['sample_order_ids'])}")

@@ -39,6 +39,7 @@ log = logging.getLogger("crosscheck.webhook")
 #: HTTP statuses worth another attempt (besides every 5xx)
 RETRY_STATUSES = frozenset({408, 425, 429})
 _TIME_FIELDS = ("window_start", "window_end")
+_SOURCE_TIME_FIELDS = ("last_event_time",)
 
 
 def redact(url: str) -> str:
@@ -64,12 +65,17 @@ def check_url(url: str) -> str:
 
 
 def alert_payload(alert: Mapping[str, Any]) -> dict[str, Any]:
-    """The JSON body of an alert: the contract's fields, times as ISO-8601 UTC."""
+    """The JSON body of an alert: the contract's fields, times as ISO-8601 UTC (those of
+    the source of a SOURCE_STALLED / SOURCE_RECOVERED alert too)."""
     body = dict(alert)
     for name in _TIME_FIELDS:
         value = body.get(name)
         if isinstance(value, int):
             body[name] = format_time(value)
+    source = body.get("source")
+    if isinstance(source, Mapping):
+        body["source"] = {k: format_time(v) if k in _SOURCE_TIME_FIELDS and isinstance(v, int)
+                          else v for k, v in source.items()}
     return body
 
 

@@ -257,7 +257,7 @@ def expected_alerts(s: Scenario) -> dict[tuple[str, str, int], list[dict[str, An
                 "alert_id": alert_id("MISMATCH", m["mismatch_id"]), "kind": "MISMATCH",
                 "mismatch_type": kind, "severity": m["severity"], "count": 1,
                 "window_start": window, "window_end": window + WINDOW,
-                "sample_order_ids": [m["order_id"]]} for m in found]
+                "sample_order_ids": [m["order_id"]], "source": None} for m in found]
     return alerts
 
 

@@ -79,10 +79,20 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
     "Alert": [
         {"alert_id": "a-1", "kind": "STORM", "mismatch_type": "PAYMENT_WITHOUT_RESERVATION",
          "severity": "HIGH", "count": 42, "window_start": T, "window_end": T + 60_000,
-         "sample_order_ids": [f"o{i}" for i in range(10)]},
+         "sample_order_ids": [f"o{i}" for i in range(10)], "source": None},
         {"alert_id": "a-2", "kind": "MISMATCH", "mismatch_type": "DUPLICATE_PAYMENT",
          "severity": "CRITICAL", "count": 1, "window_start": T, "window_end": T + 60_000,
-         "sample_order_ids": ["o1"]},
+         "sample_order_ids": ["o1"], "source": None},
+        {"alert_id": "a-3", "kind": "SOURCE_STALLED", "mismatch_type": None,
+         "severity": "HIGH", "count": 2, "window_start": T, "window_end": T + 600_000,
+         "sample_order_ids": [],
+         "source": {"topic": "inventory", "partitions": [0, 2], "last_event_time": T - 5,
+                    "stalled_ms": 600_000}},
+        {"alert_id": "a-4", "kind": "SOURCE_RECOVERED", "mismatch_type": None,
+         "severity": "HIGH", "count": 1, "window_start": T, "window_end": T + 900_000,
+         "sample_order_ids": [],
+         "source": {"topic": "t1.orders", "partitions": [3], "last_event_time": None,
+                    "stalled_ms": 900_000}},
     ],
     "DeadLetter": [
         {"source_topic": "payments", "partition": 3, "offset": 12345, "key": b"o1",
@@ -92,24 +102,29 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
          "reason": "empty value (tombstone)", "failed_at": T},
     ],
     "Tick": [
-        {"partition": 2, "idle_topics": ["orders", "shipping"], "offsets": [0, 17], "sent_at": T},
-        {"partition": 0, "idle_topics": [], "offsets": [], "sent_at": T},
+        {"partition": 2, "idle_topics": ["orders", "shipping"], "offsets": [0, 17], "sent_at": T,
+         "released_topics": ["inventory"], "released_offsets": [2**40]},
+        {"partition": 0, "idle_topics": [], "offsets": [], "sent_at": T,
+         "released_topics": [], "released_offsets": []},
     ],
 }
 
 #: schemas/registry.json: these ids are on the wire of every existing topic; never renumber.
-REGISTRY_IDS = {
-    "io.crosscheck.events.OrderEvent": 1,
-    "io.crosscheck.events.PaymentEvent": 2,
-    "io.crosscheck.events.InventoryEvent": 3,
-    "io.crosscheck.events.ShippingEvent": 4,
-    "io.crosscheck.outputs.Mismatch": 5,
-    "io.crosscheck.outputs.Command": 6,
-    "io.crosscheck.outputs.MetricsWindow": 7,
-    "io.crosscheck.outputs.Alert": 8,
-    "io.crosscheck.outputs.DeadLetter": 9,
-    "io.crosscheck.internal.Tick": 10,
+#: One id per version, oldest first; the last is the current .avsc (the one written).
+REGISTRY_VERSIONS = {
+    "io.crosscheck.events.OrderEvent": [1],
+    "io.crosscheck.events.PaymentEvent": [2],
+    "io.crosscheck.events.InventoryEvent": [3],
+    "io.crosscheck.events.ShippingEvent": [4],
+    "io.crosscheck.outputs.Mismatch": [5],
+    "io.crosscheck.outputs.Command": [6],
+    "io.crosscheck.outputs.MetricsWindow": [7],
+    "io.crosscheck.outputs.Alert": [8, 11],
+    "io.crosscheck.outputs.DeadLetter": [9],
+    "io.crosscheck.internal.Tick": [10, 12],
 }
+#: the id each schema is written with
+REGISTRY_IDS = {name: ids[-1] for name, ids in REGISTRY_VERSIONS.items()}
 
 CASES = [pytest.param(name, i, id=f"{name}-{i}")
          for name, records in SAMPLES.items() for i in range(len(records))]
@@ -146,12 +161,15 @@ def test_wire_format_header(name: str, index: int) -> None:
 
 def test_registry_ids_are_never_renumbered() -> None:
     data = json.loads((SCHEMA_DIR / "registry.json").read_text(encoding="utf-8"))
-    assert data["ids"] == REGISTRY_IDS
+    assert data["ids"] == REGISTRY_VERSIONS
     registry = LocalRegistry()
     assert {info.full_name: registry.id_for(info, "any") for info in schemas().values()} == (
         REGISTRY_IDS)
-    for full_name, schema_id in REGISTRY_IDS.items():
-        assert registry.info_for(schema_id).full_name == full_name
+    for full_name, ids in REGISTRY_VERSIONS.items():
+        for version, schema_id in enumerate(ids, 1):
+            info = registry.info_for(schema_id)
+            assert (info.full_name, info.version) == (full_name, version)
+        assert registry.info_for(ids[-1]) is schema(full_name.rsplit(".", 1)[1])
 
 
 def test_ids_do_not_depend_on_the_topic() -> None:
@@ -187,6 +205,8 @@ def test_schema_infos() -> None:
     assert "logicalType" in info.text
     for name in ("OrderEvent", "PaymentEvent", "InventoryEvent", "ShippingEvent"):
         assert schema(name).timestamp_fields == {"event_time"}
+    assert schema("Alert").nested_timestamps == {"source": {"last_event_time"}}
+    assert all(not schema(name).nested_timestamps for name in schemas() if name != "Alert")
 
 
 def test_every_topic_has_a_bundled_value_schema() -> None:

@@ -149,3 +149,15 @@ def test_windows_doc_converts_times_and_limits() -> None:
     assert [a["alert_id"] for a in doc["alerts"]] == ["a3", "a2", "a1"]  # newest first
     assert doc["alerts"][0]["window_end"] == format_time(T0 + 60_000)
     assert windows_doc(windows, alerts, SERVED, 0, 0)["windows"] == []
+
+
+def test_windows_doc_shows_source_alerts_with_iso_times() -> None:
+    stalled = {"alert_id": "s1", "kind": "SOURCE_STALLED", "mismatch_type": None,
+               "severity": "HIGH", "count": 2, "window_start": T0, "window_end": T0 + 600_000,
+               "sample_order_ids": [],
+               "source": {"topic": "inventory", "partitions": [0, 2],
+                          "last_event_time": T0 - 1, "stalled_ms": 600_000}}
+    [a] = windows_doc([], [stalled], SERVED, limit=5, alert_limit=5)["alerts"]
+    assert a["mismatch_type"] is None and a["window_end"] == format_time(T0 + 600_000)
+    assert a["source"] == {"topic": "inventory", "partitions": [0, 2],
+                           "last_event_time": format_time(T0 - 1), "stalled_ms": 600_000}

@@ -87,3 +87,28 @@ def test_help() -> None:
     result = CliRunner().invoke(cli, ["watch", "--help"])
     assert result.exit_code == 0
     assert "--from-beginning" in result.output and "Ctrl-C" in result.output
+
+
+def _source_alert(kind: str, topic: str, at: int, partitions: list[int]) -> dict[str, object]:
+    return {"alert_id": f"{kind}-{topic}", "kind": kind, "mismatch_type": None,
+            "severity": "HIGH", "count": len(partitions), "window_start": T - 600_000,
+            "window_end": at, "sample_order_ids": [],
+            "source": {"topic": topic, "partitions": partitions, "last_event_time": None,
+                       "stalled_ms": at - T + 600_000}}
+
+
+def test_source_alerts_and_stalled_inputs() -> None:
+    s = _state()
+    s.apply(TopicId.ALERTS, _source_alert("SOURCE_STALLED", "inventory", T, [0, 2]))
+    s.apply(TopicId.ALERTS, _source_alert("SOURCE_STALLED", "shipping", T, [1]))
+    s.apply(TopicId.ALERTS, _source_alert("SOURCE_RECOVERED", "shipping", T + 60_000, [1]))
+    assert list(s.stalled) == ["inventory"]
+    lines = render(s, "crosscheck watch", T + 120_000, width=200)
+    assert f"stalled inputs  inventory (partitions 0,2, since {format_time(T - 600_000)})" \
+        in lines
+    assert f"  {format_time(T)}  SOURCE_STALLED HIGH     inventory partitions=0,2 last=- " \
+        "stalled 10m" in lines
+    assert any("SOURCE_RECOVERED" in line and "recovered after 11m" in line for line in lines)
+    assert any("STORM" in line and "x25" in line for line in lines)  # older alerts still there
+    coloured = render(s, "crosscheck watch", T, style=Style(True))
+    assert any(line.startswith("\x1b[32m") and "SOURCE_RECOVERED" in line for line in coloured)

@@ -121,6 +121,19 @@ def test_payload_has_the_contract_fields_and_iso_times() -> None:
                     "window_end": "2026-11-21T10:01:00.000Z", "sample_order_ids": ["o3"]}
 
 
+def test_payload_of_a_source_alert_has_iso_times_in_its_source() -> None:
+    stalled = {**alert(4, "SOURCE_STALLED"), "mismatch_type": None, "sample_order_ids": [],
+               "source": {"topic": "inventory", "partitions": [0, 2], "last_event_time": T0,
+                          "stalled_ms": 600_000}}
+    body = alert_payload(stalled)
+    assert body["mismatch_type"] is None
+    assert body["source"] == {"topic": "inventory", "partitions": [0, 2],
+                              "last_event_time": "2026-11-21T10:00:00.000Z", "stalled_ms": 600_000}
+    assert stalled["source"]["last_event_time"] == T0  # the alert itself is left as it was
+    never = {**stalled, "source": {**stalled["source"], "last_event_time": None}}
+    assert alert_payload(never)["source"]["last_event_time"] is None
+
+
 # -- delivery -------------------------------------------------------------------------------
 
 

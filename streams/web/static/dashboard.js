@@ -183,13 +183,22 @@
     ])));
     $("windows-empty").hidden = windows.length > 0;
     fill("alerts", doc.alerts.slice(0, 20).map((a) => {
+      const severity = el("span", a.severity, { class: "sev-" + a.severity });
+      if (a.source) {
+        // SOURCE_STALLED / SOURCE_RECOVERED: wall-clock times, an input topic, no orders
+        const s = a.source;
+        return row([when(a.window_end), a.kind, severity,
+          s.topic + " (partitions " + s.partitions.join(",") + ")", a.count,
+          "last event " + when(s.last_event_time) + ", " +
+          (a.kind === "SOURCE_RECOVERED" ? "recovered after " : "stalled ") +
+          age(s.stalled_ms / 1000)]);
+      }
       const orders = document.createElement("span");
       a.sample_order_ids.forEach((id, i) => {
         if (i) orders.appendChild(document.createTextNode(" "));
         orders.appendChild(orderLink(id));
       });
-      return row([when(a.window_start), a.kind, el("span", a.severity, { class: "sev-" + a.severity }),
-        a.mismatch_type, a.count, orders]);
+      return row([when(a.window_start), a.kind, severity, a.mismatch_type, a.count, orders]);
     }));
   }
 
