@@ -41,8 +41,12 @@ ENV_VARS: dict[str, str] = {
     "outputs become readable at the commit, so this bounds decision latency "
     "(0.1; at-least-once: 2.8)",
     "CROSSCHECK_ALLOWED_LATENESS": "watermark lag behind the slowest input (60s)",
-    "CROSSCHECK_IDLE_TIMEOUT": "wall time after which a caught-up input stops holding the "
-    "watermark (10s)",
+    "CROSSCHECK_IDLE_TIMEOUT": "wall time with no record after which a caught-up input "
+    "(lag known to be zero) is quiet; when every input of a partition is quiet the end of "
+    "the traffic is decided (10s)",
+    "CROSSCHECK_SOURCE_HOLD": "wall time a stalled input (quiet while another input of its "
+    "partition advances) holds the rules that read it; then SOURCE_STALLED, and decisions go "
+    "on without it, their commands held until it confirms them (10m)",
     "CROSSCHECK_PAYMENT_TIMEOUT": "RESERVATION_WITHOUT_PAYMENT horizon (15m)",
     "CROSSCHECK_RESERVATION_TIMEOUT": "PAYMENT_WITHOUT_RESERVATION horizon (5m)",
     "CROSSCHECK_SHIPMENT_TIMEOUT": "PAID_NOT_SHIPPED horizon (24h)",
@@ -101,6 +105,8 @@ class RuleConfig:
 
     allowed_lateness: int = 60_000
     idle_timeout: int = 10_000
+    #: how long a stalled input holds the watermark before the decisions go on without it
+    source_hold: int = 10 * 60_000
     payment_timeout: int = 15 * 60_000
     reservation_timeout: int = 5 * 60_000
     shipment_timeout: int = 24 * 3_600_000
@@ -129,6 +135,7 @@ class RuleConfig:
 RULE_ENV = {
     "allowed_lateness": "CROSSCHECK_ALLOWED_LATENESS",
     "idle_timeout": "CROSSCHECK_IDLE_TIMEOUT",
+    "source_hold": "CROSSCHECK_SOURCE_HOLD",
     "payment_timeout": "CROSSCHECK_PAYMENT_TIMEOUT",
     "reservation_timeout": "CROSSCHECK_RESERVATION_TIMEOUT",
     "shipment_timeout": "CROSSCHECK_SHIPMENT_TIMEOUT",

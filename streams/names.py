@@ -17,6 +17,9 @@ WINDOWS_KEY = b"windows"
 #: Keys of the meta table: each held command (decided, not yet confirmed by every input its
 #: rule reads) under HELD_PREFIX + its command_id (``streams.engine.held``).
 HELD_PREFIX = b"held/"
+#: Key of the meta table: when each released input of the partition became stalled (wall
+#: clock; what the SOURCE_STALLED alert measures).
+STALLED_KEY = b"stalled.since"
 #: Faust table (one partition) of the metrics aggregator: "<app>-metrics-changelog".
 METRICS_TABLE = "metrics"
 #: The agent that judges the input topics.

@@ -11,6 +11,7 @@ engine keeps it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 from streams.config import RuleConfig
 from streams.engine.core import as_state, load_order
@@ -23,7 +24,7 @@ from streams.model import Command, Mismatch
 Output = Mismatch | Command
 
 
-class ConfirmStore(StateStore, BlobStore):
+class ConfirmStore(StateStore, BlobStore, Protocol):
     """A state store with per-partition values."""
 
 

@@ -90,7 +90,8 @@ def unpack_outputs(packed: list[tuple[str, bytes]]) -> list[Output]:
 
 
 #: rule settings that do not change what a replay decides
-_NOT_DECISIVE = frozenset({"idle_timeout", "metrics_window", "storm_threshold"})
+_NOT_DECISIVE = frozenset({"idle_timeout", "source_hold", "metrics_window",
+                           "storm_threshold"})
 
 
 def run_params(window: ReplayWindow, rules: RuleConfig, inputs: list[str], partitions: int,

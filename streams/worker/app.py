@@ -127,6 +127,14 @@ class Worker:
         last_of_partition: dict[int, Any] = {}
         last_of_tp: dict[tuple[str, int], Any] = {}
         now = wall_ms()
+        released = self.runtime.released_partitions()
+        if released:  # records already on the broker are waited for, never overtaken
+            first: dict[int, Any] = {}
+            for m in messages:
+                first.setdefault(m.partition, m)
+            for partition in released:
+                if partition in first and (out := self.runtime.before_batch(partition)):
+                    emits.append((first[partition], out))
         handle = self.runtime.handle
         for m in messages:  # a Faust message is what the runtime reads of a record
             out = handle(m)
@@ -252,6 +260,15 @@ class Worker:
                 store.close()
             self.runtime.forget(p)
 
+    def end_offset(self, tp: tuple[str, int]) -> int | None:
+        """The end offset the broker last reported for a topic-partition (the consumer's
+        fetch highwater), None if none was reported yet."""
+        try:
+            end = self.app.consumer.highwater(faust.types.TP(*tp))
+        except Exception:  # not assigned, or not fetched yet
+            return None
+        return end if isinstance(end, int) else None
+
     async def tick(self) -> None:
         """Send a Tick for inputs that are idle and caught up (see ``ticker.tick``)."""
         await ticker.tick(self)
@@ -327,10 +344,12 @@ def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
     codec = Codec(registry_from(settings.schema_registry_url, settings.schema_registry_auth))
     worker_id = uuid.uuid4().hex[:12]
     holder: dict[str, Worker] = {}
-    tracker = IdleTracker(settings.rules.idle_timeout, wall_ms())
+    tracker = IdleTracker(settings.rules.idle_timeout, wall_ms(),
+                          inputs=frozenset(topology.name(t) for t in INPUTS))
     runtime = Runtime(settings.rules, topology, codec,
                       lambda p: holder["worker"].store_for(p), options.output_partitions,
-                      options.input_partitions, worker_id, position_of=tracker.position)
+                      options.input_partitions, worker_id, position_of=tracker.position,
+                      end_of=lambda tp: holder["worker"].end_offset(tp))
     worker = Worker(app, settings, options, runtime, tracker, topology, TailProbe(settings))
     holder["worker"] = worker
     setattr(app, faust_patch.GUARD_ATTRIBUTE, worker.delivery)  # read by commit_transactions

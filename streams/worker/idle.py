@@ -1,4 +1,4 @@
-"""Idle inputs: topic-partitions with no record for idle_timeout (wall clock) while caught up."""
+"""Quiet and stalled inputs: caught up, no record for idle_timeout; quiet while others advance."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ class IdleTracker:
     """Tracks processed offsets and the wall time of the last record of each topic-partition.
 
     ``candidates`` returns the topic-partitions that have had no record for the idle timeout
-    while their processed position is at the end of the log; each is reported once until a
-    new record arrives on it.
+    while their processed position is at the end of the log (they are *quiet*); each is
+    reported once until a new record arrives on it. A quiet input topic-partition is
+    *stalled* from the moment a record of another input of its partition number is
+    processed; ``releases`` returns those stalled for ``source_hold``, once each.
     """
 
     idle_timeout_ms: int
@@ -21,6 +23,14 @@ class IdleTracker:
     reported: set[tuple[str, int]] = field(default_factory=set)
     #: tp -> (position, end, when) of the last quiet_behind answer, so each is probed once
     probed: dict[tuple[str, int], tuple[int, int, int]] = field(default_factory=dict)
+    #: the input topics (a record of one of them advances its partition number)
+    inputs: frozenset[str] = frozenset()
+    #: quiet input tp -> wall time it was reported quiet
+    quiet_since: dict[tuple[str, int], int] = field(default_factory=dict)
+    #: quiet input tp -> wall time another input of its partition number first advanced
+    stalled_since: dict[tuple[str, int], int] = field(default_factory=dict)
+    #: stalled input tps reported released (past source_hold)
+    released: set[tuple[str, int]] = field(default_factory=set)
 
     last_progress: int = 0
 
@@ -30,6 +40,45 @@ class IdleTracker:
         self.last_record_at[tp] = now
         self.last_progress = now
         self.reported.discard(tp)
+        if self.quiet_since:
+            self.quiet_since.pop(tp, None)
+            self.stalled_since.pop(tp, None)
+            self.released.discard(tp)
+            if tp[0] in self.inputs:
+                for other in self.quiet_since:
+                    if other[1] == tp[1] and other not in self.stalled_since:
+                        self.stalled_since[other] = now
+
+    def releases(self, now: int, source_hold_ms: int) -> list[tuple[tuple[str, int], int]]:
+        """(tp, position) of the quiet input topic-partitions stalled for source_hold and
+        not released yet (each once until it has a record again)."""
+        result: list[tuple[tuple[str, int], int]] = []
+        for tp, since in sorted(self.stalled_since.items()):
+            if tp in self.released or now - since < source_hold_ms or tp not in self.reported:
+                continue
+            position = self.next_offset.get(tp)
+            if position is None:
+                continue
+            self.released.add(tp)
+            result.append((tp, position))
+        return result
+
+    def unreport(self, tp: tuple[str, int]) -> None:
+        """A reported-quiet tp turned out to have records waiting: not quiet after all."""
+        self.reported.discard(tp)
+        self.quiet_since.pop(tp, None)
+        self.stalled_since.pop(tp, None)
+        self.released.discard(tp)
+
+    def stall_states(self, now: int) -> dict[tuple[str, int], tuple[str, int]]:
+        """tp -> (quiet | stalled | released, since when) of the input tps not active."""
+        states: dict[tuple[str, int], tuple[str, int]] = {}
+        for tp, since in self.quiet_since.items():
+            stalled = self.stalled_since.get(tp)
+            state = ("released" if tp in self.released else
+                     "stalled" if stalled is not None else "quiet")
+            states[tp] = (state, since if stalled is None else stalled)
+        return states
 
     def stalled(self, assigned: list[tuple[str, int]], end_offsets: dict[tuple[str, int], int],
                 committed: dict[tuple[str, int], int], now: int, limit_ms: int
@@ -56,6 +105,8 @@ class IdleTracker:
             self.next_offset[tp] = position  # known now, even with no record processed
             result.append((tp, position))
             self.reported.add(tp)
+            if tp[0] in self.inputs:
+                self.quiet_since[tp] = now
         return result
 
     def quiet_behind(self, assigned: list[tuple[str, int]],
@@ -115,3 +166,6 @@ class IdleTracker:
             self.last_record_at.pop(tp, None)
             self.reported.discard(tp)
             self.probed.pop(tp, None)
+            self.quiet_since.pop(tp, None)
+            self.stalled_since.pop(tp, None)
+            self.released.discard(tp)

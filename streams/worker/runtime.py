@@ -1,9 +1,13 @@
 """What the worker does with each consumed record, independent of Faust: decode, judge, emit.
 
 Input records are decoded and validated; bad ones become dead letters (never an exception).
-Good ones go to the PartitionEngine of their partition number. Records of the internal
-ticks topic mark caught-up inputs idle. The result of a record is a list of Emit: an encoded
-record for an output topic, produced in the transaction of the source partition.
+Good ones go to the PartitionEngine of their partition number, whose commands are held until
+the inputs their rule reads confirm them (``streams.engine.confirming``). Records of the
+internal ticks topic mark caught-up inputs quiet, or release inputs stalled past
+source_hold; before a tick is applied, and before a batch is judged, an input whose end
+offset moved past its position is active again (records already on the broker are waited
+for, never overtaken). The result of a record is a list of Emit: an encoded record for an
+output topic, produced in the transaction of the source partition.
 """
 
 from __future__ import annotations
@@ -20,20 +24,25 @@ import msgspec
 from schemas.codec import Codec
 from schemas.errors import DecodeError, ValidationError
 from streams.config import RuleConfig
+from streams.engine.confirming import Confirming
 from streams.engine.core import PartitionEngine, RecordEngine, partition_of, record_engine
+from streams.engine.held import confirmed_until
 from streams.engine.partition import Engine
+from streams.engine.watermark import all_quiet
 from streams.inputs import decode_input, framed_id
 from streams.metrics.aggregate import encode as encode_partial
 from streams.metrics.tracker import WindowTracker
-from streams.metrics.windows import Partial, PartitionWindows
-from streams.model import Command, DeadLetter, Mismatch, Source
-from streams.names import WINDOWS_CLOSED_KEY, WINDOWS_KEY
+from streams.metrics.windows import Partial, PartitionWindows, StalledInput
+from streams.model import Command, DeadLetter, Mismatch, Source, Status
+from streams.names import STALLED_KEY, WINDOWS_CLOSED_KEY, WINDOWS_KEY
 from streams.records import command_record, dead_letter_record, mismatch_record
+from streams.rules.catalog import RULE_OF, RULES
 from streams.worker.windows_store import PartitionStore, load_windows, window_key
 from topology.partitioner import KeyPartitions, partition_for
 from topology.topics import BY_ID, INPUTS, TopicId, Topology
 
 _encoder = msgspec.msgpack.Encoder()
+_since_decoder = msgspec.msgpack.Decoder(dict[str, int])
 
 
 @dataclass
@@ -50,6 +59,16 @@ class PartitionCtx:
     #: the store still holds state format 1 (one value of every window): replace it
     upgrade: bool = False
     all_idle: bool = False
+    #: the engine and its held commands
+    confirm: Confirming | None = None
+    #: the sources released (stalled past source_hold) as last reported in a Partial
+    released: tuple[str, ...] = ()
+    #: source -> wall clock when it became stalled (for the alerts)
+    stalled_since: dict[str, int] = field(default_factory=dict)
+
+    def holds(self) -> bool:
+        """Whether some command of the partition is held."""
+        return self.confirm is not None and bool(self.confirm.held.held)
 
 
 class RecordLike(Protocol):
@@ -120,6 +139,14 @@ class Counters:
     resolved: int = 0
     commands: Counter[str] = field(default_factory=Counter)
     ticks: int = 0
+    #: mismatches opened while an input their rule reads was excused (quiet at the end of
+    #: the traffic, or released): Kafka Streams' enforced-processing, per rule type
+    excused: Counter[str] = field(default_factory=Counter)
+    #: held commands issued once confirmed, and dropped (the decision no longer fired)
+    held_issued: int = 0
+    held_dropped: int = 0
+    #: inputs made active again because records were waiting on the broker
+    reactivated: int = 0
     #: wall seconds spent per stage of the worker (see STAGES): the bench's breakdown
     stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
@@ -133,6 +160,7 @@ class Runtime:
                  input_partitions: int, worker_id: str,
                  clock: Callable[[], int] = wall_ms,
                  position_of: Callable[[tuple[str, int]], int | None] = lambda tp: None,
+                 end_of: Callable[[tuple[str, int]], int | None] = lambda tp: None,
                  ) -> None:
         self.rules = rules
         self.topology = topology
@@ -142,6 +170,9 @@ class Runtime:
         self.input_partitions = input_partitions
         #: next offset to process of an input topic-partition, as the idle ticker knows it
         self.position_of = position_of
+        #: the end offset the broker last reported for an input topic-partition (None:
+        #: unknown), the consumer's fetch highwater
+        self.end_of = end_of
         self.started_at = clock()
         self.counters = Counters()
         self._store_for = store_for
@@ -169,8 +200,15 @@ class Runtime:
             engine = PartitionEngine(self.rules, store, self.clock)
             ctx = PartitionCtx(engine, store, windows, record_engine(engine),
                                None if upgrade else windows.closed_until, upgrade)
+            ctx.confirm = Confirming(engine, self.rules, store, self.clock)
             meta = store.get_meta()
-            ctx.all_idle = meta is not None and _all_idle(meta.idle)
+            ctx.all_idle = meta is not None and all_quiet(meta.idle)
+            if meta is not None and meta.released:
+                ctx.released = tuple(meta.released)
+                stored = store.get_blob(STALLED_KEY)
+                since = _since_decoder.decode(stored) if stored is not None else {}
+                now = self.clock() - self.rules.source_hold
+                ctx.stalled_since = {n: since.get(n, now) for n in meta.released}
             self._parts[partition] = ctx
         return ctx
 
@@ -235,8 +273,8 @@ class Runtime:
                     else:
                         self.counters.duplicates_ignored += 1
                     self.counters.stage_seconds["engine"] += perf_counter() - began
-                    if outputs or ctx.all_idle or not self.tracker.closes_nothing(
-                            windows, watermark):
+                    if outputs or ctx.all_idle or ctx.released or ctx.holds() \
+                            or not self.tracker.closes_nothing(windows, watermark):
                         return self._judged(record.partition, ctx, outputs)
                     return []  # what _judged gives (an event does not make an input idle)
                 self.counters.stage_seconds["engine"] += perf_counter() - began
@@ -281,24 +319,68 @@ class Runtime:
 
     def _judged(self, partition: int, ctx: PartitionCtx,
                 outputs: list[Mismatch | Command]) -> list[Emit]:
-        """Emits for the outputs, plus a metrics Partial when windows closed."""
+        """Emits for the outputs (commands held until confirmed, decisions made without a
+        released input marked so), plus a metrics Partial when windows closed or the
+        inputs' state changed."""
+        meta = ctx.store.get_meta()
+        confirm = ctx.confirm
+        if confirm is not None and (outputs or confirm.held.held):
+            held = confirm.held
+            issued, dropped = held.released, held.dropped
+            outputs = confirm.settle(outputs)
+            self.counters.held_issued += held.released - issued
+            self.counters.held_dropped += held.dropped - dropped
+        if outputs and meta is not None:
+            outputs = self._excused(meta.max_time, meta.released, outputs)
         emits = [self._emit(o) for o in outputs]
         if outputs:
             self.tracker.on_outputs(ctx.windows, outputs)
             if self.observer is not None:
                 self.observer(outputs)
         before = ctx.windows.closed_until
-        meta = ctx.store.get_meta()
         watermark = meta.watermark if meta is not None else None
         closed = self.tracker.close(ctx.windows, watermark)
-        all_idle = meta is not None and _all_idle(meta.idle)
-        if closed or ctx.windows.closed_until != before or all_idle != ctx.all_idle:
+        all_idle = meta is not None and all_quiet(meta.idle)
+        released = tuple(meta.released) if meta is not None else ()
+        if closed or ctx.windows.closed_until != before or all_idle != ctx.all_idle \
+                or released != ctx.released:
             ctx.all_idle = all_idle
-            partial = Partial(partition, watermark, all_idle, closed)
+            sent_at: int | None = None
+            if released != ctx.released:  # (what the source alerts measure from)
+                sent_at = self.clock()
+                ctx.stalled_since = {
+                    n: ctx.stalled_since.get(n, sent_at - self.rules.source_hold)
+                    for n in released}
+                ctx.released = released
+                ctx.store.put_blob(STALLED_KEY, _encoder.encode(ctx.stalled_since))
+            stalled = [StalledInput(self._names[TopicId(n)], meta.max_time.get(n)
+                                    if meta is not None else None, ctx.stalled_since[n])
+                       for n in released]
+            partial = Partial(partition, watermark, all_idle, closed, stalled, sent_at)
             name = self._names[TopicId.METRICS_PARTIALS]
             emits.append(Emit(TopicId.METRICS_PARTIALS, name, 0, str(partition).encode(),
                               encode_partial(partial), partial))
         return emits
+
+    def _excused(self, progress: dict[str, int], released: list[str],
+                 outputs: list[Mismatch | Command]) -> list[Mismatch | Command]:
+        """Count the mismatches opened on excused input; mark those decided while an input
+        their rule reads was released with ``decided_without`` (its topics)."""
+        lateness = self.rules.allowed_lateness
+        result: list[Mismatch | Command] = []
+        for output in outputs:
+            if isinstance(output, Mismatch) and output.status is Status.OPEN:
+                reads = RULES[RULE_OF[output.type]].reads
+                until = confirmed_until(progress, reads, lateness)
+                if until is None or output.decided_at > until:
+                    self.counters.excused[output.type.value] += 1
+                    without = sorted(self._names[TopicId(s.value)] for s in reads
+                                     if s.value in released)
+                    if without:
+                        details = {**output.details, "decided_without": ",".join(without)}
+                        output = msgspec.structs.replace(output, details=details)
+            result.append(output)
+        return result
 
     def _dead_counted(self, record: RecordLike, reason: str) -> list[Emit]:
         ctx = self.part(record.partition)
@@ -314,18 +396,115 @@ class Runtime:
         if origin != self.worker_id or tick["sent_at"] < self.started_at:
             return []  # another worker's or an earlier life's notice
         self.counters.ticks += 1
-        ctx = self.part(record.partition)
-        outputs: list[Mismatch | Command] = []
+        partition = record.partition
+        ctx = self.part(partition)
+        outputs = self.reactivate(partition, quiet=True)
+        engine = ctx.engine
+        # accept a notice only if this worker's processed position is still exactly where
+        # the ticker saw the topic-partition caught up, and no later end offset is known: a
+        # record processed or arrived since, or an ownership change in between (positions
+        # are forgotten on revoke), voids it
         offsets = tick.get("offsets") or []
         for i, topic_value in enumerate(tick["idle_topics"]):
-            topic = TopicId(topic_value)
-            # accept only if this worker's processed position is still exactly where the
-            # ticker saw the topic-partition caught up: a record processed since, or an
-            # ownership change in between (positions are forgotten on revoke), voids it
-            if i < len(offsets) and self.position_of(
-                    (self._names[topic], record.partition)) == offsets[i]:
-                outputs.extend(ctx.engine.set_idle(Source(topic.value), True))
-        return self._judged(record.partition, ctx, outputs)
+            if i < len(offsets) and self._caught_up(topic_value, partition, offsets[i]):
+                source = Source(topic_value)
+                meta = ctx.store.get_meta()
+                if meta is not None and self._ends_traffic(meta.idle, source, partition):
+                    continue  # another quiet input's lag is not known to be zero
+                outputs.extend(engine.set_idle(source, True))
+        released = tick.get("released_offsets") or []
+        for i, topic_value in enumerate(tick.get("released_topics") or []):
+            if i < len(released) and self._caught_up(topic_value, partition, released[i]):
+                ctx.stalled_since.setdefault(topic_value,
+                                             tick["sent_at"] - self.rules.source_hold)
+                outputs.extend(engine.set_released(Source(topic_value), True))
+        return self._judged(partition, ctx, outputs)
+
+    def _caught_up(self, topic_value: str, partition: int, offset: int) -> bool:
+        """Whether an input topic-partition is still at ``offset`` with no later end offset
+        known."""
+        tp = (self._names[TopicId(topic_value)], partition)
+        end = self.end_of(tp)
+        return self.position_of(tp) == offset and (end is None or end <= offset)
+
+    def _lag(self, source: str, partition: int) -> int | None:
+        """Records known to wait on the broker for an input topic-partition (None: its
+        position or its end offset is not known)."""
+        tp = (self._names[TopicId(source)], partition)
+        position, end = self.position_of(tp), self.end_of(tp)
+        return None if position is None or end is None else max(0, end - position)
+
+    def _ends_traffic(self, quiet: list[str], source: Source, partition: int) -> bool:
+        """Whether marking ``source`` quiet would make every input quiet while the lag of
+        another quiet one is unknown (then the end of the traffic is not decided yet)."""
+        names = {*quiet, source.value}
+        if not all_quiet(sorted(names)):
+            return False
+        return any(self._lag(n, partition) is None for n in names if n != source.value)
+
+    def reactivate(self, partition: int, quiet: bool = False) -> list[Mismatch | Command]:
+        """Before records of ``partition`` are judged: a released input (``quiet``: any
+        quiet one) whose end offset moved past its position is active again, holding the
+        watermark at its progress until its records are read. Nothing is decided by it."""
+        ctx = self._parts.get(partition)
+        if ctx is None:
+            return []
+        meta = ctx.store.get_meta()
+        if meta is None or not (meta.idle if quiet else meta.released):
+            return []
+        outputs: list[Mismatch | Command] = []
+        for name in list(meta.idle if quiet else meta.released):
+            lag = self._lag(name, partition)
+            if lag:
+                self.counters.reactivated += 1
+                outputs.extend(ctx.engine.set_idle(Source(name), False))
+        return outputs
+
+    def before_batch(self, partition: int) -> list[Emit]:
+        """Before a batch with records of ``partition`` is judged: ``reactivate`` its
+        released inputs with records waiting, and what that emits (a Partial)."""
+        ctx = self._parts.get(partition)
+        count = self.counters.reactivated
+        outputs = self.reactivate(partition)
+        if ctx is None or self.counters.reactivated == count:
+            return []
+        return self._judged(partition, ctx, outputs)
+
+    def released_partitions(self) -> list[int]:
+        """Partition numbers with a released input (``reactivate`` matters for them)."""
+        return [p for p, ctx in self._parts.items() if ctx.released]
+
+    def held_commands(self) -> dict[int, list[dict[str, object]]]:
+        """Each partition's held commands (``HeldCommands.describe``)."""
+        return {p: ctx.confirm.held.describe() for p, ctx in sorted(self._parts.items())
+                if ctx.confirm is not None and ctx.confirm.held.held}
+
+    def held_count(self) -> int:
+        """How many commands are held on this worker's partitions."""
+        return sum(len(ctx.confirm.held) for ctx in self._parts.values()
+                   if ctx.confirm is not None)
+
+    def input_states(self) -> dict[int, dict[str, object]]:
+        """Per partition number: each input's progress, quiet/released flags and the
+        watermark (status, /health, the dashboard)."""
+        result: dict[int, dict[str, object]] = {}
+        for p, ctx in sorted(self._parts.items()):
+            meta = ctx.store.get_meta()
+            if meta is None:
+                continue
+            inputs = {}
+            for source in Source:
+                name = source.value
+                state = ("released" if name in meta.released else "quiet"
+                         if name in meta.idle else "never seen"
+                         if name not in meta.max_time else "active")
+                inputs[self._names[TopicId(name)]] = {
+                    "progress": meta.max_time.get(name), "state": state,
+                    "lag": self._lag(name, p)}
+            result[p] = {"watermark": meta.watermark, "all_quiet": all_quiet(meta.idle),
+                         "inputs": inputs, "held_commands": len(ctx.confirm.held)
+                         if ctx.confirm is not None else 0}
+        return result
 
     def _emit(self, output: Mismatch | Command) -> Emit:
         if isinstance(output, Mismatch):
@@ -355,8 +534,3 @@ class Runtime:
         return Emit(TopicId.DLQ, name, partition, record.key, value, letter)
 
 
-_SOURCE_NAMES = frozenset(s.value for s in Source)
-
-
-def _all_idle(idle: list[str]) -> bool:
-    return len(idle) >= len(_SOURCE_NAMES) and _SOURCE_NAMES.issubset(idle)

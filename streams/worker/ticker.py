@@ -1,4 +1,4 @@
-"""The worker's once-a-second timer: idle inputs become Ticks, and a stalled worker exits."""
+"""The worker's once-a-second timer: quiet and stalled inputs become Ticks; a stuck worker exits."""
 
 from __future__ import annotations
 
@@ -57,19 +57,51 @@ async def tick(worker: Worker) -> None:
               f"waiting (e.g. {stuck[0][0]}[{stuck[0][1]}]); exiting with code "
               f"{STALL_EXIT_CODE} for a restart", file=sys.stderr, flush=True)
         os._exit(STALL_EXIT_CODE)
-    idle = worker.tracker.candidates(assigned, ends, committed, now)
-    by_partition: dict[int, list[tuple[str, int]]] = {}
+    tracker = worker.tracker
+    idle = tracker.candidates(assigned, ends, committed, now)
+    if idle:
+        # caught up means lag *known* to be zero: ask the broker for the end offsets now
+        # (the fetch highwaters may be older than the last read)
+        fresh = await end_offsets(worker.app, [quiet for quiet, _ in idle])
+        confirmed: list[tuple[tuple[str, int], int]] = []
+        for quiet, position in idle:
+            end = fresh.get(quiet)
+            if end is None or end > position:
+                tracker.unreport(quiet)  # records are waiting (or the lag is unknown)
+            else:
+                confirmed.append((quiet, position))
+        idle = confirmed
+    released = tracker.releases(now, worker.settings.rules.source_hold)
+    by_partition: dict[int, tuple[list[tuple[str, int]], list[tuple[str, int]]]] = {}
     names = worker.topology.by_name()
     for (topic, partition), offset in idle:
-        by_partition.setdefault(partition, []).append((names[topic].value, offset))
+        by_partition.setdefault(partition, ([], []))[0].append((names[topic].value, offset))
+    for (topic, partition), offset in released:
+        by_partition.setdefault(partition, ([], []))[1].append((names[topic].value, offset))
     ticks = worker.topology.name(TopicId.TICKS)
-    for partition, topics in sorted(by_partition.items()):
+    for partition, (quiets, stalls) in sorted(by_partition.items()):
         value = worker.runtime.codec.encode(
-            "Tick", {"partition": partition, "idle_topics": [t for t, _ in topics],
-                     "offsets": [o for _, o in topics], "sent_at": wall_ms()},
+            "Tick", {"partition": partition, "idle_topics": [t for t, _ in quiets],
+                     "offsets": [o for _, o in quiets],
+                     "released_topics": [t for t, _ in stalls],
+                     "released_offsets": [o for _, o in stalls], "sent_at": wall_ms()},
             ticks)
         key = f"{worker.runtime.worker_id}/{partition}".encode()
         await worker.app.producer.send(ticks, key, value, partition, None, None)
+
+
+async def end_offsets(app: Any, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    """The end offsets the broker reports now (ListOffsets; read_committed: the last stable
+    offset); {} if the broker does not answer (then nothing counts as caught up)."""
+    consumer: Any = app.consumer
+    thread = consumer._thread  # aiokafka lives on Faust's consumer thread
+    aio = thread._ensure_consumer()
+    request = [faust.types.TP(topic, partition) for topic, partition in tps]
+    try:
+        ends = await thread.call_thread(aio.end_offsets, request)
+    except Exception:  # a broker restart, a rebalance: try again at the next tick
+        return {}
+    return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
 
 
 async def committed_positions(app: Any, tps: list[tuple[str, int]]

@@ -25,7 +25,7 @@ def test_open_orders_are_distinct_valid_and_in_event_time_order() -> None:
 
 
 def test_none_of_them_is_decided_while_they_arrive() -> None:
-    """The engine, fed every order and then every other source idle, holds them all:
+    """The engine, fed every order and then every other source released, holds them all:
     nothing is due before the payment timeout, which is longer than the span."""
     rules = RuleConfig()
     assert rules.payment_timeout > OPEN_SPAN
@@ -35,6 +35,6 @@ def test_none_of_them_is_decided_while_they_arrive() -> None:
         event = event_from_record(Source.ORDERS, validate_event(TopicId.ORDERS, record))
         out += engine.on_event(event)
     for source in (Source.PAYMENTS, Source.INVENTORY, Source.SHIPPING):
-        out += engine.set_idle(source, True)
+        out += engine.set_released(source, True)
     assert out == []
     assert engine.watermark is not None
