@@ -19,7 +19,7 @@ from streams.engine.held import BlobStore, HeldCommands, fired
 from streams.engine.partition import Engine
 from streams.engine.state import encode_order
 from streams.engine.store import StateStore
-from streams.model import Command, Mismatch
+from streams.model import Command, Event, Mismatch, Source
 
 Output = Mismatch | Command
 
@@ -29,7 +29,8 @@ class ConfirmStore(StateStore, BlobStore, Protocol):
 
 
 class Confirming:
-    """A partition's engine and its held commands."""
+    """A partition's engine and its held commands; an Engine itself (every call settled),
+    for the replay's lanes and the tests."""
 
     def __init__(self, engine: Engine, rules: RuleConfig, store: ConfirmStore,
                  clock: Callable[[], int]) -> None:
@@ -37,6 +38,30 @@ class Confirming:
         self.rules = rules
         self.store = store
         self.held = HeldCommands(rules, store, clock)
+
+    # -- the Engine protocol: the engine's calls, settled ---------------------------------
+
+    @property
+    def watermark(self) -> int | None:
+        """The partition's current watermark (None before there is one)."""
+        return self.engine.watermark
+
+    @property
+    def last_was_new(self) -> bool:
+        """Whether the last ``on_event`` was a new event."""
+        return self.engine.last_was_new
+
+    def on_event(self, event: Event) -> list[Output]:
+        """The engine's ``on_event``, settled."""
+        return self.settle(self.engine.on_event(event))
+
+    def set_idle(self, source: Source, idle: bool) -> list[Output]:
+        """The engine's ``set_idle``, settled."""
+        return self.settle(self.engine.set_idle(source, idle))
+
+    def set_released(self, source: Source, released: bool) -> list[Output]:
+        """The engine's ``set_released``, settled."""
+        return self.settle(self.engine.set_released(source, released))
 
     def progress(self) -> dict[str, int]:
         """Each input's progress on the partition (largest event_time read)."""

@@ -124,8 +124,10 @@ class Engine(Protocol):
     """What the worker and the replay use of an engine: this module's PartitionEngine or the
     native one (``streams.engine.core``)."""
 
-    #: whether the last ``on_event`` was a new event (False: a redelivery, ignored)
-    last_was_new: bool
+    @property
+    def last_was_new(self) -> bool:
+        """Whether the last ``on_event`` was a new event (False: a redelivery, ignored)."""
+        ...
 
     @property
     def store(self) -> StateStore:

@@ -22,6 +22,7 @@ from schemas.codec import Codec
 from schemas.validation import format_time
 from streams.clients import confluent_config
 from streams.config import Settings
+from streams.engine.confirming import Confirming
 from streams.engine.core import PartitionEngine
 from streams.errors import CrosscheckError
 from streams.model import Command, Mismatch, Source, Status
@@ -201,7 +202,9 @@ class Replay:
             for tid, name in target.inputs:
                 feeds[Source(tid.value)] = Feed(Source(tid.value), at[(name, p)],
                                                 bounds[(name, p)][1])
-            engine = PartitionEngine(self.settings.rules, store.partition(p), wall_ms)
+            state = store.partition(p)
+            rules = self.settings.rules
+            engine = Confirming(PartitionEngine(rules, state, wall_ms), rules, state, wall_ms)
             lane = Lane(p, engine, self.window, feeds)
             self._lanes.append(lane)
             for tid, name in target.inputs:

@@ -8,7 +8,8 @@ runs, which reaches it without a Python call) and rebuilt from the stored orders
 store is opened: every order lists its own index entries (``OrderState.dues``), as in the
 worker's TableStore.
 
-Keys: ``o`` + partition (2 bytes) + order_id, ``m`` + partition, and ``checkpoint``.
+Keys: ``o`` + partition (2 bytes) + order_id, ``m`` + partition, ``b`` + partition + key
+for the other per-partition values (the held commands), and ``checkpoint``.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ class PartitionState:
         #: call when it is the native buffer
         self._index: Any = due_index.new_buffer(None)
         self.native_dues: Any = due_index.native_buffer(self._index)
+        self._blob_prefix = b"b" + _PART.pack(partition)
+        #: per-partition values written since the last commit (None: deleted)
+        self._blobs: dict[bytes, bytes | None] = {}
         raw = db.get(_meta_key(partition))
         self._meta: PartitionMeta | None = decode_meta(raw) if raw is not None else None
         self._meta_dirty = False
@@ -108,6 +112,34 @@ class PartitionState:
         self._meta = meta
         self._meta_dirty = True
 
+    # -- other per-partition values ---------------------------------------------------------
+
+    def get_blob(self, key: bytes) -> bytes | None:
+        """A per-partition value (held commands)."""
+        if key in self._blobs:
+            return self._blobs[key]
+        value = self._db.get(self._blob_prefix + key)
+        return None if value is None else bytes(value)
+
+    def put_blob(self, key: bytes, value: bytes | None) -> None:
+        """Set (None: delete) a per-partition value (written at the next commit)."""
+        self._blobs[key] = value
+
+    def scan_blobs(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        """Every per-partition value whose key starts with ``prefix``, by key."""
+        found: dict[bytes, bytes | None] = {}
+        start = self._blob_prefix + prefix
+        it = self._db.iter()
+        it.seek(start)
+        while it.valid():
+            key = bytes(it.key())
+            if not key.startswith(start):
+                break
+            found[key[len(self._blob_prefix):]] = bytes(it.value())
+            it.next()
+        found.update((k, v) for k, v in self._blobs.items() if k.startswith(prefix))
+        return sorted((k, v) for k, v in found.items() if v is not None)
+
     # -- write-back -----------------------------------------------------------------------
 
     @property
@@ -126,6 +158,12 @@ class PartitionState:
         if self._meta_dirty and self._meta is not None:
             batch.put(_meta_key(self.partition), encode_meta(self._meta))
             self._meta_dirty = False
+        for key, blob in self._blobs.items():
+            if blob is None:
+                batch.delete(self._blob_prefix + key)
+            else:
+                batch.put(self._blob_prefix + key, blob)
+        self._blobs.clear()
 
 
 class ReplayStore:
