@@ -142,7 +142,9 @@ def duplicates(mismatches: list[dict[str, Any]], commands: list[dict[str, Any]]
 def inconsistencies(mismatches: list[dict[str, Any]], commands: list[dict[str, Any]]
                     ) -> tuple[list[str], list[str]]:
     """Mismatch ids RESOLVED but never OPEN, and command ids named by a mismatch but never
-    issued: outputs that contradict each other, whatever the reference says."""
+    issued. The first contradict each other whatever the reference says; the second are
+    legitimate only as commands still held (their decision's inputs have not confirmed it,
+    ``streams.engine.held``) or dropped: compare them with the reference's."""
     opened = {r["mismatch_id"] for r in mismatches if r["status"] == "OPEN"}
     orphans = sorted({r["mismatch_id"] for r in mismatches
                       if r["status"] == "RESOLVED" and r["mismatch_id"] not in opened})

@@ -146,7 +146,8 @@ class Aggregator:
             samples = c.samples[mtype]
             if not samples:
                 continue
-            count = c.mismatches_opened.get(mtype, len(samples))
+            count = (c.mismatches_opened.get(mtype, len(samples))
+                     - c.mismatches_without.get(mtype, 0))
             if count > self.storm_threshold:
                 orders = list(dict.fromkeys(s.order_id for s in samples))[:10]
                 severity = min((s.severity for s in samples), key=_SEVERITY_RANK.__getitem__)

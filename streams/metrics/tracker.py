@@ -69,7 +69,9 @@ class WindowTracker:
                     w = self._window(state, o.decided_at)
                     t = o.type.value
                     w.mismatches_opened[t] = w.mismatches_opened.get(t, 0) + 1
-                    if o.severity.value in ALERT_SEVERITIES:
+                    if "decided_without" in o.details:  # said once, by SOURCE_STALLED
+                        w.mismatches_without[t] = w.mismatches_without.get(t, 0) + 1
+                    elif o.severity.value in ALERT_SEVERITIES:
                         samples = w.samples.setdefault(t, [])
                         if len(samples) < self.sample_limit:
                             samples.append(Sample(o.mismatch_id, o.order_id,

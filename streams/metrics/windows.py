@@ -51,6 +51,9 @@ class WindowCounts(msgspec.Struct):
     late_events: int = 0
     #: mismatch type -> the first alert-worthy mismatches of the window (bounded)
     samples: dict[str, list[Sample]] = msgspec.field(default_factory=dict)
+    #: mismatch type -> how many of those opened were decided without a stalled input
+    #: (``decided_without``): the SOURCE_STALLED alert says it once, they raise no alert
+    mismatches_without: dict[str, int] = msgspec.field(default_factory=dict)
 
     def add(self, other: WindowCounts, sample_limit: int) -> None:
         """Add another window's figures into this one."""
@@ -63,6 +66,8 @@ class WindowCounts(msgspec.Struct):
         self.shipments_created += other.shipments_created
         for t, n in other.mismatches_opened.items():
             self.mismatches_opened[t] = self.mismatches_opened.get(t, 0) + n
+        for t, n in other.mismatches_without.items():
+            self.mismatches_without[t] = self.mismatches_without.get(t, 0) + n
         self.mismatches_resolved += other.mismatches_resolved
         for t, n in other.commands_issued.items():
             self.commands_issued[t] = self.commands_issued.get(t, 0) + n

@@ -78,7 +78,7 @@ def check_against_batch(scenario: Scenario, outputs: WorkerOutputs, log: Path,
     """Outputs == batch.evaluate (statuses, resolutions and all), without duplicates."""
     expected = scenario.expected(exclude)
     assert_same(outputs.normalized(), expected, f"worker log: {log}")
-    assert_no_duplicates(outputs)
+    assert_no_duplicates(outputs, expected)
 
 
 def test_live_interleaved_stream_equals_batch(settings: Settings, topology: Topology,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 
 from streams.metrics.aggregate import (
@@ -304,3 +305,17 @@ def test_alert_ids_are_stable() -> None:
     assert storm["alert_id"] == alert_id("STORM", "OVERSHIPMENT", MIN)
     assert storm["alert_id"] != alert_id("STORM", "OVERSHIPMENT", 2 * MIN)
     assert len({a["alert_id"] for a in first}) == len(first)
+
+
+def test_mismatches_decided_without_a_stalled_input_raise_no_alert() -> None:
+    """A stalled source is one root cause, said once by SOURCE_STALLED: the mismatches
+    decided without it are counted in the window but raise neither single nor STORM
+    alerts; the others of the type still alert as they would alone."""
+    agg, state = aggregator(1), AggregatorState()
+    without = [msgspec.structs.replace(m, details={"decided_without": "inventory"}) for m in
+               opened(MismatchType.PAYMENT_WITHOUT_RESERVATION, Severity.HIGH, 50, prefix="w")]
+    alone = opened(MismatchType.PAYMENT_WITHOUT_RESERVATION, Severity.HIGH, 2)
+    windows, alerts = feed(agg, state, Partial(0, MIN, False, counted([*without, *alone])))
+    assert windows[0]["mismatches_opened"] == {"PAYMENT_WITHOUT_RESERVATION": 52}
+    assert sorted((a["kind"], a["sample_order_ids"][0]) for a in alerts) == [
+        ("MISMATCH", "o0"), ("MISMATCH", "o1")]
