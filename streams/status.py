@@ -1,4 +1,4 @@
-"""What `crosscheck status` reports: consumer lag, watermarks and open mismatches of a group."""
+"""What `crosscheck status` reports: lag, inputs, watermarks, open mismatches, held commands."""
 
 from __future__ import annotations
 
@@ -7,15 +7,21 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from schemas.codec import Codec
 from schemas.errors import DecodeError
+from schemas.validation import format_time
 from streams.clients import confluent_config
-from streams.config import Settings
-from streams.engine.state import decode_meta
-from streams.names import META_KEY, META_TABLE, changelog_topic
+from streams.config import RuleConfig, Settings
+from streams.engine.held import HeldCommands
+from streams.engine.state import PartitionMeta, decode_meta
+from streams.model import Source
+from streams.names import HELD_PREFIX, META_KEY, META_TABLE, STALLED_KEY, changelog_topic
 from topology.topics import INPUTS, TopicId, Topology
+
+_since_decoder = msgspec.msgpack.Decoder(dict[str, int])
 
 
 @dataclass
@@ -34,6 +40,62 @@ class Lag:
 
 
 @dataclass
+class InputStatus:
+    """One input topic-partition as the group's stored watermark state has it."""
+
+    topic: str
+    partition: int
+    #: largest event time read (ms), None when never seen
+    progress: int | None
+    #: active, quiet, stalled, released or never seen
+    state: str
+    #: when it became stalled (wall ms; known for a released input)
+    since: int | None = None
+
+
+def input_states(meta: PartitionMeta, names: dict[str, str], partition: int,
+                 stalled_since: dict[str, int]) -> list[InputStatus]:
+    """Each input of a partition number, by topic name. The stored state knows quiet and
+    released inputs; a quiet one is shown *stalled* while another input of its partition
+    number is active (it advances), as the worker sees it."""
+    advancing = any(s.value in meta.max_time and s.value not in meta.idle for s in Source)
+    rows = []
+    for source in Source:
+        name = source.value
+        if name in meta.released:
+            state = "released"
+        elif name in meta.idle:
+            state = "stalled" if advancing else "quiet"
+        elif name not in meta.max_time:
+            state = "never seen"
+        else:
+            state = "active"
+        rows.append(InputStatus(names[name], partition, meta.max_time.get(name), state,
+                                stalled_since.get(name) if state == "released" else None))
+    return sorted(rows, key=lambda r: r.topic)
+
+
+class _Blobs:
+    """The held commands of one partition as the meta changelog has them (a BlobStore)."""
+
+    def __init__(self) -> None:
+        self.values: dict[bytes, bytes] = {}
+
+    def put_blob(self, key: bytes, value: bytes | None) -> None:
+        if value is None:
+            self.values.pop(key, None)
+        else:
+            self.values[key] = value
+
+    def scan_blobs(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        return sorted((k, v) for k, v in self.values.items() if k.startswith(prefix))
+
+
+def _iso(ms: int | None) -> str | None:
+    return None if ms is None else format_time(ms)
+
+
+@dataclass
 class Status:
     """The whole report."""
 
@@ -43,6 +105,32 @@ class Status:
     watermarks: dict[int, int | None] = field(default_factory=dict)
     idle: dict[int, list[str]] = field(default_factory=dict)
     open_by_type: Counter[str] = field(default_factory=Counter)
+    inputs: list[InputStatus] = field(default_factory=list)
+    #: held commands (``HeldCommands.describe`` rows with their partition), oldest first
+    held: list[dict[str, Any]] = field(default_factory=list)
+
+    def read_meta(self, records: list[tuple[int, bytes | None, bytes | None]],
+                  names: dict[str, str], rules: RuleConfig) -> None:
+        """Watermarks, inputs and held commands from the meta table's changelog records
+        (partition, key, value), in offset order: the latest value of each key counts."""
+        metas: dict[int, PartitionMeta] = {}
+        since: dict[int, dict[str, int]] = {}
+        blobs: dict[int, _Blobs] = {}
+        for partition, key, value in records:
+            if key == META_KEY and value is not None:
+                metas[partition] = decode_meta(value)
+            elif key == STALLED_KEY:
+                since[partition] = _since_decoder.decode(value) if value is not None else {}
+            elif key is not None and key.startswith(HELD_PREFIX):
+                blobs.setdefault(partition, _Blobs()).put_blob(key, value)
+        for partition, meta in sorted(metas.items()):
+            self.watermarks[partition] = meta.watermark
+            self.idle[partition] = list(meta.idle)
+            self.inputs.extend(input_states(meta, names, partition, since.get(partition, {})))
+        self.held = sorted(
+            ({"partition": p, **row} for p, store in blobs.items()
+             for row in HeldCommands(rules, store, lambda: 0).describe()),
+            key=lambda r: (r["decided_at"], r["command_id"]))
 
     @property
     def total_lag(self) -> int:
@@ -54,10 +142,15 @@ class Status:
         """Mismatches whose latest record is OPEN."""
         return sum(self.open_by_type.values())
 
+    def lag_of(self, topic: str, partition: int) -> int | None:
+        """The group's lag on an input topic-partition (None when not known)."""
+        for lag in self.lags:
+            if (lag.topic, lag.partition) == (topic, partition):
+                return lag.lag
+        return None
+
     def as_json(self) -> dict[str, Any]:
         """The report as plain JSON data."""
-        from schemas.validation import format_time
-
         return {
             "group": self.group,
             "bootstrap": self.bootstrap,
@@ -70,8 +163,17 @@ class Status:
             "watermarks": {str(p): (None if wm is None else format_time(wm))
                            for p, wm in sorted(self.watermarks.items())},
             "idle_inputs": {str(p): topics for p, topics in sorted(self.idle.items())},
+            "inputs": [
+                {"topic": i.topic, "partition": i.partition, "progress": _iso(i.progress),
+                 "progress_ms": i.progress, "lag": self.lag_of(i.topic, i.partition),
+                 "state": i.state, "since": _iso(i.since)}
+                for i in self.inputs
+            ],
             "open_mismatches": self.open_mismatches,
             "open_by_type": dict(sorted(self.open_by_type.items())),
+            "held_commands": {"count": len(self.held), "commands": [
+                {**h, "decided_at": _iso(h["decided_at"]), "held_at": _iso(h["held_at"])}
+                for h in self.held]},
         }
 
 
@@ -135,12 +237,11 @@ def collect(settings: Settings, topology: Topology) -> Status:
         "isolation.level": "read_committed",
     }))
     try:
-        for msg in _read_to_end(reader, changelog_topic(settings.app_id, META_TABLE)):
-            if msg.value() is None or msg.key() != META_KEY:
-                continue  # the same table also holds the metrics windows
-            meta = decode_meta(msg.value())
-            status.watermarks[msg.partition()] = meta.watermark
-            status.idle[msg.partition()] = list(meta.idle)
+        names = {s.value: topology.name(TopicId(s.value)) for s in Source}
+        status.read_meta([(msg.partition(), msg.key(), msg.value())
+                          for msg in _read_to_end(reader, changelog_topic(settings.app_id,
+                                                                           META_TABLE))],
+                         names, settings.rules)
         codec = Codec()
         latest: dict[str, tuple[str, str]] = {}
         for msg in _read_to_end(reader, topology.name(TopicId.MISMATCHES)):

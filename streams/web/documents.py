@@ -17,6 +17,7 @@ from streams.engine.state import OrderState
 from streams.export import to_json_record
 from streams.model import Event, Source, event_of
 from streams.rules.catalog import RULES
+from streams.web.inputs import held_doc, inputs_doc
 from streams.web.probe import PartitionLag, Probe
 from streams.web.recent import RecentMismatches, mismatch_json
 
@@ -48,7 +49,8 @@ def watermarks_doc(watermarks: dict[int, int | None], now: int) -> list[dict[str
 
 
 def health_doc(probe: Probe, now: int) -> dict[str, Any]:
-    """The /health document (the HTTP status is 200 when ready, else 503)."""
+    """The /health document (the HTTP status is 200 when ready, else 503): readiness, lag,
+    watermarks, each input topic-partition's progress and state, and the held commands."""
     ready, status = probe.ready()
     return {
         "ready": ready,
@@ -64,6 +66,8 @@ def health_doc(probe: Probe, now: int) -> dict[str, Any]:
         "partitions": probe.partitions(),
         "input_lag": lag_doc(probe.lag()),
         "watermarks": watermarks_doc(probe.watermarks(), now),
+        "inputs": inputs_doc(probe.inputs(), now),
+        "held_commands": held_doc(probe.held_commands(), now),
     }
 
 
@@ -85,8 +89,14 @@ def summary_doc(probe: Probe, now: int) -> dict[str, Any]:
         "mismatches_opened": dict(sorted(c.mismatches.items())),
         "mismatches_resolved": c.resolved,
         "commands": dict(sorted(c.commands.items())),
+        "held_issued": c.held_issued,
+        "held_dropped": c.held_dropped,
+        "decisions_excused": dict(sorted(c.excused.items())),
+        "inputs_reactivated": c.reactivated,
         "partitions": probe.partitions(),
         "watermarks": watermarks_doc(probe.watermarks(), now),
+        "inputs": inputs_doc(probe.inputs(), now),
+        "held_commands": held_doc(probe.held_commands(), now),
         "recent_mismatches": probe.recent.counts(),
     }
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import faust
 
 from streams.model import Command, Mismatch
+from streams.web.inputs import InputRow, input_rows
 from streams.web.recent import RecentMismatches
 from streams.worker.runtime import Counters, wall_ms
 from topology.topics import INPUTS
@@ -97,6 +98,19 @@ class Probe:
     def watermarks(self) -> dict[int, int | None]:
         """Watermark (event-time ms) of each partition this worker has an engine for."""
         return self.worker.runtime.watermarks()
+
+    def inputs(self) -> list[InputRow]:
+        """Each input topic-partition of this worker's partitions: progress, lag, state."""
+        return input_rows(self.worker.runtime.input_states(),
+                          self.worker.tracker.stall_states(self.clock()))
+
+    def held_commands(self) -> dict[int, list[dict[str, Any]]]:
+        """The commands held on this worker's partitions, per partition."""
+        return self.worker.runtime.held_commands()
+
+    def held_count(self) -> int:
+        """How many commands are held on this worker's partitions."""
+        return self.worker.runtime.held_count()
 
     # -- Faust state ---------------------------------------------------------------------
 

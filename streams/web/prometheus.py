@@ -4,6 +4,14 @@ Counters are read from the Runtime at scrape time (a custom collector, so the ho
 no extra bookkeeping); the batch processing time is a real Histogram fed by ``instrument``.
 All series are per worker process: sum them over the group in PromQL. They start from 0
 when a worker starts (Prometheus counters handle resets).
+
+Input states are one gauge per state, ``crosscheck_input_state{topic,partition,state}``:
+1 for the topic-partition's current state and 0 for every other (state is ``active``,
+``quiet``, ``stalled``, ``released`` or ``never_seen``), so each series always exists and a
+rule alerts on its value, e.g. ``crosscheck_input_state{state=~"stalled|released"} == 1``
+``for: 5m``; a change of state is a change of value, never a vanished series. Held commands
+are a gauge (``crosscheck_commands_held``: alert on ``> 0 for: 30m``); each one ends issued
+or dropped (the two ``_held_..._total`` counters).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from streams.model import CommandType, MismatchType
+from streams.web.inputs import STATES, InputRow
 from streams.web.probe import PartitionLag
 from streams.worker.runtime import Counters
 from topology.topics import INPUTS
@@ -45,6 +54,10 @@ class MetricsSource(Protocol):
     def lag(self) -> list[PartitionLag]: ...
 
     def ready(self) -> tuple[bool, str]: ...
+
+    def inputs(self) -> list[InputRow]: ...
+
+    def held_count(self) -> int: ...
 
 
 class _WorkerCollector(Collector):
@@ -112,10 +125,52 @@ class _WorkerCollector(Collector):
             if pl.lag is not None:
                 input_lag.add_metric([pl.topic, str(pl.partition)], pl.lag)
         yield input_lag
+        yield from self._inputs(s)
         ready, _why = s.ready()
         yield GaugeMetricFamily("crosscheck_ready",
                                 "1 when the worker serves its partitions (not starting, "
                                 "rebalancing or recovering)", value=1 if ready else 0)
+
+    @staticmethod
+    def _inputs(s: MetricsSource) -> Iterator[Metric]:
+        """Input states, progress, held commands and the decisions made without an input."""
+        c = s.counters
+        rows = s.inputs()
+        state = GaugeMetricFamily(
+            "crosscheck_input_state", "1 for the input topic-partition's current state "
+            "(active, quiet, stalled, released, never_seen), 0 for the others",
+            labels=["topic", "partition", "state"])
+        progress = GaugeMetricFamily(
+            "crosscheck_input_progress_timestamp_seconds",
+            "Largest event time read on the input topic-partition (epoch seconds)",
+            labels=["topic", "partition"])
+        for row in rows:
+            for name in STATES:
+                state.add_metric([row.topic, str(row.partition), name.replace(" ", "_")],
+                                 1 if name == row.state else 0)
+            if row.progress is not None:
+                progress.add_metric([row.topic, str(row.partition)], row.progress / 1000)
+        yield state
+        yield progress
+        yield GaugeMetricFamily("crosscheck_commands_held",
+                                "Compensating commands decided but not confirmed by every "
+                                "input their rule reads (not sent)", value=s.held_count())
+        yield CounterMetricFamily("crosscheck_commands_held_issued",
+                                  "Held commands issued once their inputs confirmed them",
+                                  value=c.held_issued)
+        yield CounterMetricFamily("crosscheck_commands_held_dropped",
+                                  "Held commands dropped: once confirmed, the decision no "
+                                  "longer fired", value=c.held_dropped)
+        excused = CounterMetricFamily(
+            "crosscheck_decisions_excused", "Mismatches opened while an input their rule "
+            "reads was excused (quiet at the end of the traffic, or released), by type",
+            labels=["type"])
+        for mt in MismatchType:
+            excused.add_metric([mt.value], c.excused.get(mt.value, 0))
+        yield excused
+        yield CounterMetricFamily("crosscheck_inputs_reactivated",
+                                  "Quiet or released inputs made active again because "
+                                  "records were waiting on the broker", value=c.reactivated)
 
 
 class WorkerMetrics:

@@ -3,13 +3,15 @@
 | path | answers |
 |---|---|
 | ``/`` | the live dashboard (static HTML + JS, Chart.js served from ``/static``) |
-| ``/health`` | readiness, records processed, input lag, watermark and its age per partition |
+| ``/health`` | readiness, records processed, input lag, watermark and its age per partition, |
+|  | each input topic-partition's progress and state, the held commands |
 | ``/metrics`` | Prometheus text format (own CollectorRegistry) |
 | ``/orders/{order_id}`` | events, pending decisions and mismatches of one order, answered by |
 |  | the worker that owns the order's partition (Faust table routing: forwarded) |
 | ``/mismatches`` | the latest mismatches *this worker* emitted (``status``, ``type``, |
 |  | ``order_id``, ``limit``) |
-| ``/api/summary`` | this worker's counters and watermarks (JSON, for the dashboard) |
+| ``/api/summary`` | this worker's counters, watermarks, inputs and held commands (JSON, for |
+|  | the dashboard) |
 | ``/api/windows`` | the last final metrics windows and alerts, answered by the worker that |
 |  | runs the metrics aggregator (table routing on the metrics table) |
 """

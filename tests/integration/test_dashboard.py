@@ -427,6 +427,24 @@ def test_dashboard_shows_the_scenario(world: World) -> None:
     assert sorted(r[3] for r in alert_rows) == alerting == ["AMOUNT_MISMATCH",
                                                             "DUPLICATE_PAYMENT"]
 
+    # inputs: partition 0's progress per topic is the scenario's last event time on it
+    topology = Topology(world.settings.partitions, world.settings.topic_prefix,
+                        world.settings.topic_overrides)
+    last: dict[str, int] = {}
+    for line in world.scenario.lines:
+        name = topology.name(line.topic)
+        last[name] = max(last.get(name, 0), line.record["event_time"])
+    inputs = {(r[0], r[1]): r for r in dom.by_id("inputs").rows()}
+    for name, t in last.items():
+        row = inputs[(str(PARTITION), name)]
+        assert row[2] == label_of(t) and (row[3] == "-" or row[3].isdigit()), row
+        assert row[4] in ("active", "quiet", "stalled"), row  # nothing released
+    # held commands: the panel's count is the worker's
+    held = world.get("/health")["held_commands"]["count"]
+    assert dom.by_id("held-count").text() == str(held)
+    assert len(dom.by_id("held").rows()) == min(held, 10)
+    assert ("hidden" in dom.by_id("held-empty").attrs) == (held > 0)
+
 
 def test_order_link_answers(world: World) -> None:
     """The dashboard's order links lead to the order's joined state."""

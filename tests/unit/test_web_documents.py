@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 from builders import FAR, RULES, T0, inv, pay, placed, run_stream
 
 from schemas.validation import format_time
@@ -11,13 +14,18 @@ from streams.metrics.windows import WindowCounts
 from streams.model import Mismatch, MismatchType, Severity, Status
 from streams.web.documents import (
     event_json,
+    health_doc,
     lag_doc,
     order_doc,
+    summary_doc,
     watermarks_doc,
     windows_doc,
 )
-from streams.web.probe import PartitionLag
+from streams.web.inputs import InputRow, held_doc, input_rows, inputs_doc, merged_state
+from streams.web.probe import PartitionLag, Probe
 from streams.web.recent import RecentMismatches
+from streams.worker.runtime import Counters
+from topology.topics import Topology
 
 SERVED = {"worker_id": "w1", "url": "http://127.0.0.1:6066"}
 
@@ -128,6 +136,118 @@ def test_watermarks_doc_ages_in_seconds() -> None:
         {"partition": 0, "watermark": None, "watermark_ms": None, "age_seconds": None},
         {"partition": 1, "watermark": format_time(T0), "watermark_ms": T0, "age_seconds": 90.5},
     ]
+
+
+# -- inputs and held commands --------------------------------------------------------------
+
+
+def test_merged_state_prefers_the_engines_release_then_the_tickers_stall() -> None:
+    assert merged_state("released", None) == "released"
+    assert merged_state("released", "quiet") == "released"
+    assert merged_state("quiet", "stalled") == "stalled"
+    assert merged_state("quiet", "released") == "stalled"  # the release is not applied yet
+    assert merged_state("active", "stalled") == "stalled"
+    assert merged_state("quiet", "quiet") == "quiet"
+    assert merged_state("quiet", None) == "quiet"
+    assert merged_state("never seen", None) == "never seen"
+    assert merged_state("active", None) == "active"
+
+
+def _input_states() -> dict[int, dict[str, Any]]:
+    def inp(progress: int | None, state: str, lag: int | None = 0) -> dict[str, Any]:
+        return {"progress": progress, "state": state, "lag": lag}
+
+    return {
+        0: {"watermark": T0, "all_quiet": False, "held_commands": 1, "inputs": {
+            "orders": inp(T0 + 5, "active", 3), "payments": inp(T0 + 4, "quiet"),
+            "inventory": inp(T0 + 1, "released"), "shipping": inp(None, "never seen", None)}},
+        1: {"watermark": None, "all_quiet": True, "held_commands": 0, "inputs": {
+            "orders": inp(T0, "quiet"), "payments": inp(T0, "active")}},
+    }
+
+
+STALLS = {("payments", 0): ("stalled", T0 + 7_000), ("inventory", 0): ("released", T0 + 2_000),
+          ("orders", 1): ("quiet", T0 + 1_000), ("payments", 1): ("quiet", T0 + 1_500)}
+
+
+def test_input_rows_merge_the_engine_and_the_ticker() -> None:
+    rows = input_rows(_input_states(), STALLS)
+    assert rows == [
+        InputRow("inventory", 0, T0 + 1, 0, "released", T0 + 2_000),
+        InputRow("orders", 0, T0 + 5, 3, "active", None),
+        InputRow("payments", 0, T0 + 4, 0, "stalled", T0 + 7_000),
+        InputRow("shipping", 0, None, None, "never seen", None),
+        InputRow("orders", 1, T0, 0, "quiet", T0 + 1_000),
+        # the ticker saw it quiet, the engine has not applied the tick yet: still active
+        InputRow("payments", 1, T0, 0, "active", None),
+    ]
+
+
+def test_inputs_doc_has_iso_and_ms_times_and_durations() -> None:
+    [row] = inputs_doc([InputRow("payments", 0, T0 + 4, 0, "stalled", T0 + 7_000)],
+                       T0 + 67_000)
+    assert row == {"topic": "payments", "partition": 0, "progress": format_time(T0 + 4),
+                   "progress_ms": T0 + 4, "lag": 0, "state": "stalled",
+                   "since": format_time(T0 + 7_000), "since_ms": T0 + 7_000,
+                   "for_seconds": 60.0}
+    [never] = inputs_doc([InputRow("shipping", 2, None, None, "never seen", None)], T0)
+    assert never["progress"] is None and never["since"] is None and never["for_seconds"] is None
+
+
+def _held(cid: str, decided: int, waits: list[str]) -> dict[str, Any]:
+    return {"command_id": cid, "type": "REFUND_PAYMENT", "order_id": f"o-{cid}",
+            "target_id": "p1", "mismatch_id": f"m-{cid}", "decided_at": decided,
+            "waits_for": waits, "held_at": T0 + 10_000}
+
+
+HELD = {0: [_held("c2", T0 + 2, ["inventory", "payments"])],
+        3: [_held("c1", T0 + 1, ["shipping"]), _held("c3", T0 + 3, ["orders"])]}
+
+
+def test_held_doc_counts_all_and_lists_the_oldest_decisions() -> None:
+    doc = held_doc(HELD, T0 + 40_000, shown=2)
+    assert doc["count"] == 3
+    assert [(h["partition"], h["command_id"]) for h in doc["oldest"]] == [(3, "c1"), (0, "c2")]
+    first = doc["oldest"][0]
+    assert first["decided_at"] == format_time(T0 + 1)
+    assert first["held_at"] == format_time(T0 + 10_000) and first["held_seconds"] == 30.0
+    assert first["waits_for"] == ["shipping"] and first["order_id"] == "o-c1"
+    assert held_doc({}, T0) == {"count": 0, "oldest": []}
+
+
+def _probe() -> Probe:
+    counters = Counters(held_issued=2, held_dropped=1, reactivated=4)
+    counters.excused.update({"AMOUNT_MISMATCH": 3})
+    runtime = SimpleNamespace(
+        counters=counters, worker_id="w1", watermarks=lambda: {0: T0, 1: None},
+        input_states=_input_states, held_commands=lambda: HELD, held_count=lambda: 3)
+    app = SimpleNamespace(started=False, should_stop=False,
+                          conf=SimpleNamespace(canonical_url=SERVED["url"], id="cc"),
+                          assignor=SimpleNamespace(assigned_actives=lambda: set()),
+                          consumer=SimpleNamespace(highwater=lambda tp: None))
+    tracker = SimpleNamespace(stall_states=lambda now: STALLS, next_offset={})
+    worker: Any = SimpleNamespace(app=app, runtime=runtime, records=9, batches=2,
+                                  topology=Topology(4), tracker=tracker)
+    return Probe(worker, clock=lambda: T0 + 60_000)
+
+
+def test_health_and_summary_show_inputs_and_held_commands() -> None:
+    probe = _probe()
+    health = health_doc(probe, T0 + 60_000)
+    assert health["ready"] is False
+    assert [(r["topic"], r["partition"], r["state"]) for r in health["inputs"]] == [
+        ("inventory", 0, "released"), ("orders", 0, "active"), ("payments", 0, "stalled"),
+        ("shipping", 0, "never seen"), ("orders", 1, "quiet"), ("payments", 1, "active")]
+    assert health["inputs"][2]["for_seconds"] == 53.0
+    assert health["held_commands"]["count"] == 3
+    assert [h["command_id"] for h in health["held_commands"]["oldest"]] == ["c1", "c2", "c3"]
+    assert [w["partition"] for w in health["watermarks"]] == [0, 1]
+    summary = summary_doc(probe, T0 + 60_000)
+    assert summary["inputs"] == health["inputs"]
+    assert summary["held_commands"] == health["held_commands"]
+    assert (summary["held_issued"], summary["held_dropped"]) == (2, 1)
+    assert summary["decisions_excused"] == {"AMOUNT_MISMATCH": 3}
+    assert summary["inputs_reactivated"] == 4
 
 
 # -- /api/windows --------------------------------------------------------------------------

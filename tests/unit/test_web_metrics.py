@@ -12,6 +12,7 @@ from faust.types import TP
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.model import Command, Mismatch, MismatchType, Severity, Status
+from streams.web.inputs import InputRow
 from streams.web.probe import PartitionLag, Probe, instrument
 from streams.web.prometheus import WorkerMetrics
 from streams.worker.runtime import Counters, Emit, Record
@@ -28,9 +29,17 @@ class FakeSource:
     marks: dict[int, int | None] = field(default_factory=dict)
     lags: list[PartitionLag] = field(default_factory=list)
     is_ready: bool = True
+    rows: list[InputRow] = field(default_factory=list)
+    held: int = 0
 
     def watermarks(self) -> dict[int, int | None]:
         return self.marks
+
+    def inputs(self) -> list[InputRow]:
+        return self.rows
+
+    def held_count(self) -> int:
+        return self.held
 
     def lag(self) -> list[PartitionLag]:
         return self.lags
@@ -85,6 +94,40 @@ def test_exposition_has_every_series() -> None:
     assert _samples(metrics.render()[0].decode())[("crosscheck_ready", ())] == 0
 
 
+def test_inputs_and_held_commands() -> None:
+    source = FakeSource(held=3, rows=[
+        InputRow("payments", 0, NOW - 5_000, 0, "stalled", NOW - 60_000),
+        InputRow("orders", 0, NOW - 1_000, 2, "active", None),
+        InputRow("shipping", 1, None, None, "never seen", None)])
+    c = source.counters
+    c.held_issued, c.held_dropped, c.reactivated = 5, 2, 1
+    c.excused.update({"PAID_NOT_SHIPPED": 4})
+    s = _samples(WorkerMetrics(source, lambda: NOW).render()[0].decode())
+
+    def state(topic: str, partition: int, name: str) -> float:
+        return s[("crosscheck_input_state",
+                  (("partition", str(partition)), ("state", name), ("topic", topic)))]
+
+    # one series per state, 1 for the current one: an alert rule never loses its series
+    for name in ("active", "quiet", "stalled", "released", "never_seen"):
+        assert state("payments", 0, name) == (1 if name == "stalled" else 0)
+        assert state("orders", 0, name) == (1 if name == "active" else 0)
+        assert state("shipping", 1, name) == (1 if name == "never_seen" else 0)
+    assert s[("crosscheck_input_progress_timestamp_seconds",
+              (("partition", "0"), ("topic", "payments")))] == (NOW - 5_000) / 1000
+    assert ("crosscheck_input_progress_timestamp_seconds",
+            (("partition", "1"), ("topic", "shipping"))) not in s
+    assert s[("crosscheck_commands_held", ())] == 3
+    assert s[("crosscheck_commands_held_issued_total", ())] == 5
+    assert s[("crosscheck_commands_held_dropped_total", ())] == 2
+    assert s[("crosscheck_inputs_reactivated_total", ())] == 1
+    assert s[("crosscheck_decisions_excused_total", (("type", "PAID_NOT_SHIPPED"),))] == 4
+    assert s[("crosscheck_decisions_excused_total", (("type", "TCC_HANGING"),))] == 0
+    empty = _samples(WorkerMetrics(FakeSource(), lambda: NOW).render()[0].decode())
+    assert empty[("crosscheck_commands_held", ())] == 0
+    assert not any(name == "crosscheck_input_state" for name, _labels in empty)
+
+
 def test_openmetrics_on_request() -> None:
     metrics = WorkerMetrics(FakeSource(), lambda: NOW)
     body, content_type = metrics.render("application/openmetrics-text; version=1.0.0")
@@ -120,8 +163,18 @@ def _fake_worker(**app: Any) -> Any:
                   consumer=SimpleNamespace(highwater=hw),
                   conf=SimpleNamespace(canonical_url="http://127.0.0.1:6066", id="cc"))
     fields.update(app)
-    runtime = SimpleNamespace(counters=Counters(), worker_id="w1", watermarks=lambda: {1: NOW})
-    tracker = SimpleNamespace(next_offset={(topology.name(TopicId.PAYMENTS), 1): 10})
+    states = {1: {"watermark": NOW, "all_quiet": False, "held_commands": 1, "inputs": {
+        topology.name(TopicId.PAYMENTS): {"progress": NOW - 1, "state": "quiet", "lag": 0},
+        topology.name(TopicId.ORDERS): {"progress": NOW, "state": "active", "lag": 0}}}}
+    held = {1: [{"command_id": "c1", "type": "REFUND_PAYMENT", "order_id": "o1",
+                 "target_id": "p1", "mismatch_id": "m1", "decided_at": NOW - 10,
+                 "waits_for": ["payments"], "held_at": NOW - 5}]}
+    runtime = SimpleNamespace(counters=Counters(), worker_id="w1", watermarks=lambda: {1: NOW},
+                              input_states=lambda: states, held_commands=lambda: held,
+                              held_count=lambda: 1)
+    stalls = {(topology.name(TopicId.PAYMENTS), 1): ("stalled", NOW - 7)}
+    tracker = SimpleNamespace(next_offset={(topology.name(TopicId.PAYMENTS), 1): 10},
+                              stall_states=lambda now: stalls)
     return SimpleNamespace(app=SimpleNamespace(**fields), runtime=runtime, topology=topology,
                            tracker=tracker, records=0, batches=0)
 
@@ -134,6 +187,9 @@ def test_probe_partitions_lag_and_readiness() -> None:
     assert lags == {("payments", 1): 2, ("orders", 3): None}
     assert probe.ready() == (True, "ok")
     assert probe.url == "http://127.0.0.1:6066" and probe.worker_id == "w1"
+    assert probe.inputs() == [InputRow("orders", 1, NOW, 0, "active", None),
+                              InputRow("payments", 1, NOW - 1, 0, "stalled", NOW - 7)]
+    assert probe.held_count() == 1 and probe.held_commands()[1][0]["command_id"] == "c1"
     assert Probe(_fake_worker(rebalancing=True)).ready() == (False, "rebalancing")
     assert Probe(_fake_worker(started=False)).ready() == (False, "starting")
     waiting = SimpleNamespace(recovery=SimpleNamespace(

@@ -1,6 +1,7 @@
 /* crosscheck dashboard: polls the worker's JSON endpoints every 2 s and redraws.
  *
- *   /api/summary            this worker's counters, partitions and watermarks
+ *   /api/summary            this worker's counters, partitions, watermarks, inputs and held
+ *                           commands
  *   /api/windows            group-wide final metrics windows and alerts (routed by the worker)
  *   /mismatches?status=OPEN the open mismatches this worker emitted
  *
@@ -169,6 +170,28 @@
     fill("by-type", Object.entries(s.mismatches_opened).map(([t, n]) => row([t, n])));
     fill("watermarks", s.watermarks.map((w) => row([w.partition, when(w.watermark),
       age(w.age_seconds)])));
+    drawInputs(s.inputs || []);
+    drawHeld(s.held_commands || { count: 0, oldest: [] });
+  }
+
+  function drawInputs(inputs) {
+    fill("inputs", inputs.map((i) => {
+      const cls = i.state.replace(" ", "-");
+      const tr = row([i.partition, i.topic, when(i.progress),
+        i.lag === null || i.lag === undefined ? "-" : i.lag,
+        el("span", i.state, { class: "state-" + cls }), age(i.for_seconds)]);
+      tr.className = "input-" + cls;
+      return tr;
+    }));
+  }
+
+  function drawHeld(held) {
+    $("held-count").textContent = String(held.count);
+    fill("held", held.oldest.map((h) => row([
+      when(h.decided_at), h.type, orderLink(h.order_id), h.waits_for.join(", "),
+      age(h.held_seconds),
+    ])));
+    $("held-empty").hidden = held.count > 0;
   }
 
   function drawWindows(doc) {
