@@ -174,7 +174,8 @@ def _report(result: ReplayResult, as_json: bool) -> None:
             "output": result.output, "state_dir": str(result.state_dir),
             "records": c.records, "events": c.events, "skipped": c.skipped,
             "mismatches": c.mismatches, "resolved": c.resolved, "commands": c.commands,
-            "records_this_run": result.records_this_run, "seconds": round(result.seconds, 3),
+            "commands_held": result.held, "records_this_run": result.records_this_run,
+            "seconds": round(result.seconds, 3),
             "warnings": result.warnings,
         }))
         return
@@ -188,7 +189,9 @@ def _report(result: ReplayResult, as_json: bool) -> None:
     click.echo(f"replay {result.name} {state}: {c.records:,} records read, {c.events:,} events "
                f"judged, {c.skipped} skipped; {c.mismatches} mismatches opened, {c.resolved} "
                f"resolved, {c.commands} commands -> {result.output} "
-               f"({result.seconds:.1f}s, {rate:,.0f} records/s)", err=True)
+               f"({result.seconds:.1f}s, {rate:,.0f} records/s)"
+               + (f"; {result.held} commands held: their inputs do not reach the decision "
+                  "time in these records" if result.held else ""), err=True)
 
 
 def register(cli: click.Group) -> None:

@@ -33,11 +33,15 @@ class Confirming:
     for the replay's lanes and the tests."""
 
     def __init__(self, engine: Engine, rules: RuleConfig, store: ConfirmStore,
-                 clock: Callable[[], int]) -> None:
+                 clock: Callable[[], int], force_confirms: bool = True) -> None:
         self.engine = engine
         self.rules = rules
         self.store = store
         self.held = HeldCommands(rules, store, clock)
+        #: whether ``advance_to`` says the inputs are complete up to the watermark it forces
+        #: (the batch-like uses: tests, benches); a replay's end does not (it holds what a
+        #: live worker over the same records holds)
+        self.force_confirms = force_confirms
 
     # -- the Engine protocol: the engine's calls, settled ---------------------------------
 
@@ -84,8 +88,10 @@ class Confirming:
         return result
 
     def advance_to(self, watermark: int) -> list[Output]:
-        """The engine's ``advance_to``, settled: the inputs are complete up to it."""
-        return self.settle(self.engine.advance_to(watermark), forced=watermark)
+        """The engine's ``advance_to``, settled (with ``force_confirms``: the inputs are
+        complete up to it)."""
+        return self.settle(self.engine.advance_to(watermark),
+                           forced=watermark if self.force_confirms else None)
 
     def _refire(self, order_id: str, mismatch_id: str) -> bool:
         order = self.store.get_order(order_id)

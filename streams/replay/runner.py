@@ -79,6 +79,9 @@ class ReplayResult:
     seconds: float = 0.0
     records_this_run: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: commands held at the end of this run: decided, their inputs not past the decision
+    #: time in the records read (as a live worker at the end of these records holds them)
+    held: int = 0
 
 
 class Replay:
@@ -166,6 +169,8 @@ class Replay:
                 self._loop(consumer, store, ck, files, kafka)
             result.done = ck.done
             result.records_this_run = ck.counts.records - self._records_base
+            result.held = sum(len(lane.engine.held) for lane in self._lanes
+                              if isinstance(lane.engine, Confirming))
         finally:
             if kafka is not None:
                 kafka.close()
@@ -204,7 +209,10 @@ class Replay:
                                                 bounds[(name, p)][1])
             state = store.partition(p)
             rules = self.settings.rules
-            engine = Confirming(PartitionEngine(rules, state, wall_ms), rules, state, wall_ms)
+            # (the end of the range confirms nothing: a command the live worker would hold
+            # at the end of these records is held here too)
+            engine = Confirming(PartitionEngine(rules, state, wall_ms), rules, state, wall_ms,
+                                force_confirms=False)
             lane = Lane(p, engine, self.window, feeds)
             self._lanes.append(lane)
             for tid, name in target.inputs:
