@@ -42,6 +42,9 @@ class Confirming:
         #: (the batch-like uses: tests, benches); a replay's end does not (it holds what a
         #: live worker over the same records holds)
         self.force_confirms = force_confirms
+        #: source -> an event time its input is known to have read up to beyond the events
+        #: the engine was fed (a replay reads, but does not feed, the records after its end)
+        self.progress_floor: dict[str, int] = {}
 
     # -- the Engine protocol: the engine's calls, settled ---------------------------------
 
@@ -70,7 +73,13 @@ class Confirming:
     def progress(self) -> dict[str, int]:
         """Each input's progress on the partition (largest event_time read)."""
         meta = self.store.get_meta()
-        return meta.max_time if meta is not None else {}
+        progress = meta.max_time if meta is not None else {}
+        if self.progress_floor:
+            progress = dict(progress)
+            for source, t in self.progress_floor.items():
+                if t > progress.get(source, t - 1):
+                    progress[source] = t
+        return progress
 
     def settle(self, outputs: list[Output], forced: int | None = None) -> list[Output]:
         """What one engine call's outputs send out (see the module docstring); the list is

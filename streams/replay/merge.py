@@ -21,6 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import cast
 
+from streams.engine.confirming import Confirming
 from streams.engine.core import ReadEvent
 from streams.engine.partition import Engine, Output
 from streams.model import Event, Source
@@ -161,6 +162,12 @@ class Lane:
         """Once drained: mark the sources idle and move the watermark to the window's end."""
         out = self.pump()
         assert self.drained
+        if isinstance(self.engine, Confirming):
+            # each input's progress is the latest event time read on it, fed or not (the
+            # records after the end are read up to the stop point): what a live worker over
+            # the same records has read, and confirms commands with
+            self.engine.progress_floor = {f.source.value: f.last_time for f in self._order
+                                          if f.last_time is not None}
         out.extend(self.engine.advance_to(self.window.end))
         self.finished_at_end = True
         return out
