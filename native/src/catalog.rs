@@ -33,6 +33,18 @@ pub fn spec(rule: i64) -> Spec {
     Spec { kind, severity, resolvable }
 }
 
+/// The inputs a rule's own watermark is over (`streams.rules.catalog.DECIDED_ON`): what it
+/// reads, and what the rules that can call for a command of the same type read.
+pub fn decided_on(rule: i64) -> &'static [Source] {
+    use Source::{Inventory as I, Orders as O, Payments as P, Shipping as S};
+    match rule {
+        2 | 5 => &[I, P],
+        6 => &[O, P],
+        9 => &[I],
+        _ => &[I, P, S],
+    }
+}
+
 fn digest(text: &str) -> String {
     let hash = Sha256::digest(text.as_bytes());
     let mut out = String::with_capacity(32);

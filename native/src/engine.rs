@@ -1,7 +1,9 @@
 //! The streaming decision engine of one partition number (`streams/engine/partition.py`): the
 //! same processing model, step for step, over orders held as `NativeOrder` objects.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use pyo3::prelude::*;
@@ -9,7 +11,7 @@ use pyo3::types::{PyList, PyString, PyTuple, PyType};
 use pyo3::IntoPyObjectExt;
 
 
-use crate::catalog::{decide, fires, holds, mismatch_id, spec, Finding};
+use crate::catalog::{decide, decided_on, fires, holds, mismatch_id, spec, Finding};
 use crate::host::Host;
 use crate::model::{Decision, Event, LedgerEntry, OrderState, Rules, Source, OPEN, RESOLVED};
 use crate::partition::murmur2;
@@ -177,6 +179,13 @@ pub struct PartitionEngine {
     order_class: Py<PyType>,
     /// time `on_record` spent reading values, not yet taken (`take_decode_seconds`)
     decode_nanos: u64,
+    /// whether decisions are made early, at their rule's own watermark
+    early_on: bool,
+    /// rule -> the decisions that would fire, by (due, order_id, key), for the early
+    /// decisions; the entries kept (each once); each rule's watermark (never backwards)
+    early: Mutex<HashMap<i64, BinaryHeap<Reverse<(i64, String, String)>>>>,
+    early_kept: Mutex<HashSet<(i64, i64, String, String)>>,
+    marks: Mutex<HashMap<i64, i64>>,
 }
 
 type Out = Vec<Py<PyAny>>;
@@ -211,15 +220,72 @@ impl PartitionEngine {
     fn arm(&self, py: Python<'_>, state: &mut OrderState, since: i64, wm: Option<i64>)
         -> PyResult<()> {
         let low = wm.map_or(since - 1, |w| w.max(since - 1));
-        let armed: Vec<i64> = {
+        let armed: Vec<Decision> = {
             let view = View::new(&state.order_id, &state.logs);
             due_between(&view, &self.rules, Some(low), crate::model::FOREVER).into_iter()
                 .filter(|d| fires(d, &view, &self.rules))
-                .map(|d| d.due)
                 .collect()
         };
-        for due in armed {
-            self.index(py, state, due, wm)?;
+        for d in armed {
+            self.index(py, state, d.due, wm)?;
+            if self.early_on {
+                let entry = (d.rule, d.due, state.order_id.clone(), d.key);
+                if self.early_kept.lock().expect("early").insert(entry.clone()) {
+                    self.early.lock().expect("early").entry(entry.0).or_default()
+                        .push(Reverse((entry.1, entry.2, entry.3)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The kept decisions each rule's own watermark has passed, made in (due, rule,
+    /// order_id, key) order (`PartitionEngine._decide_early`).
+    fn decide_early(&self, py: Python<'_>, out: &mut Out) -> PyResult<()> {
+        if self.early.lock().expect("early").is_empty() {
+            return Ok(());
+        }
+        let meta = self.host.meta(py)?;
+        let wm = watermark::watermark(&meta)?;
+        let lateness = self.rules.allowed_lateness;
+        let mut ready: Vec<(i64, i64, String, String)> = Vec::new();
+        {
+            let mut early = self.early.lock().expect("early");
+            let mut kept = self.early_kept.lock().expect("early");
+            let mut marks = self.marks.lock().expect("early");
+            for (&rule, heap) in early.iter_mut() {
+                if heap.is_empty() {
+                    continue;
+                }
+                let mut mark = marks.get(&rule).copied();
+                if let Some(new) = watermark::rule_candidate(&meta, decided_on(rule), lateness)? {
+                    if mark.map_or(true, |m| new > m) {
+                        marks.insert(rule, new);
+                        mark = Some(new);
+                    }
+                }
+                let Some(mark) = mark else { continue };
+                while heap.peek().is_some_and(|Reverse((due, _, _))| *due <= mark) {
+                    let Reverse((due, order_id, key)) = heap.pop().expect("peeked");
+                    kept.remove(&(rule, due, order_id.clone(), key.clone()));
+                    if wm.map_or(true, |w| due > w) {
+                        ready.push((due, rule, order_id, key));
+                    }
+                }
+            }
+        }
+        ready.sort();
+        let limit = wm.unwrap_or(-crate::model::FOREVER);
+        for (due, rule, order_id, key) in ready {
+            let Some(order) = self.order_of(py, &order_id)? else { continue };
+            let emitted = out.len();
+            {
+                let mut guard = order.borrow_mut();
+                self.decide(py, &mut guard.state, &Decision { due, rule, key }, limit, out, None)?;
+            }
+            if out.len() > emitted {
+                self.settle(py, &order, wm, wm, true)?;
+            }
         }
         Ok(())
     }
@@ -506,6 +572,7 @@ impl PartitionEngine {
         self.host.put_meta(py, &meta)?;
         let after = watermark::watermark(&meta)?;
         self.drain(py, before, after, &mut out)?;
+        self.decide_early(py, &mut out)?;
         Ok((out, after))
     }
 
@@ -517,7 +584,9 @@ impl PartitionEngine {
 #[pymethods]
 impl PartitionEngine {
     #[new]
-    fn new(py: Python<'_>, rules: Py<PyAny>, store: Py<PyAny>, clock: Py<PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (rules, store, clock, early = true))]
+    fn new(py: Python<'_>, rules: Py<PyAny>, store: Py<PyAny>, clock: Py<PyAny>, early: bool)
+        -> PyResult<Self> {
         let parsed = rules_of(rules.bind(py))?;
         Ok(PartitionEngine {
             rules: parsed,
@@ -526,6 +595,10 @@ impl PartitionEngine {
             last_was_new: false,
             order_class: py.get_type::<NativeOrder>().unbind(),
             decode_nanos: 0,
+            early_on: early,
+            early: Mutex::new(HashMap::new()),
+            early_kept: Mutex::new(HashSet::new()),
+            marks: Mutex::new(HashMap::new()),
         })
     }
 
@@ -609,6 +682,7 @@ impl PartitionEngine {
         let after = watermark::watermark(&meta)?;
         let mut out: Out = Vec::new();
         self.drain(py, before, after, &mut out)?;
+        self.decide_early(py, &mut out)?;
         Self::into_list(py, out)
     }
 
@@ -624,6 +698,7 @@ impl PartitionEngine {
         let after = watermark::watermark(&meta)?;
         let mut out: Out = Vec::new();
         self.drain(py, before, after, &mut out)?;
+        self.decide_early(py, &mut out)?;
         Self::into_list(py, out)
     }
 
@@ -636,6 +711,7 @@ impl PartitionEngine {
         let after = watermark::watermark(&meta)?;
         let mut out: Out = Vec::new();
         self.drain(py, before, after, &mut out)?;
+        self.decide_early(py, &mut out)?;
         Self::into_list(py, out)
     }
 

@@ -94,6 +94,40 @@ fn with_name<'py>(names: &Bound<'py, PyList>, name: &str, on: bool) -> PyResult<
     PyList::new(names.py(), all)
 }
 
+/// The watermark of a rule over only the inputs `reads` (`watermark.rule_candidate`): the
+/// lowest progress of those not released, the end of the traffic when every input is quiet,
+/// and at least the partition's own watermark.
+pub fn rule_candidate(meta: &Bound<'_, PyAny>, reads: &[Source], lateness: i64)
+    -> PyResult<Option<i64>> {
+    let own = watermark(meta)?;
+    let (max_time, idle) = parts(meta)?;
+    if all_quiet(&idle)? {
+        return candidate(meta, lateness);
+    }
+    let released = released_of(meta)?;
+    let mut lowest: Option<i64> = None;
+    for &source in reads {
+        if is_idle(&released, source.name())? {
+            continue;
+        }
+        match max_time.get_item(key(meta.py(), source))? {
+            None => return Ok(own),
+            Some(t) => {
+                let t: i64 = t.extract()?;
+                if lowest.map_or(true, |l| t < l) {
+                    lowest = Some(t);
+                }
+            }
+        }
+    }
+    let Some(lowest) = lowest else { return candidate(meta, lateness) };
+    let mark = lowest - lateness;
+    Ok(Some(match own {
+        Some(w) if w >= mark => w,
+        _ => mark,
+    }))
+}
+
 pub fn watermark(meta: &Bound<'_, PyAny>) -> PyResult<Option<i64>> {
     meta.getattr(intern!(meta.py(), "watermark"))?.extract()
 }

@@ -38,6 +38,14 @@ Processing model
   of D (``due_between``, then ``decide``), so one whose trigger moved is not made. (An
   order's outputs therefore come in the same order whatever entries it has; how the outputs
   of different orders handled in one drain interleave follows the entries and their rounds.)
+* Early decisions, per rule: a decision that would fire is also kept in memory by rule
+  (``_early``); after every call, each rule's own watermark (``watermark.rule_candidate``:
+  over the inputs the rule reads, never backwards) is computed, and the kept decisions it
+  passes are made at once, before the partition's watermark reaches them. A decision
+  depends only on the order's events of the inputs its rule reads with event_time <= D,
+  so it is the same made early or when the partition's watermark passes D; made again
+  then, it is suppressed by the ledger. The keeping is not part of the state: after a
+  restart, what was kept is decided when the partition's watermark passes it.
 * Opening a mismatch: a mismatch_id already in the order's ledger is suppressed (OPEN at most
   once ever, even after RESOLVED); a command_id already issued is not issued again (the
   Mismatch still carries it). A resolvable mismatch puts index entries at the order's event
@@ -57,6 +65,7 @@ Processing model
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from typing import Protocol
 
@@ -66,6 +75,7 @@ from streams.engine.state import LedgerEntry, OrderState, PartitionMeta, add_eve
 from streams.engine.store import StateStore
 from streams.model import Command, Event, Mismatch, Source, Status
 from streams.rules.catalog import (
+    DECIDED_ON,
     RULES,
     Decision,
     Finding,
@@ -160,12 +170,22 @@ class Engine(Protocol):
 class PartitionEngine:
     """Decides mismatches for the orders of one partition number (see the module docstring)."""
 
-    def __init__(self, rules: RuleConfig, store: StateStore, clock: Callable[[], int]) -> None:
+    def __init__(self, rules: RuleConfig, store: StateStore, clock: Callable[[], int],
+                 early: bool = True) -> None:
         self.rules = rules
+        #: whether decisions are made early, at their rule's own watermark (off: only at the
+        #: partition's, as an engine of state format 1 did; for the tests that compare with it)
+        self.early = early
         self.store = store
         self.clock = clock
         #: whether the last ``on_event`` was a new event (False: a redelivery, ignored)
         self.last_was_new = False
+        #: rule -> a heap of (due, order_id, key) of the decisions that would fire, for the
+        #: early decisions (see the module docstring); the entries kept, to keep each once
+        self._early: dict[int, list[tuple[int, str, str]]] = {}
+        self._early_kept: set[tuple[int, int, str, str]] = set()
+        #: rule -> its watermark (never backwards)
+        self._marks: dict[int, int] = {}
 
     # -- public API ------------------------------------------------------------------------
 
@@ -189,6 +209,7 @@ class PartitionEngine:
         wmark.observe(meta, event.source, event.event_time, self.rules.allowed_lateness)
         self.store.put_meta(meta)
         self._drain(before, meta.watermark, out)
+        self._decide_early(meta, out)
         return out
 
     def set_idle(self, source: Source, idle: bool) -> list[Output]:
@@ -199,6 +220,7 @@ class PartitionEngine:
         self.store.put_meta(meta)
         out: list[Output] = []
         self._drain(before, meta.watermark, out)
+        self._decide_early(meta, out)
         return out
 
     def set_released(self, source: Source, released: bool) -> list[Output]:
@@ -210,6 +232,7 @@ class PartitionEngine:
         self.store.put_meta(meta)
         out: list[Output] = []
         self._drain(before, meta.watermark, out)
+        self._decide_early(meta, out)
         return out
 
     def advance_to(self, watermark: int) -> list[Output]:
@@ -220,6 +243,7 @@ class PartitionEngine:
         self.store.put_meta(meta)
         out: list[Output] = []
         self._drain(before, meta.watermark, out)
+        self._decide_early(meta, out)
         return out
 
     # -- internals -------------------------------------------------------------------------
@@ -264,6 +288,43 @@ class PartitionEngine:
         for decision in due_between(view, self.rules, low, FOREVER):
             if fires(decision, view, self.rules):
                 self._index(state, decision.due, wm)
+                entry = (decision.rule, decision.due, state.order_id, decision.key)
+                if self.early and entry not in self._early_kept:
+                    self._early_kept.add(entry)
+                    heapq.heappush(self._early.setdefault(decision.rule, []), entry[1:])
+
+    def _decide_early(self, meta: PartitionMeta, out: list[Output]) -> None:
+        """Make the kept decisions each rule's own watermark has passed (module docstring),
+        in (due, rule, order_id, key) order, as the batch evaluator makes an order's."""
+        if not self._early:
+            return
+        wm = meta.watermark
+        lateness = self.rules.allowed_lateness
+        ready: list[tuple[int, int, str, str]] = []
+        for rule, heap in self._early.items():
+            if not heap:
+                continue
+            mark = self._marks.get(rule)
+            new = wmark.rule_candidate(meta, DECIDED_ON[rule], lateness)
+            if new is not None and (mark is None or new > mark):
+                self._marks[rule] = mark = new
+            if mark is None:
+                continue
+            while heap and heap[0][0] <= mark:
+                due, order_id, key = heapq.heappop(heap)
+                self._early_kept.discard((rule, due, order_id, key))
+                if wm is None or due > wm:  # (else the partition's watermark made it)
+                    ready.append((due, rule, order_id, key))
+        ready.sort()
+        for due, rule, order_id, key in ready:
+            state = self.store.get_order(order_id)
+            if state is None:
+                continue
+            emitted = len(out)
+            self._decide(state, view_of(state), Decision(due, rule, key),
+                         -FOREVER if wm is None else wm, out, None)
+            if len(out) > emitted:
+                self._settle(state, wm, wm, changed=True)
 
     def _extend_expiry(self, state: OrderState, time: int, limit: int | None) -> None:
         """Move expire_at to ``time`` + lateness if that is later. The index entry at the

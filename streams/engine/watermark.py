@@ -17,6 +17,11 @@ partition number is the minimum of the sources' progress minus ``allowed_latenes
 * an event on a source clears its quiet and released flags;
 * the watermark never moves backwards; ``force`` moves it to a given value (replay/batch
   end) under the same rule.
+
+A rule's own watermark (``rule_candidate``) is the same over only the inputs the rule reads
+(``RuleSpec.reads``): a quiet shipping service holds the partition's watermark, not
+DUPLICATE_PAYMENT's, which reads payments alone. The engine makes a decision that would
+fire as soon as its rule's watermark passes D (``PartitionEngine``'s early decisions).
 """
 
 from __future__ import annotations
@@ -52,6 +57,31 @@ def candidate(meta: PartitionMeta, allowed_lateness: int) -> int | None:
     if not max_time:
         return None
     return max(max_time.values()) - allowed_lateness
+
+
+def rule_candidate(meta: PartitionMeta, reads: frozenset[Source],
+                   allowed_lateness: int) -> int | None:
+    """The watermark of a rule that reads only ``reads``: ``candidate`` over those inputs
+    (the lowest progress of the ones not released), the end of the traffic when every
+    input of the partition is quiet, and at least the partition's own watermark."""
+    own = meta.watermark
+    if all_quiet(meta.idle):
+        return candidate(meta, allowed_lateness)
+    released, max_time = meta.released, meta.max_time
+    lowest: int | None = None
+    for source in reads:
+        name = source.value
+        if name in released:
+            continue
+        t = max_time.get(name)
+        if t is None:
+            return own
+        if lowest is None or t < lowest:
+            lowest = t
+    if lowest is None:
+        return candidate(meta, allowed_lateness)
+    mark = lowest - allowed_lateness
+    return mark if own is None or mark > own else own
 
 
 def _settle(meta: PartitionMeta, allowed_lateness: int) -> PartitionMeta:

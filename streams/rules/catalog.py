@@ -86,6 +86,21 @@ RULES: dict[int, RuleSpec] = {
 RULE_OF: dict[MismatchType, int] = {spec.type: n for n, spec in RULES.items()}
 
 
+def _decided_on(rule: int) -> frozenset[Source]:
+    spec = RULES[rule]
+    if spec.command is None:
+        return spec.reads
+    return frozenset().union(*(other.reads for other in RULES.values()
+                               if other.command is spec.command))
+
+
+#: rule -> the inputs its own watermark is over: what it reads, and what the other rules
+#: that can call for a command of the same type read. Those decide together, so that a
+#: command two rules call for (a payment refunded as a duplicate and as unreserved) is
+#: issued with the earliest decision, as in the batch evaluator, whichever input lags.
+DECIDED_ON: dict[int, frozenset[Source]] = {n: _decided_on(n) for n in RULES}
+
+
 class CommandSpec(NamedTuple):
     """The compensating action a finding calls for."""
 
