@@ -18,7 +18,8 @@ from streams.engine import MemoryStore, PartitionEngine
 from streams.engine import watermark as wm
 from streams.engine.state import PartitionMeta
 from streams.model import Source
-from streams.rules.catalog import DECIDED_ON, RULES as CATALOG
+from streams.rules.catalog import DECIDED_ON
+from streams.rules.catalog import RULES as CATALOG
 
 RULES = replace(EVICTING, state_retention=10**9)
 L = RULES.allowed_lateness
