@@ -3,6 +3,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -20,6 +21,13 @@ use crate::state::{decode_order, encode_order};
 use crate::triggers::{due_between, new_decisions};
 use crate::view::{insert_step, View};
 use crate::watermark;
+
+/// The digest an early decision is kept under (once).
+fn early_digest(rule: i64, due: i64, order_id: &str, key: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    (rule, due, order_id, key).hash(&mut h);
+    h.finish()
+}
 
 /// An order's state, as the stores hold it when the native engine runs.
 #[pyclass(module = "streams._native")]
@@ -182,9 +190,9 @@ pub struct PartitionEngine {
     /// whether decisions are made early, at their rule's own watermark
     early_on: bool,
     /// rule -> the decisions that would fire, by (due, order_id, key), for the early
-    /// decisions; the entries kept (each once); each rule's watermark (never backwards)
+    /// decisions; each rule's watermark (never backwards)
     early: Mutex<HashMap<i64, BinaryHeap<Reverse<(i64, String, String)>>>>,
-    early_kept: Mutex<HashSet<(i64, i64, String, String)>>,
+    early_kept: Mutex<HashSet<u64>>,
     marks: Mutex<HashMap<i64, i64>>,
 }
 
@@ -226,13 +234,18 @@ impl PartitionEngine {
                 .filter(|d| fires(d, &view, &self.rules))
                 .collect()
         };
-        for d in armed {
+        for d in &armed {
             self.index(py, state, d.due, wm)?;
-            if self.early_on {
-                let entry = (d.rule, d.due, state.order_id.clone(), d.key);
-                if self.early_kept.lock().expect("early").insert(entry.clone()) {
-                    self.early.lock().expect("early").entry(entry.0).or_default()
-                        .push(Reverse((entry.1, entry.2, entry.3)));
+        }
+        if self.early_on && !armed.is_empty() {
+            let mut early = self.early.lock().expect("early");
+            let mut kept = self.early_kept.lock().expect("early");
+            for d in armed {
+                // kept once (a 64-bit digest: a collision only leaves a decision to the
+                // partition's watermark)
+                if kept.insert(early_digest(d.rule, d.due, &state.order_id, &d.key)) {
+                    early.entry(d.rule).or_default()
+                        .push(Reverse((d.due, state.order_id.clone(), d.key)));
                 }
             }
         }
@@ -241,12 +254,13 @@ impl PartitionEngine {
 
     /// The kept decisions each rule's own watermark has passed, made in (due, rule,
     /// order_id, key) order (`PartitionEngine._decide_early`).
-    fn decide_early(&self, py: Python<'_>, out: &mut Out) -> PyResult<()> {
+    fn decide_early(&self, py: Python<'_>, meta: &Bound<'_, PyAny>, out: &mut Out)
+        -> PyResult<()> {
         if self.early.lock().expect("early").is_empty() {
             return Ok(());
         }
-        let meta = self.host.meta(py)?;
-        let wm = watermark::watermark(&meta)?;
+        let snap = watermark::Snapshot::read(meta)?;
+        let wm = snap.watermark;
         let lateness = self.rules.allowed_lateness;
         let mut ready: Vec<(i64, i64, String, String)> = Vec::new();
         {
@@ -258,7 +272,7 @@ impl PartitionEngine {
                     continue;
                 }
                 let mut mark = marks.get(&rule).copied();
-                if let Some(new) = watermark::rule_candidate(&meta, decided_on(rule), lateness)? {
+                if let Some(new) = snap.rule_candidate(decided_on(rule), lateness) {
                     if mark.map_or(true, |m| new > m) {
                         marks.insert(rule, new);
                         mark = Some(new);
@@ -267,7 +281,7 @@ impl PartitionEngine {
                 let Some(mark) = mark else { continue };
                 while heap.peek().is_some_and(|Reverse((due, _, _))| *due <= mark) {
                     let Reverse((due, order_id, key)) = heap.pop().expect("peeked");
-                    kept.remove(&(rule, due, order_id.clone(), key.clone()));
+                    kept.remove(&early_digest(rule, due, &order_id, &key));
                     if wm.map_or(true, |w| due > w) {
                         ready.push((due, rule, order_id, key));
                     }
@@ -572,7 +586,7 @@ impl PartitionEngine {
         self.host.put_meta(py, &meta)?;
         let after = watermark::watermark(&meta)?;
         self.drain(py, before, after, &mut out)?;
-        self.decide_early(py, &mut out)?;
+        self.decide_early(py, &meta, &mut out)?;
         Ok((out, after))
     }
 
@@ -682,7 +696,7 @@ impl PartitionEngine {
         let after = watermark::watermark(&meta)?;
         let mut out: Out = Vec::new();
         self.drain(py, before, after, &mut out)?;
-        self.decide_early(py, &mut out)?;
+        self.decide_early(py, &meta, &mut out)?;
         Self::into_list(py, out)
     }
 
@@ -698,7 +712,7 @@ impl PartitionEngine {
         let after = watermark::watermark(&meta)?;
         let mut out: Out = Vec::new();
         self.drain(py, before, after, &mut out)?;
-        self.decide_early(py, &mut out)?;
+        self.decide_early(py, &meta, &mut out)?;
         Self::into_list(py, out)
     }
 
@@ -711,7 +725,7 @@ impl PartitionEngine {
         let after = watermark::watermark(&meta)?;
         let mut out: Out = Vec::new();
         self.drain(py, before, after, &mut out)?;
-        self.decide_early(py, &mut out)?;
+        self.decide_early(py, &meta, &mut out)?;
         Self::into_list(py, out)
     }
 

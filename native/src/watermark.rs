@@ -94,38 +94,92 @@ fn with_name<'py>(names: &Bound<'py, PyList>, name: &str, on: bool) -> PyResult<
     PyList::new(names.py(), all)
 }
 
-/// The watermark of a rule over only the inputs `reads` (`watermark.rule_candidate`): the
-/// lowest progress of those not released, the end of the traffic when every input is quiet,
-/// and at least the partition's own watermark.
-pub fn rule_candidate(meta: &Bound<'_, PyAny>, reads: &[Source], lateness: i64)
-    -> PyResult<Option<i64>> {
-    let own = watermark(meta)?;
-    let (max_time, idle) = parts(meta)?;
-    if all_quiet(&idle)? {
-        return candidate(meta, lateness);
+/// What the watermarks are computed from, read once from a `PartitionMeta`: each source's
+/// progress, quiet and released flags, and the partition's watermark.
+pub struct Snapshot {
+    progress: [Option<i64>; 4],
+    quiet: [bool; 4],
+    released: [bool; 4],
+    pub watermark: Option<i64>,
+}
+
+fn slot(source: Source) -> usize {
+    match source {
+        Source::Orders => 0,
+        Source::Payments => 1,
+        Source::Inventory => 2,
+        Source::Shipping => 3,
     }
-    let released = released_of(meta)?;
-    let mut lowest: Option<i64> = None;
-    for &source in reads {
-        if is_idle(&released, source.name())? {
-            continue;
+}
+
+impl Snapshot {
+    pub fn read(meta: &Bound<'_, PyAny>) -> PyResult<Snapshot> {
+        let (max_time, idle) = parts(meta)?;
+        let released = released_of(meta)?;
+        let mut snap = Snapshot { progress: [None; 4], quiet: [false; 4], released: [false; 4],
+                                  watermark: watermark(meta)? };
+        for source in Source::ALL {
+            let i = slot(source);
+            snap.progress[i] = match max_time.get_item(key(meta.py(), source))? {
+                Some(t) => Some(t.extract()?),
+                None => None,
+            };
+            snap.quiet[i] = is_idle(&idle, source.name())?;
+            snap.released[i] = is_idle(&released, source.name())?;
         }
-        match max_time.get_item(key(meta.py(), source))? {
-            None => return Ok(own),
-            Some(t) => {
-                let t: i64 = t.extract()?;
+        Ok(snap)
+    }
+
+    /// `candidate`, over the snapshot.
+    fn candidate(&self, lateness: i64) -> Option<i64> {
+        if !self.quiet.iter().all(|q| *q) {
+            let mut lowest: Option<i64> = None;
+            for i in 0..4 {
+                if self.released[i] {
+                    continue;
+                }
+                let t = self.progress[i]?;
                 if lowest.map_or(true, |l| t < l) {
                     lowest = Some(t);
                 }
             }
+            if let Some(l) = lowest {
+                return Some(l - lateness);
+            }
         }
+        self.progress.iter().flatten().max().map(|b| b - lateness)
     }
-    let Some(lowest) = lowest else { return candidate(meta, lateness) };
-    let mark = lowest - lateness;
-    Ok(Some(match own {
-        Some(w) if w >= mark => w,
-        _ => mark,
-    }))
+
+    /// The watermark of a rule over only the inputs `reads` (`watermark.rule_candidate`):
+    /// the lowest progress of those not released, the end of the traffic when every input
+    /// is quiet, and at least the partition's own watermark.
+    pub fn rule_candidate(&self, reads: &[Source], lateness: i64) -> Option<i64> {
+        let own = self.watermark;
+        if self.quiet.iter().all(|q| *q) {
+            return self.candidate(lateness);
+        }
+        let mut lowest: Option<i64> = None;
+        for &source in reads {
+            let i = slot(source);
+            if self.released[i] {
+                continue;
+            }
+            match self.progress[i] {
+                None => return own,
+                Some(t) => {
+                    if lowest.map_or(true, |l| t < l) {
+                        lowest = Some(t);
+                    }
+                }
+            }
+        }
+        let Some(lowest) = lowest else { return self.candidate(lateness) };
+        let mark = lowest - lateness;
+        Some(match own {
+            Some(w) if w >= mark => w,
+            _ => mark,
+        })
+    }
 }
 
 pub fn watermark(meta: &Bound<'_, PyAny>) -> PyResult<Option<i64>> {

@@ -16,10 +16,12 @@ from typing import Protocol
 from streams.config import RuleConfig
 from streams.engine.core import as_state, load_order
 from streams.engine.held import BlobStore, HeldCommands, fired
-from streams.engine.partition import Engine
+from streams.engine.partition import Engine, view_of
 from streams.engine.state import encode_order
 from streams.engine.store import StateStore
 from streams.model import Command, Event, Mismatch, Source
+from streams.rules.catalog import command_record, decide
+from streams.rules.triggers import due_between
 
 Output = Mismatch | Command
 
@@ -102,12 +104,22 @@ class Confirming:
         return self.settle(self.engine.advance_to(watermark),
                            forced=watermark if self.force_confirms else None)
 
-    def _refire(self, order_id: str, mismatch_id: str) -> bool:
+    def _refire(self, order_id: str, mismatch_id: str, rule: int, due: int
+                ) -> tuple[bool, Command | None]:
         order = self.store.get_order(order_id)
         if order is None:
-            return False
-        entry = as_state(order).ledger.get(mismatch_id)
-        return entry is not None and fired(entry)
+            return False, None
+        state = as_state(order)
+        entry = state.ledger.get(mismatch_id)
+        if entry is None or not fired(entry):
+            return False, None
+        view = view_of(state)
+        for decision in due_between(view, self.rules, due - 1, due):
+            if decision.rule == rule:
+                for finding in decide(decision, view, self.rules):
+                    if finding.mismatch_id == mismatch_id:
+                        return True, command_record(finding, 0)
+        return True, None  # (its history evicted: the command as it was held)
 
     def _forget(self, order_id: str, command_id: str) -> None:
         order = self.store.get_order(order_id)

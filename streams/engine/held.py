@@ -104,8 +104,9 @@ def fired(entry: Any) -> bool:
                                            and entry.resolved_at > entry.decided_at)
 
 
-#: (order_id, mismatch_id) -> whether the decision still fires (``fired``)
-Refire = Callable[[str, str], bool]
+#: (order_id, mismatch_id, rule, due) -> whether the decision still fires (``fired``), and
+#: the command it calls for as the order's events say now (None: as held)
+Refire = Callable[[str, str, int, int], tuple[bool, Command | None]]
 #: (order_id, command_id): take the command out of the order's issued commands
 Forget = Callable[[str, str], None]
 
@@ -205,11 +206,14 @@ class HeldCommands:
                 if entry is None or claim not in entry.claims:
                     continue  # issued or dropped through another claim
                 order_id = entry.command.order_id
-                if refire(order_id, mismatch_id):
+                fires, command = refire(order_id, mismatch_id, rule, due)
+                if fires:
                     self._delete(command_id)
                     self.released += 1
+                    # (a claim's own command: a reservation's quantity is the one at its D)
                     issued.append(msgspec.structs.replace(
-                        entry.command, mismatch_id=mismatch_id, issued_at=self.clock()))
+                        command or entry.command, mismatch_id=mismatch_id,
+                        issued_at=self.clock()))
                     continue
                 entry.claims.remove(claim)
                 if entry.claims:

@@ -289,7 +289,7 @@ class PartitionEngine:
             if fires(decision, view, self.rules):
                 self._index(state, decision.due, wm)
                 entry = (decision.rule, decision.due, state.order_id, decision.key)
-                if self.early and entry not in self._early_kept:
+                if self.early and entry not in self._early_kept:  # kept once
                     self._early_kept.add(entry)
                     heapq.heappush(self._early.setdefault(decision.rule, []), entry[1:])
 
