@@ -193,6 +193,8 @@ pub struct PartitionEngine {
     /// decisions; each rule's watermark (never backwards)
     early: Mutex<HashMap<i64, BinaryHeap<Reverse<(i64, String, String)>>>>,
     early_kept: Mutex<HashSet<u64>>,
+    /// the meta the early decisions are computed from, kept up to date (`decide_early`)
+    snapshot: Mutex<Option<watermark::Snapshot>>,
     marks: Mutex<HashMap<i64, i64>>,
 }
 
@@ -254,12 +256,20 @@ impl PartitionEngine {
 
     /// The kept decisions each rule's own watermark has passed, made in (due, rule,
     /// order_id, key) order (`PartitionEngine._decide_early`).
-    fn decide_early(&self, py: Python<'_>, meta: &Bound<'_, PyAny>, out: &mut Out)
-        -> PyResult<()> {
+    fn decide_early(&self, py: Python<'_>, meta: &Bound<'_, PyAny>, out: &mut Out,
+                    event: Option<(Source, i64, Option<i64>)>) -> PyResult<()> {
+        let mut cached = self.snapshot.lock().expect("early");
         if self.early.lock().expect("early").is_empty() {
+            *cached = None;
             return Ok(());
         }
-        let snap = watermark::Snapshot::read(meta)?;
+        // the meta as read once, then kept up to date with the events (any other change
+        // of the meta goes through set_idle, set_released or advance_to: read again)
+        match (cached.as_mut(), event) {
+            (Some(snap), Some((source, time, after))) => snap.observe(source, time, after),
+            _ => *cached = Some(watermark::Snapshot::read(meta)?),
+        }
+        let snap = cached.as_ref().expect("read");
         let wm = snap.watermark;
         let lateness = self.rules.allowed_lateness;
         let mut ready: Vec<(i64, i64, String, String)> = Vec::new();
@@ -586,7 +596,7 @@ impl PartitionEngine {
         self.host.put_meta(py, &meta)?;
         let after = watermark::watermark(&meta)?;
         self.drain(py, before, after, &mut out)?;
-        self.decide_early(py, &meta, &mut out)?;
+        self.decide_early(py, &meta, &mut out, Some((ev.source, ev.step.event_time, after)))?;
         Ok((out, after))
     }
 
@@ -612,6 +622,7 @@ impl PartitionEngine {
             early_on: early,
             early: Mutex::new(HashMap::new()),
             early_kept: Mutex::new(HashSet::new()),
+            snapshot: Mutex::new(None),
             marks: Mutex::new(HashMap::new()),
         })
     }
@@ -696,7 +707,7 @@ impl PartitionEngine {
         let after = watermark::watermark(&meta)?;
         let mut out: Out = Vec::new();
         self.drain(py, before, after, &mut out)?;
-        self.decide_early(py, &meta, &mut out)?;
+        self.decide_early(py, &meta, &mut out, None)?;
         Self::into_list(py, out)
     }
 
@@ -712,7 +723,7 @@ impl PartitionEngine {
         let after = watermark::watermark(&meta)?;
         let mut out: Out = Vec::new();
         self.drain(py, before, after, &mut out)?;
-        self.decide_early(py, &meta, &mut out)?;
+        self.decide_early(py, &meta, &mut out, None)?;
         Self::into_list(py, out)
     }
 
@@ -725,7 +736,7 @@ impl PartitionEngine {
         let after = watermark::watermark(&meta)?;
         let mut out: Out = Vec::new();
         self.drain(py, before, after, &mut out)?;
-        self.decide_early(py, &meta, &mut out)?;
+        self.decide_early(py, &meta, &mut out, None)?;
         Self::into_list(py, out)
     }
 

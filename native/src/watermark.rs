@@ -130,6 +130,18 @@ impl Snapshot {
         Ok(snap)
     }
 
+    /// An event read on `source` at `time` (what `observe` does to the meta), and the
+    /// partition's watermark after it.
+    pub fn observe(&mut self, source: Source, time: i64, watermark: Option<i64>) {
+        let i = slot(source);
+        if self.progress[i].map_or(true, |p| time > p) {
+            self.progress[i] = Some(time);
+        }
+        self.quiet[i] = false;
+        self.released[i] = false;
+        self.watermark = watermark;
+    }
+
     /// `candidate`, over the snapshot.
     fn candidate(&self, lateness: i64) -> Option<i64> {
         if !self.quiet.iter().all(|q| *q) {
