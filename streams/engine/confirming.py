@@ -62,7 +62,8 @@ class Confirming:
 
     def on_event(self, event: Event) -> list[Output]:
         """The engine's ``on_event``, settled."""
-        return self.settle(self.engine.on_event(event))
+        out = self.engine.on_event(event)
+        return self.settle(out) if out or self.held.held else out
 
     def set_idle(self, source: Source, idle: bool) -> list[Output]:
         """The engine's ``set_idle``, settled."""
