@@ -17,6 +17,7 @@ from streams.clients import confluent_config
 from streams.config import RuleConfig, Settings
 from streams.engine.held import HeldCommands
 from streams.engine.state import PartitionMeta, decode_meta
+from streams.engine.watermark import rule_watermarks
 from streams.model import Source
 from streams.names import HELD_PREFIX, META_KEY, META_TABLE, STALLED_KEY, changelog_topic
 from topology.topics import INPUTS, TopicId, Topology
@@ -106,6 +107,8 @@ class Status:
     idle: dict[int, list[str]] = field(default_factory=dict)
     open_by_type: Counter[str] = field(default_factory=Counter)
     inputs: list[InputStatus] = field(default_factory=list)
+    #: each partition's rule groups and their own watermarks (``runtime.rule_watermarks``)
+    rule_watermarks: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     #: held commands (``HeldCommands.describe`` rows with their partition), oldest first
     held: list[dict[str, Any]] = field(default_factory=list)
 
@@ -127,6 +130,7 @@ class Status:
             self.watermarks[partition] = meta.watermark
             self.idle[partition] = list(meta.idle)
             self.inputs.extend(input_states(meta, names, partition, since.get(partition, {})))
+            self.rule_watermarks[partition] = rule_watermarks(meta, rules.allowed_lateness)
         self.held = sorted(
             ({"partition": p, **row} for p, store in blobs.items()
              for row in HeldCommands(rules, store, lambda: 0).describe()),
@@ -163,6 +167,9 @@ class Status:
             "watermarks": {str(p): (None if wm is None else format_time(wm))
                            for p, wm in sorted(self.watermarks.items())},
             "idle_inputs": {str(p): topics for p, topics in sorted(self.idle.items())},
+            "rule_watermarks": {str(p): [{**g, "watermark": _iso(g["watermark"])}
+                                         for g in groups]
+                                for p, groups in sorted(self.rule_watermarks.items())},
             "inputs": [
                 {"topic": i.topic, "partition": i.partition, "progress": _iso(i.progress),
                  "progress_ms": i.progress, "lag": self.lag_of(i.topic, i.partition),

@@ -34,6 +34,12 @@ def render(report: Status) -> list[str]:
         lines.append(f"{p:>9}  {_time(wm):24}  {', '.join(report.idle.get(p, [])) or '-'}")
     if not report.watermarks:
         lines.append("        (no watermark yet: no worker has judged anything)")
+    if report.rule_watermarks:
+        lines.append(f"{'partition':>9}  {'rule watermark':24}  over the inputs (rules)")
+        for p, groups in sorted(report.rule_watermarks.items()):
+            for g in groups:
+                lines.append(f"{p:>9}  {_time(g['watermark']):24}  "
+                             f"{'+'.join(g['inputs'])} ({len(g['rules'])} rules)")
     if report.inputs:
         lines.append(f"{'input':32} {'part':>4}  {'progress':24}  {'state':10}  stalled since")
         for i in report.inputs:

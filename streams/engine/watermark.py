@@ -26,8 +26,11 @@ fire as soon as its rule's watermark passes D (``PartitionEngine``'s early decis
 
 from __future__ import annotations
 
+from typing import Any
+
 from streams.engine.state import PartitionMeta
 from streams.model import Source
+from streams.rules.catalog import DECIDED_ON, RULES
 
 SOURCES: tuple[Source, ...] = tuple(Source)
 _NAMES: tuple[str, ...] = tuple(s.value for s in SOURCES)
@@ -82,6 +85,20 @@ def rule_candidate(meta: PartitionMeta, reads: frozenset[Source],
         return candidate(meta, allowed_lateness)
     mark = lowest - allowed_lateness
     return mark if own is None or mark > own else own
+
+
+def rule_watermarks(meta: PartitionMeta, allowed_lateness: int) -> list[dict[str, Any]]:
+    """Each group of rules' own watermark (the inputs it is over, the rule types, the
+    watermark in event-time ms or None), by the inputs' names: what status, /health and the
+    dashboard show."""
+    groups: dict[frozenset[Source], list[int]] = {}
+    for rule, reads in sorted(DECIDED_ON.items()):
+        groups.setdefault(reads, []).append(rule)
+    return [{"inputs": sorted(s.value for s in reads),
+             "rules": [RULES[n].type.value for n in rules],
+             "watermark": rule_candidate(meta, reads, allowed_lateness)}
+            for reads, rules in sorted(groups.items(),
+                                       key=lambda g: sorted(s.value for s in g[0]))]
 
 
 def _settle(meta: PartitionMeta, allowed_lateness: int) -> PartitionMeta:

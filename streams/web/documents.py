@@ -41,6 +41,14 @@ def lag_doc(lags: Iterable[PartitionLag]) -> dict[str, Any]:
     return {"records": sum(known), "complete": len(known) == len(rows), "partitions": rows}
 
 
+def rule_watermarks_doc(groups: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Each partition's rule groups: the inputs their watermark is over, the rules, and
+    the watermark (ISO and ms)."""
+    return [{"partition": p, "inputs": g["inputs"], "rules": g["rules"],
+             "watermark": iso(g["watermark"]), "watermark_ms": g["watermark"]}
+            for p, part in sorted(groups.items()) for g in part]
+
+
 def watermarks_doc(watermarks: dict[int, int | None], now: int) -> list[dict[str, Any]]:
     """Each partition's watermark and its age (wall clock now - watermark), in seconds."""
     return [{"partition": p, "watermark": iso(wm), "watermark_ms": wm,
@@ -66,6 +74,7 @@ def health_doc(probe: Probe, now: int) -> dict[str, Any]:
         "partitions": probe.partitions(),
         "input_lag": lag_doc(probe.lag()),
         "watermarks": watermarks_doc(probe.watermarks(), now),
+        "rule_watermarks": rule_watermarks_doc(probe.rule_watermarks()),
         "inputs": inputs_doc(probe.inputs(), now),
         "held_commands": held_doc(probe.held_commands(), now),
     }
@@ -95,6 +104,7 @@ def summary_doc(probe: Probe, now: int) -> dict[str, Any]:
         "inputs_reactivated": c.reactivated,
         "partitions": probe.partitions(),
         "watermarks": watermarks_doc(probe.watermarks(), now),
+        "rule_watermarks": rule_watermarks_doc(probe.rule_watermarks()),
         "inputs": inputs_doc(probe.inputs(), now),
         "held_commands": held_doc(probe.held_commands(), now),
         "recent_mismatches": probe.recent.counts(),

@@ -28,7 +28,7 @@ from streams.engine.confirming import Confirming
 from streams.engine.core import PartitionEngine, RecordEngine, partition_of, record_engine
 from streams.engine.held import confirmed_until
 from streams.engine.partition import Engine
-from streams.engine.watermark import all_quiet
+from streams.engine.watermark import all_quiet, rule_watermarks
 from streams.inputs import decode_input, framed_id
 from streams.metrics.aggregate import encode as encode_partial
 from streams.metrics.tracker import WindowTracker
@@ -503,7 +503,8 @@ class Runtime:
                     "lag": self._lag(name, p)}
             result[p] = {"watermark": meta.watermark, "all_quiet": all_quiet(meta.idle),
                          "inputs": inputs, "held_commands": len(ctx.confirm.held)
-                         if ctx.confirm is not None else 0}
+                         if ctx.confirm is not None else 0,
+                         "rule_watermarks": rule_watermarks(meta, self.rules.allowed_lateness)}
         return result
 
     def _emit(self, output: Mismatch | Command) -> Emit:
@@ -532,5 +533,4 @@ class Runtime:
         partition = partition_for(record.key, count) if record.key else record.partition % count
         value = self.codec.encode("DeadLetter", dead_letter_record(letter), name)
         return Emit(TopicId.DLQ, name, partition, record.key, value, letter)
-
 

@@ -78,6 +78,10 @@ def test_quiet_inputs_hold_the_watermark_until_every_input_is_quiet() -> None:
     _tick(rt, ["payments", "inventory"], [1, 1])
     assert rt.watermarks()[0] == 50_000 - 1000  # all quiet: the end of the traffic
     states = rt.input_states()[0]
+    groups = {"+".join(g["inputs"]): g["watermark"]  # type: ignore[index]
+              for g in states["rule_watermarks"]}  # type: ignore[attr-defined]
+    assert groups == {"inventory": 49_000, "inventory+payments": 49_000,
+                      "inventory+payments+shipping": 49_000, "orders+payments": 49_000}
     assert states["all_quiet"] is True
     assert states["inputs"]["payments"] == {"progress": 50_000, "state": "quiet", "lag": 0}  # type: ignore[index]
 
@@ -136,6 +140,10 @@ def test_a_released_input_stops_holding_until_records_wait_for_it() -> None:
     _event(rt, TopicId.SHIPPING, 0, 45_000)
     _tick(rt, ["orders"], [0], released=["orders"], released_at=[0])
     assert rt.watermarks()[0] == 40_000 - 1000  # orders (never read) is released
+    groups = {"+".join(g["inputs"]): g["watermark"]  # type: ignore[index]
+              for g in rt.input_states()[0]["rule_watermarks"]}  # type: ignore[attr-defined]
+    assert groups["inventory+payments"] == 39_000  # each group over its own inputs
+    assert groups["orders+payments"] == 49_000
     assert rt.input_states()[0]["inputs"]["orders"]["state"] == "released"  # type: ignore[index]
     assert rt.released_partitions() == [0]
     _tick(rt, ["inventory"], [1], released=["inventory"], released_at=[1])

@@ -170,6 +170,8 @@
     fill("by-type", Object.entries(s.mismatches_opened).map(([t, n]) => row([t, n])));
     fill("watermarks", s.watermarks.map((w) => row([w.partition, when(w.watermark),
       age(w.age_seconds)])));
+    fill("rule-watermarks", (s.rule_watermarks || []).map((g) => row([g.partition,
+      g.inputs.join(", "), g.rules.length + " rules", when(g.watermark)])));
     drawInputs(s.inputs || []);
     drawHeld(s.held_commands || { count: 0, oldest: [] });
   }
