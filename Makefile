@@ -22,7 +22,8 @@ CORE_SOURCES := streams/rules/entities.py streams/rules/triggers.py streams/rule
                 streams/engine/watermark.py streams/engine/overlay.py streams/engine/partition.py \
                 streams/records.py streams/fastdecode.py streams/inputs.py \
                 streams/metrics/tracker.py \
-                streams/worker/due_index.py streams/worker/store.py streams/worker/runtime.py
+                streams/worker/due_index.py streams/worker/store.py streams/worker/arrival.py \
+                streams/worker/runtime.py
 COMPILED := streams/compiled.json
 CORE     := $(PY) -c 'import sys, streams.compiled as c; sys.exit(c.main(sys.argv[1:]))'
 

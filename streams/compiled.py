@@ -44,6 +44,7 @@ MODULES = (
     "streams.metrics.tracker",
     "streams.worker.due_index",
     "streams.worker.store",
+    "streams.worker.arrival",
     "streams.worker.runtime",
 )
 PURE_ENV = "CROSSCHECK_PURE_PYTHON"
