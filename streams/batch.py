@@ -27,11 +27,11 @@ commands, T for RESOLVED), then order_id, then decisions before resolutions.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 
 import msgspec
 
+from streams.clock import wall_ms
 from streams.config import RuleConfig
 from streams.engine.held import is_confirmed
 from streams.model import Command, Event, Mismatch, Status
@@ -44,17 +44,12 @@ Output = Mismatch | Command
 _Key = tuple[int, str, int, int, int, str, int]
 
 
-def wall_clock_ms() -> int:
-    """The wall clock in epoch milliseconds (the default detected_at / issued_at)."""
-    return time.time_ns() // 1_000_000
-
-
 def evaluate_order(
     order_id: str,
     events: Iterable[Event],
     rules: RuleConfig,
     final_watermark: int,
-    clock: Callable[[], int] = wall_clock_ms,
+    clock: Callable[[], int] = wall_ms,
     progress: dict[str, int] | None = None,
 ) -> list[tuple[_Key, Output]]:
     """Mismatches and commands of one order up to ``final_watermark``, with their sort keys.
@@ -145,7 +140,7 @@ def evaluate(
     *,
     partitions: int = 1,
     until: int | None = None,
-    clock: Callable[[], int] = wall_clock_ms,
+    clock: Callable[[], int] = wall_ms,
 ) -> list[Output]:
     """Every mismatch (OPEN and RESOLVED) and command the rules yield for ``events``."""
     all_events = list(events)

@@ -114,12 +114,6 @@ def _envelope_reason(message: str) -> str:
     return "not a JSON object"
 
 
-def parse_line(text: str | bytes, lineno: int, topology: Topology,
-               source: str = "-") -> ParsedLine:
-    """Parse one JSON line {"topic": ..., "event": {...}}; LineError says what is wrong."""
-    return LineParser(topology, source).parse(text, lineno)
-
-
 def iter_lines(stream: Iterable[AnyStr]) -> Iterator[tuple[int, AnyStr]]:
     """(line number, text) of the non-blank lines."""
     for lineno, text in enumerate(stream, start=1):

@@ -24,9 +24,9 @@ from streams.bench.procs import Child
 from streams.bench.worker import GroupOffsets, free_port
 from streams.chaos.monitor import health
 from streams.clients import admin, confluent_config
+from streams.clock import wall_ms
 from streams.config import Settings
 from streams.errors import CrosscheckError
-from streams.worker.runtime import wall_ms
 from topology.admin import create_topics
 from topology.topics import TopicId, Topology
 

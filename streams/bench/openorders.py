@@ -21,8 +21,8 @@ from typing import Any
 from streams.bench.data import Record, preload
 from streams.bench.worker import run_worker
 from streams.clients import admin
+from streams.clock import wall_ms
 from streams.config import Settings
-from streams.worker.runtime import wall_ms
 from topology.admin import create_topics
 from topology.topics import TopicId, Topology
 

@@ -34,9 +34,9 @@ from streams.bench.procs import Child, dir_size, peak_rss
 from streams.bench.report import machine
 from streams.bench.worker import run_worker
 from streams.clients import admin
+from streams.clock import wall_ms
 from streams.config import Settings
 from streams.errors import CrosscheckError
-from streams.worker.runtime import wall_ms
 from topology.admin import create_topics
 from topology.topics import Topology
 

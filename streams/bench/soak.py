@@ -37,12 +37,12 @@ from streams.bench.latency import wait_for_assignment
 from streams.bench.procs import Child, current_rss, dir_size
 from streams.bench.worker import GroupOffsets, free_port
 from streams.clients import admin
+from streams.clock import wall_ms
 from streams.config import Settings
 from streams.errors import CrosscheckError
 from streams.simulate.scenario import DAY
 from streams.worker.heapprofile import DIR_ENV, EVERY_ENV, FRAMES_ENV
 from streams.worker.lifecycle import data_dir_for
-from streams.worker.runtime import wall_ms
 from topology.admin import create_topics
 from topology.topics import Topology
 

@@ -54,12 +54,12 @@ from streams.chaos.publisher import ChaosPacer, Outage
 from streams.chaos.report import export_outputs, judge_outputs, verdict
 from streams.chaos.supervisor import Supervisor
 from streams.clients import admin
+from streams.clock import wall_ms
 from streams.config import Settings
 from streams.errors import CrosscheckError
 from streams.simulate import FAULTS, SimConfig, expected_outputs, simulate
 from streams.verify import expected_records
 from streams.worker.lifecycle import data_dir_for
-from streams.worker.runtime import wall_ms
 from topology.admin import create_topics
 from topology.topics import Topology
 

@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from schemas.codec import Codec
 from schemas.validation import format_time
 from streams.clients import confluent_config
+from streams.clock import wall_ms
 from streams.config import Settings
 from streams.engine.confirming import Confirming
 from streams.engine.core import PartitionEngine
@@ -34,7 +35,6 @@ from streams.replay.offsets import start_offsets
 from streams.replay.setup import ReplayOptions, Target, prepare
 from streams.replay.sinks import FileSink, KafkaSink
 from streams.replay.store import ReplayStore
-from streams.worker.runtime import wall_ms
 from topology.topics import TopicId
 
 Output = Mismatch | Command

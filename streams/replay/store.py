@@ -34,10 +34,6 @@ _PART = struct.Struct(">H")
 CHECKPOINT_KEY = b"checkpoint"
 
 
-def _order_key(partition: int, order_id: str) -> bytes:
-    return b"o" + _PART.pack(partition) + order_id.encode()
-
-
 def _meta_key(partition: int) -> bytes:
     return b"m" + _PART.pack(partition)
 

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 import faust
 
+from streams.clock import wall_ms
 from streams.model import Command, Mismatch
 from streams.web.inputs import InputRow, input_rows
 from streams.web.recent import RecentMismatches
-from streams.worker.runtime import Counters, wall_ms
+from streams.worker.runtime import Counters
 from topology.topics import INPUTS
 
 if TYPE_CHECKING:

@@ -27,6 +27,7 @@ import orjson
 from aiohttp import ClientError
 from faust.web.exceptions import ServiceUnavailable
 
+from streams.clock import wall_ms
 from streams.engine import core
 from streams.model import MismatchType, Status
 from streams.names import METRICS_TABLE, ORDERS_TABLE
@@ -35,7 +36,6 @@ from streams.web.order_path import MAX_REQUEST_LINE, RULE, order_id_from_path
 from streams.web.probe import Probe, instrument
 from streams.web.prometheus import WorkerMetrics
 from streams.web.recent import RecentMismatches
-from streams.worker.runtime import wall_ms
 from topology.partitioner import partition_for
 
 if TYPE_CHECKING:

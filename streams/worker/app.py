@@ -30,6 +30,7 @@ from schemas.codec import Codec
 from schemas.registry import registry_from
 from schemas.validation import format_time
 from streams.clients import faust_broker_settings
+from streams.clock import wall_ms
 from streams.config import Settings
 from streams.metrics.aggregate import (
     RECENT_WINDOWS,
@@ -48,7 +49,7 @@ from streams.worker.idle import IdleTracker
 from streams.worker.lifecycle import web_host_for
 from streams.worker.offsets import TailProbe, fill_head_gap
 from streams.worker.outputs import Send
-from streams.worker.runtime import Emit, Runtime, wall_ms
+from streams.worker.runtime import Emit, Runtime
 from streams.worker.store import TABLE_ROCKSDB_OPTIONS, BlobTable, ChangelogWrite, TableStore
 from topology.partitioner import partition_for
 from topology.topics import INPUTS, TopicId, Topology

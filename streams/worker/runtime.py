@@ -12,7 +12,6 @@ output topic, produced in the transaction of the source partition.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import msgspec
 
 from schemas.codec import Codec
 from schemas.errors import DecodeError, ValidationError
+from streams.clock import wall_ms
 from streams.config import RuleConfig
 from streams.engine.confirming import Confirming
 from streams.engine.core import PartitionEngine, RecordEngine, partition_of, record_engine
@@ -111,11 +111,6 @@ class Emit:
     key: bytes | None
     value: bytes
     output: Mismatch | Command | DeadLetter | Partial
-
-
-def wall_ms() -> int:
-    """Wall clock in epoch ms (detected_at, issued_at, failed_at only: never decisions)."""
-    return time.time_ns() // 1_000_000
 
 
 #: The stages a batch's time is counted in: decoding and validating input records; the

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 
-from streams.worker.runtime import wall_ms
+from streams.clock import wall_ms
 from topology.topics import INPUTS, TopicId
 
 if TYPE_CHECKING:
