@@ -17,6 +17,7 @@ from streams.clients import confluent_config
 from streams.config import RuleConfig, Settings
 from streams.engine.held import HeldCommands
 from streams.engine.state import PartitionMeta, decode_meta
+from streams.engine.store import MemoryStore
 from streams.engine.watermark import rule_watermarks
 from streams.model import Source
 from streams.names import HELD_PREFIX, META_KEY, META_TABLE, STALLED_KEY, changelog_topic
@@ -76,22 +77,6 @@ def input_states(meta: PartitionMeta, names: dict[str, str], partition: int,
     return sorted(rows, key=lambda r: r.topic)
 
 
-class _Blobs:
-    """The held commands of one partition as the meta changelog has them (a BlobStore)."""
-
-    def __init__(self) -> None:
-        self.values: dict[bytes, bytes] = {}
-
-    def put_blob(self, key: bytes, value: bytes | None) -> None:
-        if value is None:
-            self.values.pop(key, None)
-        else:
-            self.values[key] = value
-
-    def scan_blobs(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
-        return sorted((k, v) for k, v in self.values.items() if k.startswith(prefix))
-
-
 def _iso(ms: int | None) -> str | None:
     return None if ms is None else format_time(ms)
 
@@ -118,14 +103,14 @@ class Status:
         (partition, key, value), in offset order: the latest value of each key counts."""
         metas: dict[int, PartitionMeta] = {}
         since: dict[int, dict[str, int]] = {}
-        blobs: dict[int, _Blobs] = {}
+        blobs: dict[int, MemoryStore] = {}
         for partition, key, value in records:
             if key == META_KEY and value is not None:
                 metas[partition] = decode_meta(value)
             elif key == STALLED_KEY:
                 since[partition] = _since_decoder.decode(value) if value is not None else {}
             elif key is not None and key.startswith(HELD_PREFIX):
-                blobs.setdefault(partition, _Blobs()).put_blob(key, value)
+                blobs.setdefault(partition, MemoryStore()).put_blob(key, value)
         for partition, meta in sorted(metas.items()):
             self.watermarks[partition] = meta.watermark
             self.idle[partition] = list(meta.idle)

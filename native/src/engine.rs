@@ -600,6 +600,17 @@ impl PartitionEngine {
         Ok((out, after))
     }
 
+    /// After a change of the meta from watermark `before` (`set_idle`, `set_released`,
+    /// `advance_to`): store it, and what the partition's and the rules' watermarks decide.
+    fn moved(&self, py: Python<'_>, meta: &Bound<'_, PyAny>, before: Option<i64>) -> PyResult<Out> {
+        self.host.put_meta(py, meta)?;
+        let after = watermark::watermark(meta)?;
+        let mut out: Out = Vec::new();
+        self.drain(py, before, after, &mut out)?;
+        self.decide_early(py, meta, &mut out, None)?;
+        Ok(out)
+    }
+
     fn into_list(py: Python<'_>, out: Out) -> PyResult<Bound<'_, PyList>> {
         PyList::new(py, out)
     }
@@ -703,11 +714,7 @@ impl PartitionEngine {
         let meta = self.host.meta(py)?;
         let before = watermark::watermark(&meta)?;
         watermark::set_idle(&meta, source, idle, self.rules.allowed_lateness)?;
-        self.host.put_meta(py, &meta)?;
-        let after = watermark::watermark(&meta)?;
-        let mut out: Out = Vec::new();
-        self.drain(py, before, after, &mut out)?;
-        self.decide_early(py, &meta, &mut out, None)?;
+        let out = self.moved(py, &meta, before)?;
         Self::into_list(py, out)
     }
 
@@ -719,11 +726,7 @@ impl PartitionEngine {
         let meta = self.host.meta(py)?;
         let before = watermark::watermark(&meta)?;
         watermark::set_released(&meta, source, released, self.rules.allowed_lateness)?;
-        self.host.put_meta(py, &meta)?;
-        let after = watermark::watermark(&meta)?;
-        let mut out: Out = Vec::new();
-        self.drain(py, before, after, &mut out)?;
-        self.decide_early(py, &meta, &mut out, None)?;
+        let out = self.moved(py, &meta, before)?;
         Self::into_list(py, out)
     }
 
@@ -732,11 +735,7 @@ impl PartitionEngine {
         let meta = self.host.meta(py)?;
         let before = watermark::watermark(&meta)?;
         watermark::force(&meta, watermark)?;
-        self.host.put_meta(py, &meta)?;
-        let after = watermark::watermark(&meta)?;
-        let mut out: Out = Vec::new();
-        self.drain(py, before, after, &mut out)?;
-        self.decide_early(py, &meta, &mut out, None)?;
+        let out = self.moved(py, &meta, before)?;
         Self::into_list(py, out)
     }
 

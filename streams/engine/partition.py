@@ -217,11 +217,7 @@ class PartitionEngine:
         meta = self._meta()
         before = meta.watermark
         wmark.set_idle(meta, source, idle, self.rules.allowed_lateness)
-        self.store.put_meta(meta)
-        out: list[Output] = []
-        self._drain(before, meta.watermark, out)
-        self._decide_early(meta, out)
-        return out
+        return self._moved(meta, before)
 
     def set_released(self, source: Source, released: bool) -> list[Output]:
         """Release an input source stalled past source_hold (it stops holding the
@@ -229,27 +225,28 @@ class PartitionEngine:
         meta = self._meta()
         before = meta.watermark
         wmark.set_released(meta, source, released, self.rules.allowed_lateness)
-        self.store.put_meta(meta)
-        out: list[Output] = []
-        self._drain(before, meta.watermark, out)
-        self._decide_early(meta, out)
-        return out
+        return self._moved(meta, before)
 
     def advance_to(self, watermark: int) -> list[Output]:
         """Force the watermark to ``watermark`` (never backwards); return what that decides."""
         meta = self._meta()
         before = meta.watermark
         wmark.force(meta, watermark)
-        self.store.put_meta(meta)
-        out: list[Output] = []
-        self._drain(before, meta.watermark, out)
-        self._decide_early(meta, out)
-        return out
+        return self._moved(meta, before)
 
     # -- internals -------------------------------------------------------------------------
 
     def _meta(self) -> PartitionMeta:
         return self.store.get_meta() or PartitionMeta()
+
+    def _moved(self, meta: PartitionMeta, before: int | None) -> list[Output]:
+        """After a change of the meta from watermark ``before``: store it, and what the
+        partition's and the rules' watermarks now decide."""
+        self.store.put_meta(meta)
+        out: list[Output] = []
+        self._drain(before, meta.watermark, out)
+        self._decide_early(meta, out)
+        return out
 
     def _apply(self, state: OrderState, view: OrderView, event: Event, wm: int | None,
                out: list[Output]) -> None:

@@ -71,7 +71,8 @@ class MemoryStore:
         self._orders: dict[str, bytes] = {}
         self._index = HeapIndex()
         self._meta: bytes | None = None
-        self._blobs: dict[bytes, bytes] = {}
+        #: per-partition values by key (held commands, metrics windows; tests read it)
+        self.blobs: dict[bytes, bytes] = {}
 
     def get_order(self, order_id: str) -> Any:
         """The order's state, or None."""
@@ -109,18 +110,18 @@ class MemoryStore:
 
     def get_blob(self, key: bytes) -> bytes | None:
         """A per-partition value (held commands, metrics windows)."""
-        return self._blobs.get(key)
+        return self.blobs.get(key)
 
     def put_blob(self, key: bytes, value: bytes | None) -> None:
         """Set (None: delete) a per-partition value."""
         if value is None:
-            self._blobs.pop(key, None)
+            self.blobs.pop(key, None)
         else:
-            self._blobs[key] = bytes(value)
+            self.blobs[key] = bytes(value)
 
     def scan_blobs(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
         """Every per-partition value whose key starts with ``prefix``, by key."""
-        return sorted((k, v) for k, v in self._blobs.items() if k.startswith(prefix))
+        return sorted((k, v) for k, v in self.blobs.items() if k.startswith(prefix))
 
     # -- dumps and inspection (tests, bench) -----------------------------------------------
 

@@ -217,21 +217,5 @@ def of_type(outputs: Iterable[Output], kind: str) -> list[Mismatch]:
     return [m for m in mismatches(outputs) if m.type.value == kind]
 
 
-class BlobStore(MemoryStore):
-    """MemoryStore with the per-partition blobs the Runtime keeps its windows in."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.blobs: dict[bytes, bytes] = {}
-
-    def get_blob(self, key: bytes) -> bytes | None:
-        return self.blobs.get(key)
-
-    def put_blob(self, key: bytes, value: bytes | None) -> None:
-        if value is None:
-            self.blobs.pop(key, None)
-        else:
-            self.blobs[key] = value
-
-    def scan_blobs(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
-        return sorted((k, v) for k, v in self.blobs.items() if k.startswith(prefix))
+#: the store the runtime tests use: a MemoryStore keeps the per-partition blobs (``blobs``)
+BlobStore = MemoryStore
