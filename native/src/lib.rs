@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 /// order read is decoded into many small strings and vectors and encoded again at the flush,
 /// and glibc's malloc and free (with its chunk unlinking and consolidation) were a quarter
 /// of the in-process worker's time; with mimalloc the 1M-event bench's engine stage went
-/// from 14.4 to 12.0 us a record and its state write from 7.5 to 6.4 (session 13). Python
+/// from 14.4 to 12.0 us a record and its state write from 7.5 to 6.4. Python
 /// objects are still allocated by Python, RocksDB's by glibc.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

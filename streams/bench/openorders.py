@@ -5,7 +5,7 @@ OPEN_SPAN of event time, less than every rule's timeout (the payment timeout, 15
 default, comes first), so when the worker reaches zero lag none of them has been decided:
 each is held with its history, its pending payment-timeout decision and its due-index
 entries, which is the state a busy shop's worker carries between an order and its payment.
-The phase reports the worker's peak RSS and RocksDB size with that population (issue #9's
+The phase reports the worker's peak RSS and RocksDB size with that population (the
 target: 1,000,000 open orders within 400 MB RSS).
 """
 
@@ -28,7 +28,7 @@ from topology.topics import TopicId, Topology
 
 #: event time over which the open orders arrive: below every rule's timeout
 OPEN_SPAN = 10 * 60_000
-#: issue #9's memory target for 1,000,000 open orders
+#: the memory target for 1,000,000 open orders
 RSS_TARGET_BYTES = 400 * 1000 * 1000
 _SKUS = [f"SKU-{i:04d}" for i in range(200)]
 

@@ -8,7 +8,7 @@ rechecks are still to come follows from the logs, the ledger and the partition's
 changes nothing in its state and writes nothing. Encoded as a msgpack array led by the
 format number.
 
-State format 1 (up to session 9): a msgpack map of the order's whole history as ``Event``s,
+State format 1 (the earlier one): a msgpack map of the order's whole history as ``Event``s,
 its pending decisions and rechecks, and the same dues, expiry and ledger. ``decode_order``
 reads it and upgrades it to format 2 (its pending work is what format 2 derives); the next
 write of the order stores format 2. A format-1 worker cannot read format 2.

@@ -10,8 +10,8 @@ share one LRU block cache of ``SHARED_BLOCK_CACHE`` bytes and one ``WriteBufferM
 total passes its limit; RocksDB's memory is then bounded by their sum (160 MiB) whatever the
 partition count. The per-store limits (``TABLE_ROCKSDB_OPTIONS``) still apply below it.
 
-The memtable budget was 64 MiB (16 MiB per store) until session 12: the 1M-event bench's
-worker then flushed memtables so often that its engine stage, reading orders through the
+Why not less: with a budget of 64 MiB (16 MiB per store) the 1M-event bench's
+worker flushed memtables so often that its engine stage, reading orders through the
 many small SST files, cost 13.5-14.1 us a record against 11.2-11.9 with 128 MiB (32 MiB per
 store) or more, and exactly-once ran at 28-30k against 33-34k records/s. So 128 MiB now: a
 bound of 160 MiB in all.
