@@ -46,36 +46,7 @@ fn all_quiet(idle: &Bound<'_, PyList>) -> PyResult<bool> {
 /// lowest progress of the sources not released (a quiet one still holds), or, when every
 /// source is quiet, the highest progress; minus the lateness (`streams/engine/watermark.py`).
 fn candidate(meta: &Bound<'_, PyAny>, lateness: i64) -> PyResult<Option<i64>> {
-    let (max_time, idle) = parts(meta)?;
-    if !all_quiet(&idle)? {
-        let released = released_of(meta)?;
-        let mut lowest: Option<i64> = None;
-        for source in Source::ALL {
-            if is_idle(&released, source.name())? {
-                continue;
-            }
-            match max_time.get_item(key(meta.py(), source))? {
-                None => return Ok(None),
-                Some(t) => {
-                    let t: i64 = t.extract()?;
-                    if lowest.map_or(true, |l| t < l) {
-                        lowest = Some(t);
-                    }
-                }
-            }
-        }
-        if let Some(l) = lowest {
-            return Ok(Some(l - lateness));
-        }
-    }
-    let mut best: Option<i64> = None;
-    for (_, t) in max_time.iter() {
-        let t: i64 = t.extract()?;
-        if best.map_or(true, |b| t > b) {
-            best = Some(t);
-        }
-    }
-    Ok(best.map(|b| b - lateness))
+    Ok(Snapshot::read(meta)?.candidate(lateness))
 }
 
 fn released_of<'py>(meta: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
