@@ -39,11 +39,10 @@ class IdleTracker:
         self.next_offset[tp] = offset + 1
         self.last_record_at[tp] = now
         self.last_progress = now
-        self.reported.discard(tp)
-        if self.quiet_since:
-            self.quiet_since.pop(tp, None)
-            self.stalled_since.pop(tp, None)
-            self.released.discard(tp)
+        if not self.quiet_since:
+            self.reported.discard(tp)
+        else:
+            self.unreport(tp)
             if tp[0] in self.inputs:
                 for other in self.quiet_since:
                     if other[1] == tp[1] and other not in self.stalled_since:
@@ -64,7 +63,7 @@ class IdleTracker:
         return result
 
     def unreport(self, tp: tuple[str, int]) -> None:
-        """A reported-quiet tp turned out to have records waiting: not quiet after all."""
+        """tp is not quiet (a record came, or records turned out to wait for it)."""
         self.reported.discard(tp)
         self.quiet_since.pop(tp, None)
         self.stalled_since.pop(tp, None)
@@ -164,8 +163,5 @@ class IdleTracker:
         for tp in tps:
             self.next_offset.pop(tp, None)
             self.last_record_at.pop(tp, None)
-            self.reported.discard(tp)
             self.probed.pop(tp, None)
-            self.quiet_since.pop(tp, None)
-            self.stalled_since.pop(tp, None)
-            self.released.discard(tp)
+            self.unreport(tp)
