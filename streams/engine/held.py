@@ -153,8 +153,6 @@ class HeldCommands:
         calls for a held command adds its claim. ``forced``: a watermark the caller forced
         (the end of a replay or batch: the inputs are complete up to it), which confirms
         every decision at or below it."""
-        if not self.held and not any(isinstance(o, Command) for o in outputs):
-            return outputs
         lateness = self.rules.allowed_lateness
         result: list[Output] = []
         claims: dict[str, Claim] = {}
