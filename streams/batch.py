@@ -113,13 +113,16 @@ def final_watermarks(
     events: Iterable[Event], rules: RuleConfig, partitions: int = 1, until: int | None = None
 ) -> dict[int, int]:
     """Partition number -> the final watermark the batch evaluates up to."""
-    latest: dict[int, int] = {}
-    for event in events:
-        part = partition_for(event.order_id, partitions)
-        latest[part] = max(latest.get(part, event.event_time), event.event_time)
+    return watermarks_of(input_progress(events, partitions), rules, until)
+
+
+def watermarks_of(progress: dict[int, dict[str, int]], rules: RuleConfig,
+                  until: int | None = None) -> dict[int, int]:
+    """``final_watermarks`` from the inputs' progress (``input_progress``): the largest
+    event time of each partition minus the lateness, or ``until``."""
     if until is not None:
-        return dict.fromkeys(latest, until)
-    return {part: t - rules.allowed_lateness for part, t in latest.items()}
+        return dict.fromkeys(progress, until)
+    return {part: max(of.values()) - rules.allowed_lateness for part, of in progress.items()}
 
 
 def input_progress(events: Iterable[Event], partitions: int = 1
@@ -147,13 +150,13 @@ def evaluate(
     by_order: dict[str, list[Event]] = {}
     for event in all_events:
         by_order.setdefault(event.order_id, []).append(event)
-    watermarks = final_watermarks(all_events, rules, partitions, until)
+    progress = input_progress(all_events, partitions)
+    watermarks = watermarks_of(progress, rules, until)
     # with `until`, the caller says the data is complete up to it: nothing is held
-    progress = input_progress(all_events, partitions) if until is None else None
     keyed: list[tuple[_Key, Output]] = []
     for order_id in sorted(by_order):
         part = partition_for(order_id, partitions)
         keyed.extend(evaluate_order(order_id, by_order[order_id], rules, watermarks[part],
-                                    clock, None if progress is None else progress[part]))
+                                    clock, None if until is not None else progress[part]))
     keyed.sort(key=lambda pair: pair[0])
     return [output for _, output in keyed]
