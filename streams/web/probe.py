@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import faust
 
@@ -107,8 +107,7 @@ class Probe:
 
     def rule_watermarks(self) -> dict[int, list[dict[str, Any]]]:
         """Each partition's rule groups and their own watermarks (event-time ms)."""
-        return {p: list(cast(list[dict[str, Any]], part.get("rule_watermarks", [])))
-                for p, part in self.worker.runtime.input_states().items()}
+        return self.worker.runtime.rule_watermarks()
 
     def held_commands(self) -> dict[int, list[dict[str, Any]]]:
         """The commands held on this worker's partitions, per partition."""

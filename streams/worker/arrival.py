@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -161,6 +161,12 @@ class Arrival:
         """How many commands are held on this worker's partitions."""
         return sum(len(ctx.confirm.held) for ctx in self._parts.values()
                    if ctx.confirm is not None)
+
+    def rule_watermarks(self) -> dict[int, list[dict[str, Any]]]:
+        """Per partition number: each rule group's own watermark (``rule_watermarks``)."""
+        lateness = self.rules.allowed_lateness
+        return {p: rule_watermarks(meta, lateness) for p, ctx in sorted(self._parts.items())
+                if (meta := ctx.store.get_meta()) is not None}
 
     def input_states(self) -> dict[int, dict[str, object]]:
         """Per partition number: each input's progress, quiet/released flags and the

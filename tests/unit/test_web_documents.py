@@ -220,7 +220,9 @@ def _probe() -> Probe:
     counters.excused.update({"AMOUNT_MISMATCH": 3})
     runtime = SimpleNamespace(
         counters=counters, worker_id="w1", watermarks=lambda: {0: T0, 1: None},
-        input_states=_input_states, held_commands=lambda: HELD, held_count=lambda: 3)
+        input_states=_input_states, held_commands=lambda: HELD, held_count=lambda: 3,
+        rule_watermarks=lambda: {0: [{"inputs": ["inventory"], "rules": ["TCC_EMPTY_ROLLBACK"],
+                                      "watermark": T0}]})
     app = SimpleNamespace(started=False, should_stop=False,
                           conf=SimpleNamespace(canonical_url=SERVED["url"], id="cc"),
                           assignor=SimpleNamespace(assigned_actives=lambda: set()),
@@ -242,6 +244,9 @@ def test_health_and_summary_show_inputs_and_held_commands() -> None:
     assert health["held_commands"]["count"] == 3
     assert [h["command_id"] for h in health["held_commands"]["oldest"]] == ["c1", "c2", "c3"]
     assert [w["partition"] for w in health["watermarks"]] == [0, 1]
+    assert health["rule_watermarks"] == [
+        {"partition": 0, "inputs": ["inventory"], "rules": ["TCC_EMPTY_ROLLBACK"],
+         "watermark": format_time(T0), "watermark_ms": T0}]
     summary = summary_doc(probe, T0 + 60_000)
     assert summary["inputs"] == health["inputs"]
     assert summary["held_commands"] == health["held_commands"]
