@@ -47,6 +47,7 @@ def _register() -> None:
     from streams.cli import (
         bench_cmd,
         broker_cmd,
+        cdc_cmd,
         chaos_cmd,
         io_cmd,
         replay_cmd,
@@ -58,7 +59,7 @@ def _register() -> None:
     )
 
     for module in (broker_cmd, topics_cmd, io_cmd, worker_cmd, status_cmd, sim_cmd, watch_cmd,
-                   replay_cmd, bench_cmd, chaos_cmd):
+                   replay_cmd, bench_cmd, chaos_cmd, cdc_cmd):
         module.register(cli)
 
 
