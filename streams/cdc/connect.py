@@ -45,6 +45,17 @@ class ConnectorState:
 
 
 @dataclass(frozen=True)
+class ConnectStart:
+    """What `LocalConnect.start` did."""
+
+    already_running: bool
+    #: it was running with another configuration, and was restarted with this one
+    reconfigured: bool
+    pid: int
+    seconds: float
+
+
+@dataclass(frozen=True)
 class ConnectStatus:
     running: bool
     pid: int | None
@@ -104,17 +115,28 @@ class LocalConnect:
                            "newer; set JAVA_HOME)")
         return java
 
-    def _write_config(self, connector: Mapping[str, str], bootstrap: str,
-                      security: Security | None, offset_flush_ms: int) -> None:
+    def _rendered(self, connector: Mapping[str, str], bootstrap: str,
+                  security: Security | None, offset_flush_ms: int) -> dict[Path, str]:
+        """The worker's files for ``connector``: path -> text."""
         paths = self.paths
-        paths.connect_dir.mkdir(parents=True, exist_ok=True)
         header = "Written by crosscheck (crosscheck cdc start); rewritten on every start."
         worker = worker_config(bootstrap=bootstrap, rest_port=self.port,
                                offsets_file=paths.offsets_file,
                                offset_flush_ms=offset_flush_ms, security=security)
-        paths.worker_properties.write_text(render_properties(worker, header), encoding="utf-8")
-        for path, text in ((paths.connector_properties, render_properties(connector, header)),
-                           (paths.log4j_properties, render_log4j(paths.connect_log))):
+        return {paths.worker_properties: render_properties(worker, header),
+                paths.connector_properties: render_properties(connector, header),
+                paths.log4j_properties: render_log4j(paths.connect_log)}
+
+    def _configured(self, files: Mapping[Path, str]) -> bool:
+        """True when the files on disk (what the running worker read) are ``files``."""
+        try:
+            return all(path.read_text(encoding="utf-8") == text for path, text in files.items())
+        except OSError:
+            return False
+
+    def _write(self, files: Mapping[Path, str]) -> None:
+        self.paths.connect_dir.mkdir(parents=True, exist_ok=True)
+        for path, text in files.items():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # a password
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 out.write(text)
@@ -130,21 +152,29 @@ class LocalConnect:
 
     def start(self, connector: Mapping[str, str], bootstrap: str,
               security: Security | None = None, timeout: float = 120.0,
-              offset_flush_ms: int = 10_000) -> tuple[bool, int]:
-        """Start the worker with ``connector`` (idempotent: a running worker is left as it
-        is) and wait until the connector and its task run. Returns (already running, pid)."""
+              offset_flush_ms: int = 10_000) -> ConnectStart:
+        """Start the worker with ``connector`` and wait until the connector and its task
+        run. A worker already running with this configuration is left as it is; one
+        running with another (a changed sources file) is stopped, committing its offsets,
+        and started again with this one."""
+        began = time.monotonic()
+        files = self._rendered(connector, bootstrap, security, offset_flush_ms)
         pid = self._running_pid()
         name = connector["name"]
+        reconfigured = False
         if pid is not None:
-            self.wait_running(name, pid, time.monotonic() + timeout)
-            return True, pid
+            if self._configured(files):
+                self.wait_running(name, pid, time.monotonic() + timeout)
+                return ConnectStart(True, False, pid, time.monotonic() - began)
+            self.stop()
+            reconfigured = True
         self.paths.connect_pid.unlink(missing_ok=True)  # stale
         if not process.port_free(self.port):
             raise CdcError(f"port {self.port} on {process.HOST} is already in use by another "
                            "process; set CROSSCHECK_CONNECT_PORT to a free port")
         self.ensure_jars()
         java = self._java()
-        self._write_config(connector, bootstrap, security, offset_flush_ms)
+        self._write(files)
         cmd = [
             java, f"-Xmx{self.heap}", "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError",
             "-Djava.awt.headless=true",
@@ -163,7 +193,7 @@ class LocalConnect:
         except CdcError:
             self.stop(timeout=15.0)
             raise
-        return False, pid
+        return ConnectStart(False, reconfigured, pid, time.monotonic() - began)
 
     def _get(self, path: str, timeout: float = 2.0) -> Any:
         with urllib.request.urlopen(self.url + path, timeout=timeout) as resp:

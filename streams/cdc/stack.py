@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 
 from streams.cdc.config import CdcSettings, Database
-from streams.cdc.connect import ConnectStatus, LocalConnect
+from streams.cdc.connect import ConnectStart, ConnectStatus, LocalConnect
 from streams.cdc.connector import slot_name
 from streams.cdc.plan import CapturePlan
 from streams.cdc.postgres import LocalPostgres, PgStatus
@@ -23,7 +23,7 @@ class StackStart:
     """What `start` did: each part's pid and whether it was running already."""
 
     postgres: tuple[bool, int] | None  #: None: an existing database, not started here
-    connect: tuple[bool, int]
+    connect: ConnectStart
     seconds: float
 
 
@@ -55,10 +55,16 @@ class CdcStack:
         self.cdc = cdc
         self.plan = plan
         self.offset_flush_ms = offset_flush_ms
+        self._pg_bin = pg_bin
         self.postgres = (LocalPostgres(settings.home, cdc.pg_port, pg_bin)
                          if cdc.uses_local_database else None)
         self.connect = LocalConnect(settings.home, cdc.connect_port, cdc.connect_heap,
                                     jars_dir=jars_dir)
+
+    def with_plan(self, plan: CapturePlan) -> CdcStack:
+        """This stack capturing ``plan`` instead (its start restarts Connect with it)."""
+        return CdcStack(self.settings, self.cdc, plan, self.connect.jars_dir, self._pg_bin,
+                        self.offset_flush_ms)
 
     @property
     def database(self) -> Database:

@@ -65,9 +65,11 @@ def start(ctx: click.Context, sources: str | None, timeout: float) -> None:
         click.echo(f"postgres: {'already running' if was else 'started'} (pid {pid}) at "
                    f"{stack.postgres.address}, data in {stack.postgres.data_dir()}")
     click.echo(f"database: {stack.database.shown}")
-    was, pid = result.connect
-    click.echo(f"connect: {'already running' if was else 'started'} (pid {pid}), REST at "
-               f"{connect.url}, connector {stack.plan.name} streaming from slot {stack.slot}")
+    started = result.connect
+    what = ("restarted with the new configuration" if started.reconfigured else
+            "already running" if started.already_running else "started")
+    click.echo(f"connect: {what} (pid {started.pid}), REST at {connect.url}, connector "
+               f"{stack.plan.name} streaming from slot {stack.slot}")
     for table, topic in stack.plan.topics.items():
         click.echo(f"  {table} -> {topic}")
     click.echo(f"ready in {result.seconds:.1f}s")

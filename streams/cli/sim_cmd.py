@@ -147,10 +147,10 @@ def simulate(ctx: click.Context, /, orders: int, seed: int, start: str | None, s
     redelivered, and nothing is late. Healthy traffic trips no rule.
 
     The events are published to the input topics (settings from the environment),
-    written to --out, or written as rows of the example shop's database (--to-db). The expected mismatches and commands, what a worker with the same
-    thresholds (the duration options below) and partition count emits once its inputs
-    go idle, are written to --expected without the wall-clock fields detected_at and
-    issued_at.
+    written to --out, or written as rows of the example shop's database (--to-db). The
+    expected mismatches and commands, what a worker with the same thresholds (the duration
+    options below) and partition count emits once its inputs go idle, are written to
+    --expected without the wall-clock fields detected_at and issued_at.
     """
     from streams.audit import output_line, summary
     from streams.simulate import DEFAULT_START, SimConfig, expected_outputs, parse_faults
