@@ -2,79 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import time
-import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from schemas.validation import parse_event_time
 from streams.cdc.stack import CdcStack
-from streams.clients import admin, confluent_config
+from streams.clients import admin
 from streams.simulate import SimConfig, parse_faults, simulate
 from streams.simulate.shopdb import STATUS, TABLES, Record, db_order, write_events
+from tests.integration.cdc_support import Change, read_changes
 from topology.partitioner import partition_for
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass(frozen=True)
-class Change:
-    topic: str
-    partition: int
-    key: str
-    value: dict[str, Any]
-
-    @property
-    def row(self) -> dict[str, Any]:
-        after: dict[str, Any] = self.value["after"]
-        return after
-
-    @property
-    def ident(self) -> tuple[str, str, int]:
-        """(table, primary key, LSN): what the mapping's event_id is made of."""
-        table = self.value["source"]["table"]
-        pk = next(t.key for t in TABLES.values() if t.name == table)
-        return table, self.row[pk], self.value["source"]["lsn"]
-
-
-def _topics(stack: CdcStack) -> list[str]:
-    return list(stack.plan.topics.values())
-
-
-def read_changes(stack: CdcStack, done: Callable[[list[Change]], bool],
-                 timeout: float = 90.0) -> list[Change]:
-    """Every change event on the stack's topics from their start, once ``done`` says so."""
-    settings = stack.settings
-    deadline = time.monotonic() + timeout
-    topics = _topics(stack)
-    while True:  # the connector creates a topic with its table's first change
-        meta = admin(settings).list_topics(timeout=10)
-        if all(t in meta.topics for t in topics):
-            break
-        assert time.monotonic() < deadline, f"topics not created: {topics}"
-        time.sleep(0.5)
-    consumer = Consumer({**confluent_config(settings), "group.id": f"t-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False})
-    consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING)
-                     for t in topics for p in meta.topics[t].partitions])
-    changes: list[Change] = []
-    try:
-        while not done(changes):
-            assert time.monotonic() < deadline, f"only {len(changes)} change events arrived"
-            for msg in consumer.consume(500, timeout=0.5):
-                assert msg.error() is None, msg.error()
-                changes.append(Change(msg.topic(), msg.partition(), msg.key().decode(),
-                                      json.loads(msg.value())))
-    finally:
-        consumer.close()
-    return changes
 
 
 def _traffic(seed: int, orders: int) -> list[Record]:
@@ -97,7 +38,7 @@ def test_rows_reach_their_order_partition_as_change_events(cdc_stack: CdcStack) 
     assert len(mine) == len(rows)  # one change event per statement, none twice
 
     meta = admin(cdc_stack.settings).list_topics(timeout=10)
-    for topic in _topics(cdc_stack):  # created by the connector with the inputs' count
+    for topic in cdc_stack.plan.topics.values():  # created by the connector with the inputs' count
         assert len(meta.topics[topic].partitions) == cdc_stack.settings.partitions
     for change in mine:  # keyed by order_id as plain text, on murmur2(order_id)'s partition
         assert change.key == change.row["order_id"]
