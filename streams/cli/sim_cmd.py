@@ -215,7 +215,8 @@ def simulate(ctx: click.Context, /, orders: int, seed: int, start: str | None, s
         rows = db_order(events)
         written = write_events(database, _progress(_paced(rows, rate), len(rows), show, "row",
                                                    step=1 if rate else 1000))
-        info(f"wrote {written.total} rows to {database.shown}: {written.text()}", err=True)
+        info(f"wrote {written.total} inserts and updates to {database.shown}: "
+             f"{written.text()}", err=True)
         return
     _publish(s, events, rate, show)
 

@@ -125,7 +125,7 @@ def db_order(events: Iterable[Record]) -> list[Record]:
 
 @dataclass
 class WriteSummary:
-    """Statements written per table (each one change event), and new rows per table."""
+    """Statements written per table (each one change event), and the rows they wrote."""
 
     statements: Counter[str] = field(default_factory=Counter)
     inserts: Counter[str] = field(default_factory=Counter)
@@ -135,7 +135,7 @@ class WriteSummary:
         return sum(self.statements.values())
 
     def text(self) -> str:
-        return ", ".join(f"{t}={n} ({self.inserts[t]} new)"
+        return ", ".join(f"{t}={n} ({self.inserts[t]} rows)"
                          for t, n in sorted(self.statements.items()))
 
 
