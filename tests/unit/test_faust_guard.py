@@ -16,6 +16,7 @@ from faust.transport.consumer import Consumer
 import streams.worker.lifecycle as lifecycle
 from streams.cli import worker_cmd
 from streams.cli.main import CrosscheckGroup
+from streams.config import ENV_VARS
 from streams.worker import faust_guard, faust_patch
 from streams.worker.faust_guard import (
     OVERRIDE_VARIABLE,
@@ -42,6 +43,7 @@ def test_the_tested_versions_are_the_pinned_and_the_installed_ones() -> None:
             pins[found[1]] = found[3]
     assert {name: pins.get(name) for name in TESTED_VERSIONS} == TESTED_VERSIONS
     assert version_problems() == []
+    assert OVERRIDE_VARIABLE in ENV_VARS  # listed with every other variable (the README's)
 
 
 def test_every_recorded_fingerprint_fits_the_installed_sources() -> None:
