@@ -22,14 +22,15 @@ with ``python -m streams.worker.faust_guard`` and paste it over ``FINGERPRINTS``
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import importlib
 import inspect
 import os
+import re
 import sys
 import textwrap
 from collections.abc import Callable, Iterable, Mapping
+from functools import cache
 from importlib import metadata
 
 from streams.errors import CrosscheckError
@@ -97,27 +98,57 @@ def version_problems(installed: Callable[[str], str | None] = installed_version,
     return problems
 
 
+@cache
+def _lines(module_name: str) -> list[str]:
+    """The lines of an installed module's source file (read once)."""
+    return inspect.getsource(importlib.import_module(module_name)).splitlines(keepends=True)
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _code(line: str) -> bool:
+    """Whether a line holds code (not blank, not only a comment)."""
+    stripped = line.strip()
+    return bool(stripped) and not stripped.startswith("#")
+
+
+def _find(lines: list[str], name: str, start: int, depth: int) -> int:
+    """The line that defines ``name`` (def, async def, class) at indentation ``depth`` in the
+    block that begins at ``start`` and ends at the first line indented less."""
+    header = re.compile(rf"[ \t]{{{depth}}}(?:async\s+)?(?:def|class)\s+{re.escape(name)}\b")
+    for at in range(start, len(lines)):
+        line = lines[at]
+        if not _code(line):
+            continue
+        if _indent(line) < depth:
+            break
+        if header.match(line):
+            return at
+    raise LookupError(f"{name} is not defined there")
+
+
 def source_of(target: str) -> str:
     """The source text of a function, "module:Class.method" or "module:function", as the
     installed file holds it (dedented, decorators included): what ``inspect.getsource``
-    gives for it, read through its class so that a method this process has replaced since
-    is still read as shipped. OSError/LookupError if it cannot be found."""
+    gives for it, found in the module's file rather than through the live object, so that a
+    method this process has replaced since is still read as shipped. LookupError if the
+    file defines no such function, OSError if the file cannot be read."""
     module_name, _, qualname = target.partition(":")
-    *owners, name = qualname.split(".")
-    holder: object = importlib.import_module(module_name)
-    for owner in owners:
-        holder = getattr(holder, owner)
-    if not owners:
-        return textwrap.dedent(inspect.getsource(getattr(holder, name)))
-    text = textwrap.dedent(inspect.getsource(holder))  # type: ignore[arg-type]
-    cls = ast.parse(text).body[0]
-    assert isinstance(cls, ast.ClassDef)
-    for node in cls.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
-            first = min([d.lineno for d in node.decorator_list] + [node.lineno])
-            lines = text.splitlines(keepends=True)[first - 1:node.end_lineno]
-            return textwrap.dedent("".join(lines))
-    raise LookupError(f"{qualname} is not defined in {module_name}")
+    lines = _lines(module_name)
+    at, depth = -1, 0
+    for part in qualname.split("."):
+        try:
+            at = _find(lines, part, at + 1, depth)
+        except LookupError:
+            raise LookupError(f"{qualname} is not defined in {module_name}") from None
+        depth = next((_indent(line) for line in lines[at + 1:] if _code(line)), depth)
+    first = at
+    while first > 0 and lines[first - 1].lstrip().startswith("@") \
+            and _indent(lines[first - 1]) == _indent(lines[at]):
+        first -= 1  # its decorators
+    return textwrap.dedent("".join(lines[first:at]) + "".join(inspect.getblock(lines[at:])))
 
 
 def fingerprint(target: str) -> str:
@@ -125,16 +156,15 @@ def fingerprint(target: str) -> str:
     return hashlib.sha256(source_of(target).encode()).hexdigest()
 
 
-def fingerprint_problems(expected: Mapping[str, str] | None = None,
-                         fingerprint_of: Callable[[str], str] = fingerprint) -> list[str]:
+def fingerprint_problems(expected: Mapping[str, str] | None = None) -> list[str]:
     """One sentence per function whose installed source is not the one recorded (by default
     in ``FINGERPRINTS``)."""
     problems = []
     for target, digest in (FINGERPRINTS if expected is None else expected).items():
         name = target.partition(":")[2]
         try:
-            found = fingerprint_of(target)
-        except (OSError, LookupError, ImportError, AttributeError, TypeError) as exc:
+            found = fingerprint(target)
+        except (OSError, LookupError, ImportError, SyntaxError) as exc:
             problems.append(f"the source of {name} cannot be read ({exc}), so the worker "
                             "cannot tell whether its Faust patches still fit")
             continue
@@ -147,13 +177,12 @@ def fingerprint_problems(expected: Mapping[str, str] | None = None,
 def check(environ: Mapping[str, str] | None = None,
           installed: Callable[[str], str | None] = installed_version,
           tested: Mapping[str, str] | None = None,
-          expected: Mapping[str, str] | None = None,
-          fingerprint_of: Callable[[str], str] = fingerprint) -> list[str]:
+          expected: Mapping[str, str] | None = None) -> list[str]:
     """Raise FaustCouplingError for the first mismatch (versions first, then fingerprints);
     with the override variable set to 1, return every mismatch (to warn of) instead."""
     env = os.environ if environ is None else environ
     problems = version_problems(installed, tested)
-    problems += fingerprint_problems(expected, fingerprint_of)
+    problems += fingerprint_problems(expected)
     if not problems:
         return []
     if env.get(OVERRIDE_VARIABLE, "") == "1":

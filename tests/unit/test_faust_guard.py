@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from faust.tables.recovery import Recovery
-from faust.transport.consumer import Consumer
+from faust.transport.consumer import Consumer, Fetcher
+from mode.utils.futures import notify
 
 import streams.worker.lifecycle as lifecycle
 from streams.cli import worker_cmd
@@ -51,9 +52,17 @@ def test_every_recorded_fingerprint_fits_the_installed_sources() -> None:
     assert check(environ={}) == []
 
 
+@pytest.mark.parametrize(("target", "live"), [
+    ("faust.transport.consumer:Consumer.getmany", Consumer.getmany),
+    ("faust.transport.consumer:Consumer.seek_to_committed", Consumer.seek_to_committed),
+    ("faust.transport.consumer:Fetcher._fetcher", Fetcher._fetcher.fun),  # decorated
+    ("mode.utils.futures:notify", notify),  # a module's function
+])
+def test_the_source_read_is_what_inspect_gives(target: str, live: object) -> None:
+    assert source_of(target) == textwrap.dedent(inspect.getsource(live))  # type: ignore[arg-type]
+
+
 def test_a_fingerprint_is_of_the_shipped_source_even_once_the_method_is_replaced() -> None:
-    getmany = "faust.transport.consumer:Consumer.getmany"  # never replaced
-    assert source_of(getmany) == textwrap.dedent(inspect.getsource(Consumer.getmany))
     recovery = "faust.tables.recovery:Recovery.on_recovery_completed"
     before = fingerprint(recovery)
     faust_patch.apply()  # replaces it in this process
