@@ -40,6 +40,9 @@ ENV_VARS: dict[str, str] = {
     "CROSSCHECK_COMMIT_INTERVAL": "seconds between a worker's commits; under exactly-once "
     "outputs become readable at the commit, so this bounds decision latency "
     "(0.1; at-least-once: 2.8)",
+    "CROSSCHECK_ALLOW_UNTESTED_FAUST": "1: start a worker even on a faust-streaming or "
+    "aiokafka other than the tested one (a warning instead of the refusal; see "
+    "docs/faust.md) (unset)",
     "CROSSCHECK_ALLOWED_LATENESS": "watermark lag behind the slowest input (60s)",
     "CROSSCHECK_IDLE_TIMEOUT": "wall time with no record after which a caught-up input "
     "(lag known to be zero) is quiet; when every input of a partition is quiet the end of "
