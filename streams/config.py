@@ -180,6 +180,14 @@ class RuleConfig:
         rules file, else the global one; 0 for a rule decided at its trigger)."""
         return self.delays[rule_type]
 
+    def earlier_than(self, old_delays: Mapping[str, int]) -> dict[str, int]:
+        """Rule type -> how much earlier its decision time falls than under ``old_delays``
+        (the ``delays`` a partition last decided with), for the rules whose duration was
+        shortened: their decisions whose new D the watermark has already passed, and the old
+        D not yet, were not made (docs/rules.md, changing the rules of a running group)."""
+        return {t: old - self.delays[t] for t, old in old_delays.items()
+                if t in self.delays and old > self.delays[t]}
+
     @property
     def horizon(self) -> int:
         """The longest distance between a trigger and its decision time."""

@@ -180,7 +180,7 @@ def simulate(ctx: click.Context, /, orders: int, seed: int, start: str | None, s
     kept, shadow = split_shadow(expected)
     files = [(expected_file, kept)]
     if shadow or s.rules.shadowed:  # (the worker sends these to the shadow topic)
-        files.append((shadow_path(expected_file, ""), list(shadow)))
+        files.append((shadow_path(expected_file, "simulate-expected.shadow.jsonl"), list(shadow)))
     for path, outputs in files:
         with _open(path) as out:
             for output in outputs:

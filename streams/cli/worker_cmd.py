@@ -63,15 +63,15 @@ def describe_rules(settings: Settings) -> str:
     line += f"; commands {r.commands.value}"
     for s in r.per_rule:
         info = BY_TYPE[s.type]
-        changed = [("off" if not s.enabled else "on") if s.enabled is not None else "",
-                   s.severity.value if s.severity else "",
+        changed = [("enabled" if s.enabled else "disabled") if s.enabled is not None else "",
+                   f"severity {s.severity.value}" if s.severity else "",
                    f"commands {s.commands.value}" if s.commands else "",
                    f"{info.threshold}={format_duration_ms(s.threshold)}"
                    if s.threshold is not None else ""]
         line += f"; {s.type} {' '.join(c for c in changed if c)}"
     if settings.rules_file is not None:
-        line += f" (rules file {settings.rules_file}, version {r.version})"
-    return line
+        line += f"; rules file {settings.rules_file}"
+    return f"{line}; version {r.version}"
 
 
 @click.command("worker")

@@ -114,7 +114,7 @@ def prepare(settings: Settings, options: ReplayOptions) -> Target:
         commands.append(topic(command_topic(False)))
         shadow.append(topic(command_topic(True)))
         output += f", commands also to the live topic {commands[-1][0]}"
-    if settings.rules.shadowed:  # (the modes of the rules do not change where else they go)
+    if settings.rules.shadowed:
         shadow_out = ([f"{options.out_dir.resolve()}/{COMMANDS_SHADOW_FILE}"]
                       if options.out_dir is not None else []) + [n for n, _ in shadow]
         output += f"; commands decided in shadow mode to {' and '.join(shadow_out)}"

@@ -11,7 +11,8 @@ from click.testing import CliRunner, Result
 
 from streams.cli import bench_cmd, chaos_cmd, replay_cmd, rules_cmd, sim_cmd, worker_cmd
 from streams.cli.main import cli
-from streams.config import RULE_ENV, RuleConfig
+from streams.cli.worker_cmd import describe_rules
+from streams.config import RULE_ENV, RuleConfig, load_settings
 from streams.rulebook import RULEBOOK
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "rules.toml"
@@ -97,6 +98,20 @@ def test_json(monkeypatch: pytest.MonkeyPatch) -> None:
     assert by_type["PAID_WITHOUT_PAYMENT"]["mode"] is None
     assert by_type["PAID_WITHOUT_PAYMENT"]["needs_paid"] is True
     assert doc["version"] != RuleConfig().version
+
+
+def test_the_start_line_of_a_worker_says_what_the_file_changes() -> None:
+    settings = load_settings({}, EXAMPLE)
+    line = describe_rules(settings)
+    assert line.startswith("allowed_lateness=1m, ")
+    assert "payment_timeout=20m, " in line and "callback_timeout=5m" in line
+    assert line.endswith(
+        "; commands shadow; CANCELLED_BUT_CHARGED release_timeout=30m; DUPLICATE_PAYMENT "
+        "commands live; PAID_NOT_SHIPPED commands off; PAID_WITHOUT_PAYMENT disabled; "
+        "PAYMENT_NOT_APPLIED disabled; RESERVATION_WITHOUT_PAYMENT severity MEDIUM; rules "
+        f"file {EXAMPLE}; version {settings.rules.version}")
+    assert describe_rules(load_settings({})).endswith(
+        f"; commands live; version {RuleConfig().version}")
 
 
 BAD = '[defaults]\ncommands = "live"\n\n[rules.DUPLICATE_PAYMENT]\nseverity = "URGENT"\n'

@@ -174,6 +174,16 @@ def test_the_version_follows_what_the_rules_do_not_where_they_came_from(tmp_path
     assert RuleConfig(per_rule=(RuleSetting("AMOUNT_MISMATCH"),)).version == base.version
 
 
+def test_which_rules_decide_earlier_than_before() -> None:
+    old = RuleConfig(release_timeout=20 * 60_000).delays
+    new = RuleConfig(per_rule=(RuleSetting("CANCELLED_BUT_CHARGED", threshold=30 * 60_000),
+                               RuleSetting("TCC_HANGING", enabled=False)))
+    assert new.earlier_than(old) == {"REFUND_WITHOUT_RELEASE": 10 * 60_000,
+                                     "CANCELLED_BUT_RESERVED": 10 * 60_000}
+    assert RuleConfig().earlier_than(RuleConfig().delays) == {}
+    assert RuleConfig().earlier_than({"GONE": 5, "TCC_GRACE": 1}) == {}
+
+
 # -- refusals -----------------------------------------------------------------------------------
 
 

@@ -159,3 +159,20 @@ def test_audit_writes_an_empty_shadow_file_only_when_a_rule_is_in_shadow_mode(
     result = _audit(tmp_path, monkeypatch, [MISMATCH])
     assert result.exit_code == 0
     assert (tmp_path / "audit.shadow.jsonl").read_text() == ""
+
+
+def test_simulate_writes_expected_shadow_commands_next_to_the_expected_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import streams.simulate
+
+    monkeypatch.setattr(streams.simulate, "expected_outputs",
+                        lambda *a, **k: [MISMATCH, LIVE, SHADOW])
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["simulate", "--orders", "2", "--out", "t.jsonl"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    expected = (tmp_path / "t.expected.jsonl").read_text().splitlines()
+    shadow = (tmp_path / "t.expected.shadow.jsonl").read_text().splitlines()
+    assert [json.loads(x)["mismatch_id"] for x in expected] == ["m1", "m1"]
+    assert [json.loads(x)["command_id"] for x in shadow] == ["c2"]
+    assert "-> t.expected.jsonl and t.expected.shadow.jsonl" in result.stderr
