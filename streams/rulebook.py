@@ -11,9 +11,9 @@ from streams.model import Severity
 class CommandMode(enum.StrEnum):
     """Where a rule's compensating commands go.
 
-    ``live``: to ``crosscheck.commands``, to be executed; ``shadow``: to
-    ``crosscheck.commands.shadow`` with the same ids, to be watched (what crosscheck would
-    have done); ``off``: nowhere (the mismatch is still emitted).
+    ``live``: to the command topic, to be executed; ``shadow``: to its shadow twin with the
+    same ids, to be watched (what crosscheck would have done); ``off``: nowhere (the
+    mismatch is still emitted).
     """
 
     LIVE = "live"
