@@ -176,3 +176,21 @@ def test_simulate_writes_expected_shadow_commands_next_to_the_expected_file(
     assert [json.loads(x)["mismatch_id"] for x in expected] == ["m1", "m1"]
     assert [json.loads(x)["command_id"] for x in shadow] == ["c2"]
     assert "-> t.expected.jsonl and t.expected.shadow.jsonl" in result.stderr
+
+
+def test_the_reference_and_the_chaos_verdict_judge_shadow_commands_on_their_topic() -> None:
+    from streams.chaos.report import judge_outputs, verdict
+    from streams.verify import expected_records
+
+    expected = expected_records([MISMATCH, LIVE, SHADOW])
+    assert [c["command_id"] for c in expected.commands] == ["c1"]
+    assert [c["command_id"] for c in expected.shadow_commands] == ["c2"]
+    live = command_record(LIVE)
+    shadow = command_record(SHADOW)
+    mismatch = expected.mismatches[0] | {"detected_at": 9}
+    right = {TopicId.MISMATCHES: [mismatch], TopicId.COMMANDS: [live],
+             TopicId.COMMANDS_SHADOW: [shadow], TopicId.DLQ: []}
+    assert verdict(judge_outputs(right, expected, {})) == (True, [])
+    wrong = right | {TopicId.COMMANDS: [live, shadow], TopicId.COMMANDS_SHADOW: []}
+    ok, why = verdict(judge_outputs(wrong, expected, {}))
+    assert not ok and why == ["commands: 1 extra", "shadow commands: 1 lost"]
