@@ -25,7 +25,7 @@ from types import ModuleType
 
 #: set to 1: the Python engine runs, whatever is built (tests, A/B runs)
 PURE_ENV = "CROSSCHECK_PURE_PYTHON"
-#: set to 1: the same (the name the benchmark's A/B runs use)
+#: set to 1: the same, under the name that says what it switches
 PYTHON_ENGINE_ENV = "CROSSCHECK_PYTHON_ENGINE"
 MODULE = "streams._native"
 #: the crate, in a source tree (absent from an installed wheel)
