@@ -78,11 +78,9 @@ ENV_VARS: dict[str, str] = {
     "is set (2)",
     "CROSSCHECK_MALLOC_TRIM_EVERY": "seconds between a worker's `malloc_trim(0)`, which gives "
     "free heap memory back to the kernel (60; 0: never)",
-    "CROSSCHECK_PURE_PYTHON": "1: run the pure Python rules, engine and state store even where "
-    "the compiled or the native core is built (`make compile`, `make native`); same outputs, "
-    "slower (unset)",
-    "CROSSCHECK_PYTHON_ENGINE": "1: run the Python engine (compiled with mypyc where built) even "
-    "where the native core is built; same outputs, slower (unset)",
+    "CROSSCHECK_PURE_PYTHON": "1: run the Python engine instead of the native one (Rust); same "
+    "outputs, slower (unset)",
+    "CROSSCHECK_PYTHON_ENGINE": "1: the same as CROSSCHECK_PURE_PYTHON (unset)",
 }
 
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from streams import compiled
+from streams import native
 from streams.cli.main import settings_of
 from streams.config import (
     RULE_ENV,
@@ -164,7 +164,9 @@ def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
         profiler.databases = heapprofile.worker_databases(w)
     click.echo(f"crosscheck worker {w.runtime.worker_id}: group {s.app_id} on {s.bootstrap}, "
                f"{inputs} partitions, {s.processing_guarantee}, state in {data_dir}, "
-               f"{compiled.status()} core, {engine_core.NAME} engine", err=True)
+               f"{engine_core.NAME} engine", err=True)
+    if fallback := native.notice():
+        click.echo(fallback, err=True)
     click.echo(f"rules: {describe_rules(s)}", err=True)
     def unsettled() -> str | None:
         if s.processing_guarantee != "exactly_once":

@@ -1,8 +1,7 @@
 """WindowTracker: counts a partition's events and outputs into its metrics windows and closes them.
 
 The windows themselves (msgspec Structs, encoded into the meta table and the partials) are in
-``streams.metrics.windows``; this module holds the logic, so that it compiles with the core
-(``streams/compiled.py``: mypyc does not compile modules that define msgspec Structs).
+``streams.metrics.windows``; this module holds the logic.
 """
 
 from __future__ import annotations
