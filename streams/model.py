@@ -161,7 +161,12 @@ class Mismatch(msgspec.Struct, frozen=True):
 
 
 class Command(msgspec.Struct, frozen=True):
-    """The contract's Command record (section 5). issued_at is wall-clock ms."""
+    """The contract's Command record (section 5). issued_at is wall-clock ms.
+
+    ``shadow`` is not part of the record: it says the command was decided while its rule's
+    commands were in shadow mode, so it goes to the shadow topic (or file), never to the
+    command topic (``topology.topics.command_topic``).
+    """
 
     command_id: str
     type: CommandType
@@ -173,6 +178,7 @@ class Command(msgspec.Struct, frozen=True):
     currency: str | None = None
     sku: str | None = None
     quantity: int | None = None
+    shadow: bool = False
 
 
 class DeadLetter(msgspec.Struct, frozen=True):

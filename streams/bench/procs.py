@@ -36,6 +36,11 @@ def env_for(settings: Settings) -> dict[str, str]:
     })
     for attr, name in RULE_ENV.items():
         env[name] = format_duration_ms(getattr(settings.rules, attr))
+    env["CROSSCHECK_COMMANDS"] = settings.rules.commands.value
+    if settings.rules_file is not None:  # (what it sets per rule; the variables the rest)
+        env["CROSSCHECK_RULES_FILE"] = str(settings.rules_file)
+    else:
+        env.pop("CROSSCHECK_RULES_FILE", None)
     return env
 
 

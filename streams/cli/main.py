@@ -37,8 +37,8 @@ def settings_of(ctx: click.Context) -> Settings:
     """The settings, loaded once per invocation."""
     root = ctx.find_root()
     root.ensure_object(dict)
-    if "settings" not in root.obj:
-        root.obj["settings"] = load_settings()
+    if "settings" not in root.obj:  # (a command's --rules FILE replaces CROSSCHECK_RULES_FILE)
+        root.obj["settings"] = load_settings(rules_file=root.obj.get("rules_file"))
     settings: Settings = root.obj["settings"]
     return settings
 
@@ -51,6 +51,7 @@ def _register() -> None:
         chaos_cmd,
         io_cmd,
         replay_cmd,
+        rules_cmd,
         sim_cmd,
         status_cmd,
         topics_cmd,
@@ -59,7 +60,7 @@ def _register() -> None:
     )
 
     for module in (broker_cmd, topics_cmd, io_cmd, worker_cmd, status_cmd, sim_cmd, watch_cmd,
-                   replay_cmd, bench_cmd, chaos_cmd, cdc_cmd):
+                   replay_cmd, bench_cmd, chaos_cmd, rules_cmd, cdc_cmd):
         module.register(cli)
 
 

@@ -154,7 +154,8 @@ class Replay:
                 kafka = KafkaSink(
                     confluent_config(self.settings, **{"transactional.id": target.group,
                                                        "linger.ms": 20}),
-                    consumer, self.codec, target.kafka_mismatches, target.kafka_commands)
+                    consumer, self.codec, target.kafka_mismatches, target.kafka_commands,
+                    target.kafka_shadow)
             self._recover(store, ck, files, kafka)
             if not ck.done:
                 bounds = {(name, p): self._bounds(consumer, name, p)

@@ -96,6 +96,12 @@ class _WorkerCollector(Collector):
         for ct in CommandType:
             commands.add_metric([ct.value], c.commands.get(ct.value, 0))
         yield commands
+        shadow = CounterMetricFamily(
+            "crosscheck_commands_shadow", "Commands decided in shadow mode (sent to the "
+            "shadow topic, never executed), by type", labels=["type"])
+        for ct in CommandType:
+            shadow.add_metric([ct.value], c.shadow_commands.get(ct.value, 0))
+        yield shadow
         yield CounterMetricFamily("crosscheck_ticks", "Idle notices of this worker applied",
                                   value=c.ticks)
         stage = CounterMetricFamily(

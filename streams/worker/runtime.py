@@ -38,7 +38,7 @@ from streams.records import command_record, dead_letter_record, mismatch_record
 from streams.worker.arrival import Arrival
 from streams.worker.windows_store import PartitionStore, load_windows, window_key
 from topology.partitioner import KeyPartitions, partition_for
-from topology.topics import BY_ID, INPUTS, TopicId, Topology
+from topology.topics import BY_ID, INPUTS, TopicId, Topology, command_topic
 
 _encoder = msgspec.msgpack.Encoder()
 _since_decoder = msgspec.msgpack.Decoder(dict[str, int])
@@ -132,6 +132,8 @@ class Counters:
     mismatches: Counter[str] = field(default_factory=Counter)
     resolved: int = 0
     commands: Counter[str] = field(default_factory=Counter)
+    #: commands decided in shadow mode (to the shadow topic), by type
+    shadow_commands: Counter[str] = field(default_factory=Counter)
     ticks: int = 0
     #: mismatches opened while an input their rule reads was excused (quiet at the end of
     #: the traffic, or released): Kafka Streams' enforced-processing, per rule type
@@ -370,8 +372,9 @@ class Runtime(Arrival):
             else:
                 self.counters.resolved += 1
         else:
-            topic, body = TopicId.COMMANDS, command_record(output)
-            self.counters.commands[output.type.value] += 1
+            topic, body = command_topic(output.shadow), command_record(output)
+            counts = self.counters.shadow_commands if output.shadow else self.counters.commands
+            counts[output.type.value] += 1
         name = self._names[topic]
         key = output.order_id.encode()
         value = self.codec.encode(BY_ID[topic].value_schema, body, name)
