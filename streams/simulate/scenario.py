@@ -47,7 +47,7 @@ class Timing:
         """The timing for these thresholds; skew and disorder shrink with small thresholds."""
         lateness = rules.allowed_lateness
         shortest = min(rules.payment_timeout, rules.reservation_timeout, rules.payment_grace,
-                       rules.release_timeout, rules.tcc_grace)
+                       rules.release_timeout, rules.tcc_grace, rules.callback_timeout)
         skew = max(0, min(max_skew, shortest // 20, lateness // 12))
         quick = max(1, shortest // 4)
         return cls(rules, skew, jitter=min(4 * SECOND, lateness // 6),

@@ -16,8 +16,7 @@ from streams.simulate.faults import FAULTS, parse_faults
 from streams.simulate.scenario import OrderBuilder
 
 DEFAULT = RuleConfig()
-#: the contract's default callback_timeout
-CALLBACK_TIMEOUT = 5 * 60_000
+CALLBACK_TIMEOUT = DEFAULT.callback_timeout
 NEW_FAULTS = ("lost_callback", "paid_after_cancel", "cancel_kept_stock", "cancel_shipped",
               "phantom_paid")
 
@@ -186,3 +185,15 @@ def test_new_faults_keep_other_orders_as_they_were(name: str) -> None:
     found = histories(faulty)
     for order_id in healthy:
         assert found[order_id] == clean[order_id]
+
+
+def test_a_short_callback_timeout_shortens_the_callback_delay() -> None:
+    rules = RuleConfig(callback_timeout=4_000)
+    traffic = _traffic((), orders=150, rules=rules)
+    gaps = []
+    for h in histories(traffic).values():
+        if h.of("orders", "PAID"):
+            (paid, _, _), = h.of("orders", "PAID")
+            gaps.append(paid - h.first("payments", "SUCCEEDED"))
+    # within a quarter of it, give or take the two services' clock skews (a twentieth each)
+    assert gaps and all(-400 <= gap <= 1_000 + 400 for gap in gaps)
