@@ -25,7 +25,7 @@ from schemas.limits import (
 from topology.topics import BY_ID, TopicId
 
 TYPES: dict[TopicId, frozenset[str]] = {
-    TopicId.ORDERS: frozenset({"PLACED", "CANCELLED"}),
+    TopicId.ORDERS: frozenset({"PLACED", "PAID", "CANCELLED"}),
     TopicId.PAYMENTS: frozenset({"SUCCEEDED", "FAILED", "REFUNDED"}),
     TopicId.INVENTORY: frozenset({"RESERVED", "CONFIRMED", "RELEASED"}),
     TopicId.SHIPPING: frozenset({"CREATED", "DISPATCHED", "DELIVERED", "CANCELLED"}),
@@ -100,13 +100,15 @@ class _ShipmentItem(msgspec.Struct):
 class _OrderIn(msgspec.Struct):
     event_id: _Id
     order_id: _OrderId
-    type: Literal["PLACED", "CANCELLED"]
+    type: Literal["PLACED", "PAID", "CANCELLED"]
     event_time: _EventTime
     # required on PLACED only: checked after decoding
     user_id: _Text | None = None
     items: list[_OrderItem] | None = None
     total_amount: _Amount | None = None
     currency: _Text | None = None
+    #: on PAID: the payment the order service applied (optional)
+    payment_id: _Text | None = None
 
 
 class _PaymentIn(msgspec.Struct):
@@ -182,6 +184,7 @@ def _order_record(e: _OrderIn) -> dict[str, Any]:
         "items": items,
         "total_amount": total,
         "currency": currency,
+        "payment_id": e.payment_id or "",
     }
 
 

@@ -136,7 +136,8 @@ def simulate(ctx: click.Context, /, orders: int, seed: int, start: str | None, s
     """Generate realistic order traffic, with injected faults, and its expected output.
 
     Orders of one or more skus are PLACED; the inventory reserves each sku (TCC Try) and
-    confirms it once paid; payments may be declined and retried; some customers cancel
+    confirms it once paid; payments may be declined and retried, and the order service
+    marks the order PAID seconds after a payment succeeds; some customers cancel
     (stock released, payment refunded), some return goods after delivery; parcels are
     shipped whole, split or partially, labels are voided and re-created. Each service's
     clock has a small fixed skew, topics interleave when published, some events are

@@ -112,6 +112,20 @@ def test_order_doc_after_eviction_keeps_the_ledger() -> None:
     assert doc["mismatches"][0]["decided_at"] == format_time(T0 + 1 + RULES.payment_timeout)
 
 
+def test_order_doc_shows_the_order_marked_paid() -> None:
+    store = MemoryStore()
+    events = [placed(T0), pay("SUCCEEDED", T0 + 2), placed(T0 + 3, kind="PAID"),
+              placed(T0 + 9, kind="CANCELLED")]
+    run_stream(events, store=store, until=T0 + 100)
+    state = store.state("o1")
+    assert state is not None
+    doc = order_doc(state, 0, RecentMismatches(), SERVED, RULES, T0 + 100)
+    assert [(e["source"], e["type"]) for e in doc["events"]] == [
+        ("orders", "PLACED"), ("payments", "SUCCEEDED"), ("orders", "PAID"),
+        ("orders", "CANCELLED")]
+    assert doc["events"][2]["event_time"] == format_time(T0 + 3)
+
+
 def test_event_json_has_items_and_no_empty_fields() -> None:
     body = event_json(placed(T0, total=1200, currency="USD"))
     assert body["items"] == [{"sku": "A", "quantity": 1, "unit_price": 1200}]
