@@ -49,7 +49,8 @@ from streams.worker.idle import IdleTracker
 from streams.worker.lifecycle import web_host_for
 from streams.worker.offsets import TailProbe, fill_head_gap
 from streams.worker.outputs import Send
-from streams.worker.runtime import Emit, Runtime
+from streams.worker.runtime import Runtime
+from streams.worker.runtime_types import Emit
 from streams.worker.store import TABLE_ROCKSDB_OPTIONS, BlobTable, ChangelogWrite, TableStore
 from topology.partitioner import partition_for
 from topology.topics import INPUTS, TopicId, Topology
