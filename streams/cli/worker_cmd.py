@@ -62,8 +62,10 @@ def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
     memory.install()  # before any thread starts, so the arena limit covers them all
     profiler = heapprofile.install()  # before the imports below, so their heap is traced too
     from streams.engine import core as engine_core
+    from streams.web import register_web
     from streams.worker import clean_stop
-    from streams.worker.app import WorkerOptions, create_worker
+    from streams.worker.app import create_worker
+    from streams.worker.faust_app import WorkerOptions
     from streams.worker.lifecycle import (
         check_port_free,
         create_changelogs,
@@ -100,6 +102,7 @@ def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
                             loglevel=loglevel,
                             echo=echo, alert_webhook=alert_webhook or None)
     w = create_worker(s, options)
+    register_web(w.app, w)  # /, /health, /metrics, /orders/{id}, ... (streams/web)
     create_changelogs(s, w.app)
     if profiler is not None:
         profiler.databases = heapprofile.worker_databases(w)
