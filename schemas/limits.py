@@ -1,5 +1,4 @@
-"""Limits on input values (order ids, event times, currencies, text), and the reasons and
-bounded renderings of bad values.
+"""Limits on input values (order ids, event times, currencies, text) and reasons for bad ones.
 
 A valid **order id** is 1 to ``MAX_ORDER_ID_LENGTH`` (256) characters, not only whitespace,
 with no control character (U+0000-U+001F, U+007F-U+009F) and no lone surrogate (which UTF-8

@@ -1,5 +1,8 @@
-"""msgspec's validation messages ("Expected `int` >= 0 - at `$.amount`") in the contract's
-form: the path of the bad field and the reason, as ``schemas.validation`` reports them."""
+"""msgspec's validation messages in the contract's form: the bad field's path and why.
+
+"Expected `int` >= 0 - at `$.amount`" becomes ValidationError("amount", "must not be
+negative: -5"), as ``schemas.validation`` reports it.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""The types the worker's runtime works with: a consumed record, an output record (Emit), one
-partition's context and the running counters (shared by ``runtime`` and ``arrival``)."""
+"""The types of the worker's runtime: consumed record, Emit, partition context, counters.
+
+Shared by ``streams.worker.runtime`` and ``streams.worker.arrival``.
+"""
 
 from __future__ import annotations
 
