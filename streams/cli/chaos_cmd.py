@@ -13,7 +13,7 @@ from streams.cli.context import local_broker, settings_of
 from streams.cli.rule_options import apply_rule_options, rule_options
 from streams.cli.signals import exit_on_sigterm
 from streams.clients import check_reachable
-from streams.config import parse_duration_ms
+from streams.durations import parse_duration_ms
 from streams.errors import ConfigError
 
 

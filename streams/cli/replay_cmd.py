@@ -15,7 +15,7 @@ from schemas.errors import ValidationError
 from schemas.validation import format_time, parse_event_time
 from streams.cli.context import settings_of
 from streams.cli.rule_options import apply_rule_options, describe_rules, rule_options
-from streams.config import format_duration_ms, parse_duration_ms
+from streams.durations import format_duration_ms, parse_duration_ms
 from streams.gctune import tune_gc
 from streams.replay import (
     ProgressReport,

@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from streams.config import RULE_ENV, Settings, format_duration_ms, parse_duration_ms
+from streams.config import RULE_ENV, Settings
+from streams.durations import format_duration_ms, parse_duration_ms
 
 
 def rule_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -10,7 +10,8 @@ import click
 
 from streams.cli.context import settings_of, topology_of
 from streams.cli.rule_options import apply_rule_options, rule_options
-from streams.config import RuleConfig, format_duration_ms
+from streams.config import RuleConfig
+from streams.durations import format_duration_ms
 from streams.rulebook import RULEBOOK, THRESHOLDS
 from topology.topics import TopicId
 

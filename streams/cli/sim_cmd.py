@@ -18,7 +18,8 @@ from schemas.errors import ValidationError
 from schemas.validation import format_time, parse_event_time
 from streams.cli.context import settings_of, topology_of
 from streams.cli.rule_options import apply_rule_options, rule_options
-from streams.config import Settings, parse_duration_ms
+from streams.config import Settings
+from streams.durations import parse_duration_ms
 from streams.errors import ConfigError
 from streams.export import json_line
 from streams.simulate.faults import FAULTS
