@@ -16,10 +16,10 @@ import click
 from schemas.catalog import schema
 from schemas.errors import ValidationError
 from schemas.validation import format_time, parse_event_time
-from streams.cli.main import settings_of
-from streams.cli.topics_cmd import topology_of
-from streams.cli.worker_cmd import apply_rule_options, rule_options
-from streams.config import Settings, parse_duration_ms
+from streams.cli.context import settings_of, topology_of
+from streams.cli.rule_options import apply_rule_options, rule_options
+from streams.config import Settings
+from streams.durations import parse_duration_ms
 from streams.errors import ConfigError
 from streams.export import json_line
 from streams.simulate.faults import FAULTS

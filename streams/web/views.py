@@ -93,8 +93,9 @@ class WebState:
 def register_web(app: Any, worker: Worker) -> WebState:
     """Add the endpoints to the worker's Faust app and hook the worker (see probe.instrument).
 
-    Called once by ``create_worker``, before the app starts. Nothing is registered (and the
-    worker is not hooked) when the worker runs without its web server.
+    Called once by `crosscheck worker`, after ``create_worker`` and before the app starts.
+    Nothing is registered (and the worker is not hooked) when the worker runs without its
+    web server.
     """
     state = WebState(worker)
     if not worker.options.web_enabled:

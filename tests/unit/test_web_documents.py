@@ -24,7 +24,7 @@ from streams.web.documents import (
 from streams.web.inputs import InputRow, held_doc, input_rows, inputs_doc, merged_state
 from streams.web.probe import PartitionLag, Probe
 from streams.web.recent import RecentMismatches
-from streams.worker.runtime import Counters
+from streams.worker.runtime_types import Counters
 from topology.topics import Topology
 
 SERVED = {"worker_id": "w1", "url": "http://127.0.0.1:6066"}
