@@ -30,8 +30,8 @@ from streams.errors import ConfigError
 @click.option("--consume", type=click.Choice(["batch", "stream"]), default="batch",
               envvar="CROSSCHECK_WORKER_CONSUME", show_default=True,
               help="How input records reach the rules: 'batch', in batches taken below "
-                   "Faust's per-record stream (faster; faust-streaming 0.15 only, else it "
-                   "falls back); 'stream', through Faust's stream (the A/B baseline).")
+                   "Faust's per-record stream (faster); 'stream', through Faust's stream (the "
+                   "A/B baseline).")
 @click.option("--commit-interval", type=click.FloatRange(0.01, 60), default=None,
               envvar="CROSSCHECK_COMMIT_INTERVAL", metavar="SECONDS",
               help="Seconds between commits of the consumed offsets [default: 0.1 under "
@@ -63,7 +63,7 @@ def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
     profiler = heapprofile.install()  # before the imports below, so their heap is traced too
     from streams.engine import core as engine_core
     from streams.web import register_web
-    from streams.worker import clean_stop
+    from streams.worker import clean_stop, faust_guard
     from streams.worker.app import create_worker
     from streams.worker.faust_app import WorkerOptions
     from streams.worker.lifecycle import (
@@ -74,7 +74,7 @@ def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
         prepare_state_dir,
         run_faust,
     )
-
+    faust_guard.ensure()  # an untested Faust is refused before the broker is touched
     if alert_webhook:  # checked before anything starts; the message never shows secrets
         from streams.worker.webhook import check_url
         try:

@@ -286,7 +286,8 @@ def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
 
     app.agent(channel, name=AGENT_NAME)(judge)  # subscribes the inputs (and is the
     # "stream" path); with the tap installed, their records go to the tap instead
-    if options.consume == "batch" and tap.install():
+    if options.consume == "batch":
+        tap.install()  # refuses (FaustCouplingError) a Faust it was not written for
         batch_tap = tap.BatchTap(app, channel.topics, options.batch_max, options.batch_within)
         setattr(app, tap.TAP_ATTRIBUTE, batch_tap)
 
