@@ -6,13 +6,13 @@ import hashlib
 import ipaddress
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from streams.durations import parse_duration_ms
 from streams.errors import ConfigError
 from streams.model import Severity
 from streams.rulebook import RULEBOOK, THRESHOLDS, CommandMode, RuleSetting
@@ -89,19 +89,6 @@ ENV_VARS: dict[str, str] = {
     "CROSSCHECK_PYTHON_ENGINE": "1: the same as CROSSCHECK_PURE_PYTHON (unset)",
 }
 
-_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-
-
-def parse_duration_ms(text: str, name: str = "duration") -> int:
-    """Parse '15m', '60s', '500ms', '24h', '1d' or a bare number of seconds into milliseconds."""
-    match = _DURATION.match(text)
-    if not match:
-        raise ConfigError(f"{name}: {text!r} is not a duration (examples: 500ms, 60s, 15m, 24h)")
-    value, unit = match.groups()
-    return int(float(value) * _UNITS_MS[unit or "s"])
-
-
 def parse_bind(text: str, name: str = "bind address") -> str:
     """An IP address to listen on (IPv4 or IPv6, e.g. 127.0.0.1, 0.0.0.0, ::1), normalised."""
     try:
@@ -109,14 +96,6 @@ def parse_bind(text: str, name: str = "bind address") -> str:
     except ValueError:
         raise ConfigError(f"{name}: {text!r} is not an IP address (e.g. 127.0.0.1 or "
                           "0.0.0.0)") from None
-
-
-def format_duration_ms(ms: int) -> str:
-    """Render milliseconds with the largest unit that divides them (for help texts)."""
-    for unit in ("d", "h", "m", "s"):
-        if ms and ms % _UNITS_MS[unit] == 0:
-            return f"{ms // _UNITS_MS[unit]}{unit}"
-    return f"{ms}ms"
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streams.config import parse_duration_ms
+from streams.durations import parse_duration_ms
 from streams.errors import ConfigError
 from streams.model import Severity
 from streams.rulebook import BY_TYPE, THRESHOLDS, CommandMode, RuleSetting

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streams.config import RULE_ENV, Settings, format_duration_ms
+from streams.config import RULE_ENV, Settings
+from streams.durations import format_duration_ms
 
 
 def crosscheck_argv() -> list[str]:

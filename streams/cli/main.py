@@ -6,7 +6,6 @@ import sys
 
 import click
 
-from streams.config import Settings, load_settings
 from streams.errors import CrosscheckError
 
 
@@ -31,16 +30,6 @@ def cli(ctx: click.Context) -> None:
     table); with KAFKA_BOOTSTRAP_SERVERS unset they use the local broker.
     """
     ctx.ensure_object(dict)
-
-
-def settings_of(ctx: click.Context) -> Settings:
-    """The settings, loaded once per invocation."""
-    root = ctx.find_root()
-    root.ensure_object(dict)
-    if "settings" not in root.obj:  # (a command's --rules FILE replaces CROSSCHECK_RULES_FILE)
-        root.obj["settings"] = load_settings(rules_file=root.obj.get("rules_file"))
-    settings: Settings = root.obj["settings"]
-    return settings
 
 
 def _register() -> None:

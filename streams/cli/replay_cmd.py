@@ -14,9 +14,9 @@ import click
 from schemas.errors import ValidationError
 from schemas.validation import format_time, parse_event_time
 from streams import native
-from streams.cli.main import settings_of
-from streams.cli.worker_cmd import apply_rule_options, describe_rules, rule_options
-from streams.config import format_duration_ms, parse_duration_ms
+from streams.cli.context import settings_of
+from streams.cli.rule_options import apply_rule_options, describe_rules, rule_options
+from streams.durations import format_duration_ms, parse_duration_ms
 from streams.engine import core as engine_core
 from streams.gctune import tune_gc
 from streams.replay import (

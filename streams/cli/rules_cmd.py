@@ -8,10 +8,10 @@ from typing import Any
 
 import click
 
-from streams.cli.main import settings_of
-from streams.cli.topics_cmd import topology_of
-from streams.cli.worker_cmd import apply_rule_options, rule_options
-from streams.config import RuleConfig, format_duration_ms
+from streams.cli.context import settings_of, topology_of
+from streams.cli.rule_options import apply_rule_options, rule_options
+from streams.config import RuleConfig
+from streams.durations import format_duration_ms
 from streams.rulebook import RULEBOOK, THRESHOLDS
 from topology.topics import TopicId
 

@@ -16,10 +16,10 @@ import click
 from schemas.catalog import schema
 from schemas.errors import ValidationError
 from schemas.validation import format_time, parse_event_time
-from streams.cli.main import settings_of
-from streams.cli.topics_cmd import topology_of
-from streams.cli.worker_cmd import apply_rule_options, rule_options
-from streams.config import Settings, parse_duration_ms
+from streams.cli.context import settings_of, topology_of
+from streams.cli.rule_options import apply_rule_options, rule_options
+from streams.config import Settings
+from streams.durations import parse_duration_ms
 from streams.errors import ConfigError
 from streams.export import json_line
 from streams.simulate.faults import FAULTS
@@ -140,7 +140,8 @@ def simulate(ctx: click.Context, /, orders: int, seed: int, start: str | None, s
     """Generate realistic order traffic, with injected faults, and its expected output.
 
     Orders of one or more skus are PLACED; the inventory reserves each sku (TCC Try) and
-    confirms it once paid; payments may be declined and retried; some customers cancel
+    confirms it once paid; payments may be declined and retried, and the order service
+    marks the order PAID seconds after a payment succeeds; some customers cancel
     (stock released, payment refunded), some return goods after delivery; parcels are
     shipped whole, split or partially, labels are voided and re-created. Each service's
     clock has a small fixed skew, topics interleave when published, some events are

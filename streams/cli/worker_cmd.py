@@ -4,74 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
 
 from streams import native
-from streams.cli.main import settings_of
-from streams.config import (
-    RULE_ENV,
-    Settings,
-    format_duration_ms,
-    parse_bind,
-    parse_duration_ms,
-)
+from streams.cli.context import settings_of
+from streams.cli.rule_options import apply_rule_options, describe_rules, rule_options
+from streams.config import parse_bind
 from streams.errors import ConfigError
-
-
-def rule_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add --rules FILE and one --<threshold> option per rule setting (durations such as
-    90s, 15m, 24h)."""
-    for attr in reversed(list(RULE_ENV)):
-        func = click.option(
-            f"--{attr.replace('_', '-')}", attr, default=None, metavar="DURATION",
-            help=f"Overrides {RULE_ENV[attr]}.",
-        )(func)
-    return click.option(
-        "--rules", "rules_file", type=click.Path(dir_okay=False, path_type=Path),
-        default=None, expose_value=False, callback=_remember_rules_file, metavar="FILE",
-        help="Rules file (TOML: per rule enabled, severity, threshold, command mode; see "
-             "docs/rules.md). Overrides CROSSCHECK_RULES_FILE.")(func)
-
-
-def _remember_rules_file(ctx: click.Context, param: click.Parameter,
-                         value: Path | None) -> None:
-    """Keep --rules FILE for ``settings_of``, which reads it (and refuses a bad one)."""
-    if value is not None:
-        root = ctx.find_root()
-        root.ensure_object(dict)
-        root.obj["rules_file"] = value
-
-
-def apply_rule_options(settings: Settings, values: dict[str, Any]) -> Settings:
-    """Settings with the given rule options applied."""
-    changes = {attr: parse_duration_ms(v, f"--{attr.replace('_', '-')}")
-               for attr, v in values.items() if attr in RULE_ENV and v is not None}
-    return settings.with_rules(**changes) if changes else settings
-
-
-def describe_rules(settings: Settings) -> str:
-    """One line with the thresholds in force, and what a rules file changes."""
-    from streams.rulebook import BY_TYPE
-
-    r = settings.rules
-    line = ", ".join(f"{f.name}={format_duration_ms(getattr(r, f.name))}"
-                     for f in dataclasses.fields(r) if f.name in RULE_ENV)
-    line += f"; commands {r.commands.value}"
-    for s in r.per_rule:
-        info = BY_TYPE[s.type]
-        changed = [("enabled" if s.enabled else "disabled") if s.enabled is not None else "",
-                   f"severity {s.severity.value}" if s.severity else "",
-                   f"commands {s.commands.value}" if s.commands else "",
-                   f"{info.threshold}={format_duration_ms(s.threshold)}"
-                   if s.threshold is not None else ""]
-        line += f"; {s.type} {' '.join(c for c in changed if c)}"
-    if settings.rules_file is not None:
-        line += f"; rules file {settings.rules_file}"
-    return f"{line}; version {r.version}"
 
 
 @click.command("worker")
@@ -89,8 +30,8 @@ def describe_rules(settings: Settings) -> str:
 @click.option("--consume", type=click.Choice(["batch", "stream"]), default="batch",
               envvar="CROSSCHECK_WORKER_CONSUME", show_default=True,
               help="How input records reach the rules: 'batch', in batches taken below "
-                   "Faust's per-record stream (faster; faust-streaming 0.15 only, else it "
-                   "falls back); 'stream', through Faust's stream (the A/B baseline).")
+                   "Faust's per-record stream (faster); 'stream', through Faust's stream (the "
+                   "A/B baseline).")
 @click.option("--commit-interval", type=click.FloatRange(0.01, 60), default=None,
               envvar="CROSSCHECK_COMMIT_INTERVAL", metavar="SECONDS",
               help="Seconds between commits of the consumed offsets [default: 0.1 under "
@@ -121,8 +62,10 @@ def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
     memory.install()  # before any thread starts, so the arena limit covers them all
     profiler = heapprofile.install()  # before the imports below, so their heap is traced too
     from streams.engine import core as engine_core
-    from streams.worker import clean_stop
-    from streams.worker.app import WorkerOptions, create_worker
+    from streams.web import register_web
+    from streams.worker import clean_stop, faust_guard
+    from streams.worker.app import create_worker
+    from streams.worker.faust_app import WorkerOptions
     from streams.worker.lifecycle import (
         check_port_free,
         create_changelogs,
@@ -131,7 +74,7 @@ def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
         prepare_state_dir,
         run_faust,
     )
-
+    faust_guard.ensure()  # an untested Faust is refused before the broker is touched
     if alert_webhook:  # checked before anything starts; the message never shows secrets
         from streams.worker.webhook import check_url
         try:
@@ -159,6 +102,7 @@ def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
                             loglevel=loglevel,
                             echo=echo, alert_webhook=alert_webhook or None)
     w = create_worker(s, options)
+    register_web(w.app, w)  # /, /health, /metrics, /orders/{id}, ... (streams/web)
     create_changelogs(s, w.app)
     if profiler is not None:
         profiler.databases = heapprofile.worker_databases(w)

@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 from streams.model import CommandType, MismatchType
 from streams.web.inputs import STATES, InputRow
 from streams.web.probe import PartitionLag
-from streams.worker.runtime import Counters
+from streams.worker.runtime_types import Counters
 from topology.topics import INPUTS
 
 __all__ = ["WorkerMetrics"]

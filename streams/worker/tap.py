@@ -245,12 +245,10 @@ class BatchTap:
 
 
 
-def install() -> bool:
+def install() -> None:
     """Patch Faust's fetch loop to feed an app's tap (idempotent; ``fetch_loop.install``).
-    FaustCouplingError if the installed Faust is not the one the patch reproduces; True
-    once installed."""
+    FaustCouplingError if the installed Faust is not the one the patch reproduces."""
     fetch_loop.install()
-    return True
 
 
 #: batches judged whose acks still wait for their deliveries (at-least-once): the loop

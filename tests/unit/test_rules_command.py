@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from streams.cli import bench_cmd, chaos_cmd, replay_cmd, rules_cmd, sim_cmd, worker_cmd
 from streams.cli.main import cli
-from streams.cli.worker_cmd import describe_rules
+from streams.cli.rule_options import describe_rules
 from streams.config import RULE_ENV, RuleConfig, load_settings
 from streams.rulebook import RULEBOOK
 

@@ -15,7 +15,7 @@ from streams.model import Command, Mismatch, MismatchType, Severity, Status
 from streams.web.inputs import InputRow
 from streams.web.probe import PartitionLag, Probe, instrument
 from streams.web.prometheus import WorkerMetrics
-from streams.worker.runtime import Counters, Emit, Record
+from streams.worker.runtime_types import Counters, Emit, Record
 from topology.topics import TopicId, Topology
 
 NOW = 1_795_255_200_000

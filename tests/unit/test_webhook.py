@@ -30,6 +30,7 @@ from streams.model import Mismatch, MismatchType, Severity, Status
 from streams.names import METRICS_TABLE
 from streams.worker import app as app_module
 from streams.worker import webhook
+from streams.worker.faust_app import WorkerOptions
 from streams.worker.idle import IdleTracker
 from streams.worker.offsets import TailProbe
 from streams.worker.webhook import WebhookSender, alert_payload, check_url, redact
@@ -346,9 +347,8 @@ def test_worker_with_a_dead_webhook_still_produces_every_alert(
     url = f"http://127.0.0.1:{closed_port()}/hook?token=s3cret-token"
     rules = RuleConfig(metrics_window=MIN, storm_threshold=20)
     settings = Settings(processing_guarantee="at_least_once", rules=rules)
-    options = app_module.WorkerOptions(data_dir=tmp_path, web_port=0, input_partitions=1,
-                                       output_partitions={t: 1 for t in TopicId},
-                                       alert_webhook=url)
+    options = WorkerOptions(data_dir=tmp_path, web_port=0, input_partitions=1,
+                            output_partitions={t: 1 for t in TopicId}, alert_webhook=url)
     codec = Codec(LocalRegistry())
     producer = FakeProducer()
     # a consumer with nothing committed: the aggregator's head-gap fix has nothing to do
