@@ -9,7 +9,7 @@ import click
 from streams.cdc.config import load_cdc_settings
 from streams.cdc.plan import CapturePlan, plan_from_sources, shop_plan
 from streams.cdc.stack import CdcStack
-from streams.cli.main import settings_of
+from streams.cli.context import settings_of
 from streams.config import Settings
 
 _SOURCES = click.option(
