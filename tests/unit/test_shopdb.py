@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import tomllib
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from streams.simulate import SimConfig, simulate
-from streams.simulate.shopdb import STATUS, TABLES, db_order, row_values, timestamp, upsert
+from streams.simulate.shopdb import (
+    STATUS,
+    TABLES,
+    Record,
+    db_order,
+    row_values,
+    timestamp,
+    upsert,
+)
 from topology.cdc import SHOP_TABLES
 from topology.topics import TopicId
 
@@ -79,3 +89,30 @@ def test_a_database_sees_each_event_once_in_event_time_order() -> None:
     times = [r["event_time"] for _, r in rows]
     assert times == sorted(times)
     assert all(r["type"] in STATUS[t] for t, r in rows)
+
+
+def _final_rows(rows: list[Record]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(table, key) -> the row's columns after every statement (what the database holds)."""
+    final: dict[tuple[str, str], dict[str, Any]] = {}
+    for topic, record in rows:
+        table = TABLES[topic]
+        values = row_values(topic, record)
+        row = final.setdefault((table.name, values[table.key]), dict(values))
+        row.update(status=values["status"], updated_at=values["updated_at"])
+    return final
+
+
+def test_a_lost_callback_leaves_the_payment_paid_and_the_order_row_never_updated() -> None:
+    lost = simulate(SimConfig(orders=20, seed=4, faults={"lost_callback": 1.0}))
+    rows = db_order(lost.events)
+    final = _final_rows(rows)
+    orders = {key: row for (table, key), row in final.items() if table == "orders"}
+    assert len(orders) == 20
+    paid_orders = {row["order_id"] for (table, _), row in final.items()
+                   if table == "payments" and row["status"] == "paid"}
+    assert paid_orders == set(orders)
+    assert not [r for t, r in rows if t is TopicId.ORDERS and r["type"] == "PAID"]
+    assert {row["status"] for row in orders.values()} == {"placed"}
+    healthy = _final_rows(db_order(simulate(SimConfig(orders=20, seed=4)).events))
+    statuses = Counter(row["status"] for (table, _), row in healthy.items() if table == "orders")
+    assert statuses["paid"] > 10  # where the callback arrives, the order row is paid
