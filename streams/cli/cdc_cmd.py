@@ -9,7 +9,7 @@ import click
 from streams.cdc.config import load_cdc_settings
 from streams.cdc.plan import CapturePlan, plan_from_sources, shop_plan
 from streams.cdc.stack import CdcStack
-from streams.cli.context import settings_of
+from streams.cli.context import local_broker, settings_of
 from streams.config import Settings
 
 _SOURCES = click.option(
@@ -50,10 +50,19 @@ def start(ctx: click.Context, sources: str | None, timeout: float) -> None:
     """Start PostgreSQL and Connect with the connector (harmless twice).
 
     The first run fetches Connect's and Debezium's jars with Maven, creates the database
-    cluster and the example shop's tables. Kafka is the local broker (`crosscheck broker
-    start`) or KAFKA_BOOTSTRAP_SERVERS.
+    cluster and the example shop's tables. Kafka is KAFKA_BOOTSTRAP_SERVERS, or else the
+    local broker, started here if it is not running (`crosscheck broker start`).
     """
     stack = cdc_stack(ctx, sources)
+    settings = stack.settings
+    if settings.uses_local_broker:
+        broker = local_broker(settings)
+        if not broker.jars_dir.exists():
+            click.echo(f"fetching Kafka {broker.version} jars from Maven Central into "
+                       f"{broker.jars_dir} ...", err=True)
+        up = broker.start(timeout=timeout)
+        click.echo(f"broker: {'already running' if up.already_running else 'started'} "
+                   f"(pid {up.pid}) at {up.bootstrap}")
     connect = stack.connect
     if not connect.have_jars():
         click.echo(f"fetching Kafka Connect {connect.versions[0]} and Debezium "
