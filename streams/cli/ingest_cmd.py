@@ -21,7 +21,7 @@ from streams.errors import ConfigError
               "input its topic, format and field mappings (docs/sources.md).")
 @click.option("--check", "check_only", is_flag=True,
               help="Check the sources file and the topics, then exit (0: ready to ingest).")
-@click.option("--batch-size", type=click.IntRange(1, 100_000), default=500, show_default=True,
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=2000, show_default=True,
               help="Most source records per transaction.")
 @click.option("--repartition", is_flag=True,
               help="Accept source topics with another partition count than the inputs (each "

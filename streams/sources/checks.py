@@ -58,8 +58,8 @@ def missing_topic(spec: InputSpec) -> str:
     where = f"{spec.input.value}: source topic {spec.topic!r} does not exist"
     if spec.format is Format.DEBEZIUM:
         return (f"{where}: Debezium creates <topic.prefix>.<schema>.<table> at the table's "
-                "first change (with topic.creation.default.partitions set, since this broker "
-                "does not create topics by itself); is the connector running?")
+                "first change (given topic.creation.default.partitions when the broker does not "
+                "create topics by itself); is the connector running?")
     return f"{where}: create it, or correct topic in [inputs.{spec.input.value}]"
 
 
@@ -71,16 +71,21 @@ def not_copartitioned(spec: InputSpec, count: int, inputs: int) -> str:
     tail = (" (or run `crosscheck ingest --repartition`, accepting that after a backlog an "
             "order's events may reach the worker later than the allowed lateness)")
     if spec.format is Format.DEBEZIUM:
-        column = order_column(spec)
         return head + (f"in the connector config set topic.creation.default.partitions="
-                       f"{inputs} (an existing topic: `kafka-topics --alter --partitions "
-                       f"{inputs}`, or delete it and restart the connector), key the table by "
-                       f"its order id with message.key.columns={spec.table}:{column} and "
-                       "key.converter=org.apache.kafka.connect.storage.StringConverter (the "
-                       "producer's default partitioner is then Java's murmur2, as the "
-                       "contract's)") + tail
+                       f"{inputs} (a topic that exists: `kafka-topics --alter --partitions "
+                       f"{inputs}`, or delete it and restart the connector) and "
+                       f"{order_key(spec)}") + tail
     return head + (f"produce it with {inputs} partitions, keyed by the order id with Java's "
                    "murmur2 partitioner (librdkafka clients: partitioner=murmur2_random)") + tail
+
+
+def order_key(spec: InputSpec) -> str:
+    """The connector settings that key a table's changes by the bare order id, which the
+    producer's default partitioner (Java's murmur2) then puts on the order's partition."""
+    column = order_column(spec)
+    return (f"key its changes by the order id: message.key.columns={spec.table}:{column}, a "
+            f"transform org.apache.kafka.connect.transforms.ExtractField$Key with field="
+            f"{column}, and key.converter=org.apache.kafka.connect.storage.StringConverter")
 
 
 def order_column(spec: InputSpec) -> str:
@@ -93,9 +98,8 @@ def moved_advice(spec: InputSpec, inputs: int) -> str:
     """The warning when a source record's order id hashes to another partition than the one
     it came from: the topic is not keyed by the order id with murmur2."""
     if spec.format is Format.DEBEZIUM:
-        fix = (f"set message.key.columns={spec.table}:{order_column(spec)} and "
-               "key.converter=org.apache.kafka.connect.storage.StringConverter in the connector "
-               "config (by default the key is the table's primary key)")
+        fix = (f"in the connector config, {order_key(spec)} (by default the key is the "
+               "table's primary key)")
     else:
         fix = ("key its records by the order id, partitioned with Java's murmur2 "
                "(librdkafka: partitioner=murmur2_random)")

@@ -129,7 +129,7 @@ class Ingest:
     """One ingest process: ``start`` checks and connects, ``run`` loops until told to stop."""
 
     def __init__(self, settings: Settings, sources: SourcesFile, *,
-                 topology: Topology | None = None, batch_size: int = 500,
+                 topology: Topology | None = None, batch_size: int = 2000,
                  repartition: bool = False, instance: str = "0",
                  warn: Callable[[str], None] | None = None) -> None:
         self.settings = settings
@@ -189,7 +189,7 @@ class Ingest:
         last_record = time.monotonic()
         last_report = time.monotonic()
         while not stop.is_set():
-            messages = consumer.consume(self.batch_size, 0.5)
+            messages = consumer.consume(self.batch_size, 0.1)
             records = self._records(messages)
             if records:
                 self._transact(records)
