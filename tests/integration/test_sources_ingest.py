@@ -6,6 +6,7 @@ nothing twice; bad records are dead-lettered while the stream goes on."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -259,19 +260,19 @@ def test_a_redelivered_change_is_one_event_and_a_restarted_ingest_writes_nothing
             table.apply(record, touch=n % 7 == 0)
     redelivered = sum(1 for t, r in events if t is TopicId.PAYMENTS) - len(table.events)
     assert redelivered > 0 and table.touches > 0
-    topic = f"{settings.topic_prefix}shop.public.payments"
-    shop_topics(settings, [topic])
-    sources = parse_sources(DEBEZIUM_PAYMENTS.format(topic=topic))
+    source = f"{settings.topic_prefix}shop.public.payments"
+    shop_topics(settings, [source])
+    sources = parse_sources(DEBEZIUM_PAYMENTS.format(topic=source))
     shop = ShopProducer(settings)
     half = len(table.changes) // 2
     for order_id, change in table.changes[:half]:
-        shop.send(topic, order_id, change)
+        shop.send(source, order_id, change)
     shop.flush()
     first = run_ingest(settings, sources)
     # Connect restarts: the last changes it sent come again, then the rest
     again = table.changes[half - 10:half]
     for order_id, change in again + table.changes[half:]:
-        shop.send(topic, order_id, change)
+        shop.send(source, order_id, change)
     shop.flush()
     second = run_ingest(settings, sources)
 
@@ -296,3 +297,64 @@ def test_a_redelivered_change_is_one_event_and_a_restarted_ingest_writes_nothing
                          for r in table.events]
     decided = evaluate(once, RULES, partitions=PARTITIONS, clock=lambda: 0)
     assert decided and evaluate(judged, RULES, partitions=PARTITIONS, clock=lambda: 0) == decided
+
+
+# -- start-up checks and stopping -----------------------------------------------------------
+
+
+def test_start_up_refuses_what_it_cannot_ingest_in_order_and_sigterm_stops_cleanly(
+        settings: Settings, topology: Topology, tmp_path: Path) -> None:
+    prefix = settings.topic_prefix
+    topic = f"{prefix}shop.public.payments"
+    sources = tmp_path / "sources.toml"
+    sources.write_text(DEBEZIUM_PAYMENTS.format(topic=topic))
+
+    def ingest(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([CROSSCHECK, "ingest", "--sources", str(sources), *args],
+                              env=env_of(settings), capture_output=True, text=True,
+                              timeout=120, check=False)
+
+    missing = ingest("--check")
+    assert missing.returncode == 2
+    assert f"payments: source topic '{topic}' does not exist" in missing.stderr
+    shop_topics(settings, [topic], partitions=1)
+    one = ingest("--check")
+    assert one.returncode == 2
+    assert (f"payments: source topic '{topic}' has 1 partition(s), the inputs have 4"
+            in one.stderr)
+    assert "topic.creation.default.partitions=4" in one.stderr
+    assert "message.key.columns=public.payments:order_id" in one.stderr
+    assert ingest("--check", "--repartition").returncode == 0
+
+    sources.write_text(DEBEZIUM_PAYMENTS.format(topic=topic).replace('"SUCCEEDED"', '"PAID"'))
+    refused = ingest("--check")
+    assert refused.returncode == 2
+    assert f"{sources}:13: [inputs.payments] types.paid: 'PAID' is not a payments event type" \
+        in refused.stderr
+
+    sources.write_text(DEBEZIUM_PAYMENTS.format(topic=topic))
+    proc = subprocess.Popen([CROSSCHECK, "ingest", "--sources", str(sources), "--repartition"],
+                            env=env_of(settings), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not committed_group(settings, topic):
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "ingest: read 0, mapped 0, skipped 0, dead-lettered 0" in out
+
+
+def committed_group(settings: Settings, topic: str) -> bool:
+    """True once the ingest's group has the topic's partitions assigned."""
+    group = f"{settings.app_id}-ingest"
+    try:
+        found = admin(settings).describe_consumer_groups([group])[group].result(timeout=10)
+    except Exception:
+        return False
+    return any(tp.topic == topic for m in found.members if m.assignment
+               for tp in m.assignment.topic_partitions)
