@@ -92,6 +92,8 @@ def event_time(value: Any, ref: FieldRef) -> int:
                        f"{_got(value)}")
     per_ms, divide = UNITS[ref.unit]
     number = Decimal(value.strip() if isinstance(value, str) else repr(value))
+    if not number.is_finite():
+        raise BadValue(f"{show(value)} is not a time")
     ms = int((number * per_ms / divide).to_integral_value(rounding="ROUND_FLOOR"))
     try:
         return parse_event_time(ms)

@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from shop_json import SOURCES_JSON, TOPIC, shop_value
 
 from schemas.validation import validate_event
@@ -366,3 +368,29 @@ cancelled = "CANCELLED"
 def test_undecodable_values_are_map_errors_not_crashes(value: bytes) -> None:
     result = map_record(JSON_PAYMENTS, raw(value))
     assert isinstance(result, MapError | Skip)
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False,
+                                                                           allow_infinity=False)
+                     | st.text(max_size=12),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=8)
+#: the fields and columns the specs above read, and what their nested objects hold
+_FIELDS = ["id", "event", "occurred_at", "order", "payment", "order_id", "amount_cents",
+           "currency", "channel", "updated_at", "status"]
+_INNER = st.dictionaries(st.sampled_from(["no", "id", "amount", "currency", "channel"]), _JSON)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(_FIELDS), _JSON | _INNER),
+       st.sampled_from(["u", "c", "d", "x"]),
+       st.one_of(st.none(), st.dictionaries(st.sampled_from(["status", "id"]), _JSON)))
+def test_any_value_in_any_field_maps_skips_or_is_a_map_error(
+        event: dict[str, Any], op: str, before: dict[str, Any] | None) -> None:
+    """Nothing a record holds makes a mapping raise: it gives an event, a skip or a reason."""
+    for spec, value in ((JSON_PAYMENTS, event), (ENVELOPE, change(op, before, event)),
+                        (UNWRAPPED, {**event, "__op": op})):
+        result = map_record(spec, raw(value))
+        assert isinstance(result, Mapped | Skip | MapError)
+        if isinstance(result, MapError):
+            assert result.rule and result.reason
