@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from shop_json import SOURCES_JSON
 
 from schemas.validation import TYPES
+from streams.cli import ingest_cmd
+from streams.cli.main import cli
 from streams.sources import Format, SourcesFileError, load_sources, parse_sources
 from streams.sources.lines import KeyLines
 from streams.sources.spec import EVENT_TYPES, SKIP, EventIdRule
@@ -258,3 +261,16 @@ def test_key_lines_find_tables_keys_and_inline_tables() -> None:
     assert lines.line_of(("c", "k")) == 9  # inside a multi-line string: not a key
     assert lines.line_of(("c", "n")) == 13
     assert lines.line_of(("zz",)) is None
+
+
+def test_ingest_refuses_a_bad_sources_file_before_it_connects(tmp_path: Path) -> None:
+    ingest_cmd.register(cli)
+    path = tmp_path / "shop.toml"
+    path.write_text(PAYMENTS_JSON.replace('"SUCCEEDED"', '"PLACED"'))
+    env = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}  # nothing listens: never reached
+    for args, extra in ((["ingest", "--sources", str(path)], {}),
+                        (["ingest"], {"CROSSCHECK_SOURCES_FILE": str(path)})):
+        result = CliRunner().invoke(cli, args, env={**env, **extra})
+        assert result.exit_code == 2, result.output
+        assert f"{path}:12: [inputs.payments] types.payment.succeeded: 'PLACED' is not a " \
+               "payments event type" in result.output
