@@ -68,16 +68,16 @@ def ingest(ctx: click.Context, sources_path: str, check_only: bool, batch_size: 
 
     runner = Ingest(s, sources, batch_size=batch_size, repartition=repartition,
                     instance=instance, warn=warn)
-    layout = runner.start()
+    layout = runner.check()
     for spec in sources.mapped():
         click.echo(f"{spec.input.value:9} <- {spec.topic} ({spec.format.value}"
                    f"{', unwrapped' if spec.unwrap else ''}, "
                    f"{layout.sources[spec.topic]} partitions)", err=True)
     if check_only:
-        runner.close()
         click.echo(f"ok: {sources.name} maps {len(sources.mapped())} input(s) onto "
                    f"{layout.inputs} partitions")
         return
+    runner.start(layout)
     click.echo(f"crosscheck ingest: group {runner.group} on {s.bootstrap}, transactional id "
                f"{runner.transactional_id}, into {layout.inputs} partitions", err=True)
     if metrics_port is not None:

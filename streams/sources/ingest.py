@@ -153,12 +153,17 @@ class Ingest:
         predecessor left open."""
         return f"{self.group}-{self.instance}"
 
-    def start(self) -> Layout:
-        """Check the topics (SourceTopicsError says what to change) and connect."""
+    def check(self) -> Layout:
+        """Check the topics (SourceTopicsError says what to change), connecting nothing (a
+        check beside a running ingest must not fence its transactional id)."""
         if not self.sources.mapped():
             raise IngestError(f"{self.sources.name}: no json or debezium input to ingest")
-        layout = check_layout(admin(self.settings), self.topology, self.sources,
-                              repartition=self.repartition)
+        return check_layout(admin(self.settings), self.topology, self.sources,
+                            repartition=self.repartition)
+
+    def start(self, layout: Layout | None = None) -> Layout:
+        """Check the topics (unless ``layout`` is their check) and connect."""
+        layout = layout or self.check()
         s = self.settings
         codec = Codec(registry_from(s.schema_registry_url, s.schema_registry_auth))
         self._translator = Translator(self.sources, self.topology, layout, codec, self.stats,
