@@ -37,6 +37,7 @@ def _register() -> None:
         bench_cmd,
         broker_cmd,
         chaos_cmd,
+        ingest_cmd,
         io_cmd,
         replay_cmd,
         rules_cmd,
@@ -48,7 +49,7 @@ def _register() -> None:
     )
 
     for module in (broker_cmd, topics_cmd, io_cmd, worker_cmd, status_cmd, sim_cmd, watch_cmd,
-                   replay_cmd, bench_cmd, chaos_cmd, rules_cmd):
+                   replay_cmd, bench_cmd, chaos_cmd, rules_cmd, ingest_cmd):
         module.register(cli)
 
 
