@@ -42,6 +42,9 @@ ENV_VARS: dict[str, str] = {
     "CROSSCHECK_PARTITIONS": "partition count of every topic `topics create` makes (4)",
     "CROSSCHECK_TOPIC_PREFIX": "prefix put before every topic name ('')",
     "CROSSCHECK_TOPICS": "per-topic name overrides, e.g. payments=pay.v1,orders=ord.v1",
+    "CROSSCHECK_SOURCES_FILE": "sources file (TOML) of `crosscheck ingest`: per input the "
+    "shop's own topic, its format (json, debezium) and which field is which "
+    "(docs/sources.md); `--sources FILE` overrides it (unset: the inputs are the Avro topics)",
     "CROSSCHECK_APP_ID": "Faust app id / consumer group; prefixes changelog topics (crosscheck)",
     "CROSSCHECK_PROCESSING_GUARANTEE": "exactly_once (default) or at_least_once",
     "CROSSCHECK_WORKER_PORT": "port of the worker's web server (6066)",

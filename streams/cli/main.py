@@ -38,6 +38,7 @@ def _register() -> None:
         broker_cmd,
         cdc_cmd,
         chaos_cmd,
+        ingest_cmd,
         io_cmd,
         replay_cmd,
         rules_cmd,
@@ -49,7 +50,7 @@ def _register() -> None:
     )
 
     for module in (broker_cmd, topics_cmd, io_cmd, worker_cmd, status_cmd, sim_cmd, watch_cmd,
-                   replay_cmd, bench_cmd, chaos_cmd, rules_cmd, cdc_cmd):
+                   replay_cmd, bench_cmd, chaos_cmd, rules_cmd, ingest_cmd, cdc_cmd):
         module.register(cli)
 
 
