@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from streams.cdc.config import Database
 from streams.cdc.connector import SNAPSHOT_MODES, connector_config
 from streams.errors import ConfigError
+from streams.sources import load_sources
+from streams.sources.spec import Format
 from topology.cdc import (
     SHOP_SCHEMA,
     SHOP_TABLES,
@@ -55,16 +55,13 @@ def shop_plan(topic_prefix: str = "") -> CapturePlan:
 
 
 def plan_from_sources(path: str | Path) -> CapturePlan:
-    """The connector a sources file asks for: every `format = "debezium"` input's table
-    (`table`, default the topic's last two parts), keyed by its `order_id` column, and the
-    [cdc] table's `name` and `snapshot_mode`. ConfigError (naming the file) when the inputs
-    cannot come from one connector."""
-    path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    cdc = _table(doc.get("cdc", {}), f"{path}: [cdc]")
+    """The connector a sources file asks for: every `format = "debezium"` input's table,
+    keyed by its `order_id` column, into its topic, and the [cdc] table's `name` and
+    `snapshot_mode`. The file is checked as `crosscheck ingest` checks it (FILE:LINE:
+    reason); ConfigError (naming the file and input) when its inputs cannot come from one
+    connector."""
+    sources = load_sources(path)
+    cdc = dict(sources.cdc)
     unknown = sorted(set(cdc) - set(CDC_KEYS))
     if unknown:
         raise ConfigError(f"{path}: [cdc]: unknown key {unknown[0]!r} (known: "
@@ -72,30 +69,25 @@ def plan_from_sources(path: str | Path) -> CapturePlan:
     tables: dict[str, str] = {}
     prefixes: dict[str, str] = {}
     unwraps: dict[str, bool] = {}
-    for name, spec in _table(doc.get("inputs", {}), f"{path}: [inputs]").items():
-        where = f"{path}: [inputs.{name}]"
-        spec = _table(spec, where)
-        if spec.get("format") != "debezium":
+    for spec in sources.mapped():
+        if spec.format is not Format.DEBEZIUM:
             continue
-        topic = spec.get("topic")
-        if not isinstance(topic, str):
-            raise ConfigError(f"{where}: topic must be a string")
+        where = f"{path}: [inputs.{spec.input.value}]"
         try:
-            prefix, table = split_change_topic(topic)
+            prefix, _ = split_change_topic(spec.topic)
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
-        table = str(spec.get("table", table))
-        if change_topic(prefix, table) != topic:
+        table = spec.table or ""
+        if change_topic(prefix, table) != spec.topic:
             raise ConfigError(f"{where}: Debezium writes the changes of {table} to "
-                              f"<topic prefix>.{table}; topic {topic!r} does not end so")
-        column = spec.get("order_id")
-        if not isinstance(column, str) or not column or "." in column or \
-                column.startswith("@"):
-            raise ConfigError(f"{where}: order_id must name a column of {table} (the "
-                              f"connector keys its change events by it), not {column!r}")
-        tables[table] = column
-        prefixes[name] = prefix
-        unwraps[name] = bool(spec.get("unwrap", False))
+                              f"<topic prefix>.{table}; topic {spec.topic!r} does not end so")
+        ref = spec.fields["order_id"]
+        if ref.meta is not None or ref.has_constant or len(ref.path) != 1:
+            raise ConfigError(f"{where}: {ref.rule}: order_id must be a column of {table} "
+                              "(the connector keys its change events by it)")
+        tables[table] = ref.path[0]
+        prefixes[spec.input.value] = prefix
+        unwraps[spec.input.value] = spec.unwrap
     if not tables:
         raise ConfigError(f"{path}: no input has format = \"debezium\": nothing to capture")
     if len(set(prefixes.values())) > 1:
@@ -110,12 +102,6 @@ def plan_from_sources(path: str | Path) -> CapturePlan:
                           f"{', '.join(SNAPSHOT_MODES)}")
     return CapturePlan(str(cdc.get("name", DEFAULT_CONNECTOR)), next(iter(prefixes.values())),
                        tables, next(iter(unwraps.values())), snapshot)
-
-
-def _table(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where} must be a table")
-    return value
 
 
 def _which(values: Mapping[str, object]) -> str:

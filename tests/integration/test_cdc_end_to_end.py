@@ -17,6 +17,8 @@ from streams.clients import confluent_config
 from streams.config import Settings
 from streams.simulate import FAULTS, SimConfig, expected_outputs, simulate
 from streams.simulate.shopdb import db_order, write_events
+from streams.sources import parse_sources
+from streams.sources.ingest import Ingest
 from streams.verify import expected_records
 from tests.integration.cdc_support import read_changes
 from tests.integration.scenarios import PARTITIONS, RULES, Outputs
@@ -32,10 +34,6 @@ from tests.integration.worker_support import (
 from topology.topics import INPUTS, Topology
 
 pytestmark = pytest.mark.integration
-
-#: the sources file's parser and `crosscheck ingest` (skipped where they are not built yet)
-sources = pytest.importorskip("streams.sources", reason="needs the sources file parser")
-ingestion = pytest.importorskip("streams.sources.ingest", reason="needs `crosscheck ingest`")
 
 SHOP_SOURCES = Path(__file__).resolve().parents[2] / "examples" / "sources-shop.toml"
 
@@ -114,9 +112,8 @@ def test_database_flows_through_cdc_are_judged_as_the_batch_evaluator_judges(
         assert ("orders", order_id, "paid") not in statuses
 
     text = SHOP_SOURCES.read_text(encoding="utf-8")
-    mapped = sources.parse_sources(text.replace('topic = "shop.',
-                                                f'topic = "{plan.topic_prefix}.'))
-    ingest = ingestion.Ingest(settings, mapped, batch_size=200)
+    mapped = parse_sources(text.replace('topic = "shop.', f'topic = "{plan.topic_prefix}.'))
+    ingest = Ingest(settings, mapped, batch_size=200)
     ingest.start()
     try:
         ingest.run(threading.Event(), until_idle=3.0)

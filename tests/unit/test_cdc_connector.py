@@ -136,50 +136,52 @@ def _sources(tmp_path: Path, text: str) -> Path:
     return path
 
 
+SHOP = EXAMPLE.read_text(encoding="utf-8")
+
+
 def test_a_plan_from_a_sources_file(tmp_path: Path) -> None:
-    path = _sources(tmp_path, """
-[cdc]
-name = "billing"
-snapshot_mode = "initial"
-[inputs.payments]
-topic = "db1.billing.charges"
-format = "debezium"
-unwrap = true
-order_id = "order_no"
-[inputs.orders]
-topic = "orders.v1"
-format = "json"
-order_id = "id"
-""")
-    plan = plan_from_sources(path)
+    text = SHOP.replace('topic = "shop.', 'topic = "db1.').replace(
+        'format = "debezium"', 'format = "debezium"\nunwrap = true').replace(
+        'name = "crosscheck-shop"', 'name = "billing"\nsnapshot_mode = "initial"').replace(
+        'order_id = "order_id"\npayment_id', 'order_id = "order_no"\npayment_id')
+    plan = plan_from_sources(_sources(tmp_path, text))
     assert (plan.name, plan.topic_prefix, plan.unwrap, plan.snapshot_mode) == \
         ("billing", "db1", True, "initial")
-    assert dict(plan.tables) == {"billing.charges": "order_no"}
+    assert dict(plan.tables) == {"public.orders": "order_id", "public.payments": "order_no",
+                                 "public.reservations": "order_id",
+                                 "public.shipments": "order_id"}
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ('[inputs.orders]\ntopic = "orders"\nformat = "json"\n', "nothing to capture"),
-    ('[inputs.orders]\ntopic = "shop.orders"\nformat = "debezium"\norder_id = "id"\n',
+def test_json_inputs_are_not_captured(tmp_path: Path) -> None:
+    json_only = (ROOT / "examples" / "sources-json.toml").read_text(encoding="utf-8")
+    with pytest.raises(ConfigError, match="nothing to capture"):
+        plan_from_sources(_sources(tmp_path, json_only))
+
+
+@pytest.mark.parametrize(("old", "new", "reason"), [
+    ('topic = "shop.public.orders"', 'topic = "shop.orders"',
+     r"sources.toml:10: \[inputs.orders\] table: not given"),
+    ('topic = "shop.public.orders"', 'topic = "orders"\ntable = "public.orders"',
      "not a change-event topic"),
-    ('[inputs.orders]\ntopic = "a.public.orders"\nformat = "debezium"\ntable = "public.o"\n'
-     'order_id = "id"\n', "does not end so"),
-    ('[inputs.orders]\ntopic = "a.public.orders"\nformat = "debezium"\n'
-     'order_id = "doc.id"\n', "order_id must name a column"),
-    ('[inputs.orders]\ntopic = "a.public.orders"\nformat = "debezium"\norder_id = "id"\n'
-     '[inputs.payments]\ntopic = "b.public.payments"\nformat = "debezium"\n'
-     'order_id = "order_id"\n', "one topic prefix"),
-    ('[inputs.orders]\ntopic = "a.public.orders"\nformat = "debezium"\norder_id = "id"\n'
-     '[inputs.payments]\ntopic = "a.public.payments"\nformat = "debezium"\nunwrap = true\n'
-     'order_id = "order_id"\n', "unwraps every table or none"),
-    ('[cdc]\nslot = "x"\n', "unknown key 'slot'"),
-    ('[cdc]\nsnapshot_mode = "never"\n[inputs.orders]\ntopic = "a.public.orders"\n'
-     'format = "debezium"\norder_id = "id"\n', "snapshot_mode"),
-    ("[inputs\n", "sources.toml"),
+    ('topic = "shop.public.orders"', 'topic = "shop.public.orders"\ntable = "public.o"',
+     "does not end so"),
+    ('order_id = "order_id"\nuser_id', 'order_id = "doc.id"\nuser_id',
+     "order_id must be a column"),
+    ('topic = "shop.public.payments"', 'topic = "b.public.payments"', "one topic prefix"),
+    ('topic = "shop.public.payments"\nformat = "debezium"',
+     'topic = "shop.public.payments"\nformat = "debezium"\nunwrap = true',
+     "unwraps every table or none"),
+    ('name = "crosscheck-shop"', 'slot = "x"', "unknown key 'slot'"),
+    ('name = "crosscheck-shop"', 'snapshot_mode = "never"', "snapshot_mode"),
+    ("[inputs.orders]", "[inputs.orders", "sources.toml"),
+    ('format = "debezium"\norder_id = "order_id"\nuser_id',
+     'format = "debezium"\nuser_id', "order_id"),
 ])
-def test_sources_files_one_connector_cannot_serve_are_refused(tmp_path: Path, text: str,
-                                                              reason: str) -> None:
+def test_sources_files_one_connector_cannot_serve_are_refused(tmp_path: Path, old: str,
+                                                              new: str, reason: str) -> None:
+    assert old in SHOP
     with pytest.raises(ConfigError, match=reason):
-        plan_from_sources(_sources(tmp_path, text))
+        plan_from_sources(_sources(tmp_path, SHOP.replace(old, new, 1)))
 
 
 def test_the_example_file_parses_as_toml_with_every_input_captured() -> None:
