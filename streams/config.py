@@ -33,6 +33,12 @@ ENV_VARS: dict[str, str] = {
     "CROSSCHECK_HOME": "data directory: broker jars, broker data, worker state (~/.crosscheck)",
     "CROSSCHECK_BROKER_PORT": f"port of the local broker ({DEFAULT_BROKER_PORT}; controller: +1)",
     "CROSSCHECK_BROKER_HEAP": "JVM heap of the local broker (512m)",
+    "CROSSCHECK_PG_PORT": "port of the local PostgreSQL of `crosscheck cdc` (15432)",
+    "CROSSCHECK_PG_BIN": "directory of PostgreSQL's `postgres` and `initdb` "
+    "(/usr/lib/postgresql/15/bin, else the newest there, else PATH)",
+    "CROSSCHECK_CONNECT_PORT": "REST port of the local Kafka Connect of `crosscheck cdc` (18083)",
+    "CROSSCHECK_CDC_DATABASE": "an existing PostgreSQL database to capture and `simulate --to-db` "
+    "into (postgresql://user:password@host:port/dbname); unset: the local one",
     "CROSSCHECK_PARTITIONS": "partition count of every topic `topics create` makes (4)",
     "CROSSCHECK_TOPIC_PREFIX": "prefix put before every topic name ('')",
     "CROSSCHECK_TOPICS": "per-topic name overrides, e.g. payments=pay.v1,orders=ord.v1",

@@ -36,6 +36,7 @@ def _register() -> None:
     from streams.cli import (
         bench_cmd,
         broker_cmd,
+        cdc_cmd,
         chaos_cmd,
         ingest_cmd,
         io_cmd,
@@ -49,7 +50,7 @@ def _register() -> None:
     )
 
     for module in (broker_cmd, topics_cmd, io_cmd, worker_cmd, status_cmd, sim_cmd, watch_cmd,
-                   replay_cmd, bench_cmd, chaos_cmd, rules_cmd, ingest_cmd):
+                   replay_cmd, bench_cmd, chaos_cmd, rules_cmd, ingest_cmd, cdc_cmd):
         module.register(cli)
 
 

@@ -116,6 +116,10 @@ def _open(path: str) -> contextlib.AbstractContextManager[IO[str]]:
 @click.option("--out", "out_path", default=None, type=click.Path(allow_dash=True),
               help="Write the events to this JSON Lines file ('-': stdout) in the `produce` "
                    "form, in publish order, instead of publishing them.")
+@click.option("--to-db", "to_db", is_flag=True,
+              help="Write the traffic as inserts and status updates of the example shop's "
+                   "tables, in event-time order, to CROSSCHECK_CDC_DATABASE or the local "
+                   "`crosscheck cdc` database, instead of publishing it.")
 @click.option("--expected", "expected_path", default=None, type=click.Path(),
               help="Where the expected mismatches and commands go [default: OUT with "
                    ".expected.jsonl, or simulate-expected.jsonl when publishing].")
@@ -131,7 +135,7 @@ def _open(path: str) -> contextlib.AbstractContextManager[IO[str]]:
 @click.pass_context
 def simulate(ctx: click.Context, /, orders: int, seed: int, start: str | None, span: str,
              faults_spec: str, redeliveries: float, max_skew: str, out_path: str | None,
-             expected_path: str | None, partitions: int | None, rate: float,
+             to_db: bool, expected_path: str | None, partitions: int | None, rate: float,
              progress: bool | None, **rules: Any) -> None:
     """Generate realistic order traffic, with injected faults, and its expected output.
 
@@ -143,11 +147,11 @@ def simulate(ctx: click.Context, /, orders: int, seed: int, start: str | None, s
     clock has a small fixed skew, topics interleave when published, some events are
     redelivered, and nothing is late. Healthy traffic trips no rule.
 
-    The events are published to the input topics (settings from the environment) or
-    written to --out. The expected mismatches and commands, what a worker with the same
-    thresholds (the duration options below) and partition count emits once its inputs
-    go idle, are written to --expected without the wall-clock fields detected_at and
-    issued_at.
+    The events are published to the input topics (settings from the environment),
+    written to --out, or written as rows of the example shop's database (--to-db). The
+    expected mismatches and commands, what a worker with the same thresholds (the duration
+    options below) and partition count emits once its inputs go idle, are written to
+    --expected without the wall-clock fields detected_at and issued_at.
     """
     from streams.audit import output_line, shadow_path, split_shadow, summary
     from streams.simulate import DEFAULT_START, SimConfig, expected_outputs, parse_faults
@@ -168,6 +172,8 @@ def simulate(ctx: click.Context, /, orders: int, seed: int, start: str | None, s
         raise click.BadParameter("must be positive", param_hint="--span")
     if rate and out_path is not None:
         raise click.UsageError("--rate paces publishing; it does not apply with --out")
+    if to_db and out_path is not None:
+        raise click.UsageError("--to-db and --out are two destinations: give one")
     show = _wants_progress(progress, orders >= 2_000 or (rate > 0 and out_path is None))
     if show:
         click.echo(f"generating {orders} orders ...", err=True)
@@ -207,6 +213,17 @@ def simulate(ctx: click.Context, /, orders: int, seed: int, start: str | None, s
                 out.write("\n")
         if out_path != "-":
             info(f"wrote {len(events)} events to {out_path}", err=True)
+        return
+    if to_db:
+        from streams.cdc.config import load_cdc_settings
+        from streams.simulate.shopdb import db_order, write_events
+
+        database = load_cdc_settings().database
+        rows = db_order(events)
+        written = write_events(database, _progress(_paced(rows, rate), len(rows), show, "row",
+                                                   step=1 if rate else 1000))
+        info(f"wrote {written.total} inserts and updates to {database.shown}: "
+             f"{written.text()}", err=True)
         return
     _publish(s, events, rate, show)
 
