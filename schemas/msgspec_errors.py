@@ -80,6 +80,8 @@ def translate(text: str, topic: TopicId, types: frozenset[str],
             return ValidationError(field, "must be a JSON object")
         if leaf == "event_time":
             return ValidationError(field, "must be an ISO-8601 time or epoch milliseconds")
+        if got == "float" and type(value) is int:  # msgspec's name for an int beyond 64 bits
+            got = "int"
         kind = _KINDS.get(want.split(" | ")[0], f"of type {want}")
         return ValidationError(field, f"must be {kind}, got {got}")
     bound = _BOUND.match(rest)

@@ -416,6 +416,18 @@ def test_json_and_mapping_paths_agree(case: tuple[TopicId, dict[str, Any]]) -> N
         assert field and " " not in field
 
 
+def test_an_integer_beyond_64_bits_is_named_an_int_on_both_paths() -> None:
+    event = {"event_id": "o1-placed", "order_id": "o1", "type": "PLACED",
+             "event_time": "2026-11-21T10:00:00.000Z", "user_id": "u1",
+             "items": [-(2**63) - 1], "total_amount": 3000, "currency": "CNY"}
+    reasons = []
+    for check in (lambda: validate_event(TopicId.ORDERS, event),
+                  lambda: parse_event_json(TopicId.ORDERS, msgspec.json.encode(event))):
+        with pytest.raises(ValidationError) as caught:
+            check()
+        reasons.append(str(caught.value))
+    assert reasons == ["items[0]: must be an object, got int"] * 2
+
 
 def test_a_lone_surrogate_names_its_field_instead_of_crashing() -> None:
     # "\ud800" is valid JSON text and json.loads gives a lone surrogate, which has no UTF-8
