@@ -9,16 +9,19 @@ use std::time::Instant;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple, PyType};
+use pyo3::exceptions::PyValueError;
 use pyo3::IntoPyObjectExt;
 
 
-use crate::catalog::{decide, decided_on, fires, holds, mismatch_id, spec, Finding};
+use crate::catalog::{decide, fires, holds, Finding};
+use crate::ids::mismatch_id;
+use crate::table::{rule, RULES};
 use crate::host::Host;
 use crate::model::{Decision, Event, LedgerEntry, OrderState, Rules, Source, OPEN, RESOLVED};
 use crate::partition::murmur2;
 use crate::record;
 use crate::state::{decode_order, encode_order};
-use crate::triggers::{due_between, new_decisions};
+use crate::triggers::{due_between, new_decisions, Plan};
 use crate::view::{insert_step, View};
 use crate::watermark;
 
@@ -129,17 +132,19 @@ pub fn encode<'py>(py: Python<'py>, order: PyRef<'_, NativeOrder>) -> Bound<'py,
     order.encode(py)
 }
 
+/// The settings of a `RuleConfig` the engine and the rule table's triggers read, by name.
 fn rules_of(obj: &Bound<'_, PyAny>) -> PyResult<Rules> {
     let get = |name: &str| -> PyResult<i64> { obj.getattr(name)?.extract() };
+    let mut settings: Vec<(&'static str, i64)> = Vec::new();
+    for name in RULES.iter().filter_map(|r| r.trigger.delay) {
+        if !settings.iter().any(|(n, _)| *n == name) {
+            settings.push((name, get(name)?));
+        }
+    }
     Ok(Rules {
         allowed_lateness: get("allowed_lateness")?,
-        payment_timeout: get("payment_timeout")?,
-        reservation_timeout: get("reservation_timeout")?,
-        shipment_timeout: get("shipment_timeout")?,
-        payment_grace: get("payment_grace")?,
-        release_timeout: get("release_timeout")?,
-        tcc_grace: get("tcc_grace")?,
         state_retention: get("state_retention")?,
+        settings,
     })
 }
 
@@ -164,7 +169,7 @@ fn add_event(state: &mut OrderState, event: &Event) {
 /// The OPEN, resolvable, not frozen mismatches, by (decided_at, rule, subject): their ids.
 fn open_entries(state: &OrderState) -> Vec<String> {
     let mut entries: Vec<&LedgerEntry> = state.book.ledger.iter().map(|(_, e)| e)
-        .filter(|e| e.status == OPEN && !e.frozen && spec(e.rule).resolvable)
+        .filter(|e| e.status == OPEN && !e.frozen && rule(e.rule).is_some_and(|r| r.resolvable))
         .collect();
     entries.sort_by(|a, b| (a.decided_at, a.rule, &a.subject_id)
         .cmp(&(b.decided_at, b.rule, &b.subject_id)));
@@ -177,7 +182,7 @@ fn entry_mut<'a>(state: &'a mut OrderState, mid: &str) -> &'a mut LedgerEntry {
 
 #[pyclass(module = "streams._native")]
 pub struct PartitionEngine {
-    rules: Rules,
+    plan: Plan,
     host: Host,
     #[pyo3(get)]
     py_rules: Py<PyAny>,
@@ -215,7 +220,7 @@ impl PartitionEngine {
 
     fn extend_expiry(&self, py: Python<'_>, state: &mut OrderState, time: i64, limit: Option<i64>)
         -> PyResult<()> {
-        let expire_at = time + self.rules.allowed_lateness;
+        let expire_at = time + self.plan.rules.allowed_lateness;
         if state.book.expire_at.map_or(true, |e| expire_at > e) {
             let armed = state.book.expire_at.is_some_and(|e| state.book.dues.contains(&e));
             state.book.expire_at = Some(expire_at);
@@ -232,8 +237,8 @@ impl PartitionEngine {
         let low = wm.map_or(since - 1, |w| w.max(since - 1));
         let armed: Vec<Decision> = {
             let view = View::new(&state.order_id, &state.logs);
-            due_between(&view, &self.rules, Some(low), crate::model::FOREVER).into_iter()
-                .filter(|d| fires(d, &view, &self.rules))
+            due_between(&view, &self.plan, Some(low), crate::model::FOREVER).into_iter()
+                .filter(|d| fires(d, &view, &self.plan))
                 .collect()
         };
         for d in &armed {
@@ -271,7 +276,7 @@ impl PartitionEngine {
         }
         let snap = cached.as_ref().expect("read");
         let wm = snap.watermark;
-        let lateness = self.rules.allowed_lateness;
+        let lateness = self.plan.rules.allowed_lateness;
         let mut ready: Vec<(i64, i64, String, String)> = Vec::new();
         {
             let mut early = self.early.lock().expect("early");
@@ -282,7 +287,7 @@ impl PartitionEngine {
                     continue;
                 }
                 let mut mark = marks.get(&rule).copied();
-                if let Some(new) = snap.rule_candidate(decided_on(rule), lateness) {
+                if let Some(new) = snap.rule_candidate(self.plan.decided_on(rule), lateness) {
                     if mark.map_or(true, |m| new > m) {
                         marks.insert(rule, new);
                         mark = Some(new);
@@ -330,10 +335,10 @@ impl PartitionEngine {
         add_event(state, event);
         let new = {
             let view = View::new(&state.order_id, &state.logs);
-            new_decisions(&view, event, &self.rules)
+            new_decisions(&view, event, &self.plan)
         };
         let latest = new.iter().map(|d| d.due)
-            .fold(event.step.event_time + self.rules.state_retention, i64::max);
+            .fold(event.step.event_time + self.plan.rules.state_retention, i64::max);
         self.extend_expiry(py, state, latest, wm)?;
         let mut rechecks: Vec<i64> = Vec::new();
         let late = wm.is_some_and(|w| event.step.event_time <= w);
@@ -343,7 +348,7 @@ impl PartitionEngine {
             // a late event can change any decision already made at or after its time: each
             // is made again (the ledger keeps an OPEN or a command from repeating)
             let view = View::new(&state.order_id, &state.logs);
-            now.extend(due_between(&view, &self.rules, Some(event.step.event_time - 1), w));
+            now.extend(due_between(&view, &self.plan, Some(event.step.event_time - 1), w));
             now.sort();
             now.dedup();
         }
@@ -428,7 +433,7 @@ impl PartitionEngine {
             let state = &mut guard.state;
             let (decisions, times) = {
                 let view = View::new(&state.order_id, &state.logs);
-                let decisions = due_between(&view, &self.rules, since, until);
+                let decisions = due_between(&view, &self.plan, since, until);
                 let times = if !decisions.is_empty() || !open_entries(state).is_empty() {
                     view.event_times_between(since, until)
                 } else {
@@ -462,7 +467,7 @@ impl PartitionEngine {
               out: &mut Out, mut rechecks: Option<&mut Vec<i64>>) -> PyResult<()> {
         let (mut findings, times) = {
             let view = View::new(&state.order_id, &state.logs);
-            let findings = decide(decision, &view, &self.rules);
+            let findings = decide(decision, &view, &self.plan);
             let times = if findings.is_empty() { Vec::new() } else { view.event_times() };
             (findings, times)
         };
@@ -476,7 +481,7 @@ impl PartitionEngine {
     #[allow(clippy::too_many_arguments)]
     fn open(&self, py: Python<'_>, state: &mut OrderState, f: Finding, limit: i64, times: &[i64],
             out: &mut Out, rechecks: Option<&mut Vec<i64>>) -> PyResult<()> {
-        let spec = spec(f.rule);
+        let spec = rule(f.rule).expect("a finding of the table's rule");
         let mid = mismatch_id(spec.kind, &state.order_id, &f.subject_id);
         if crate::model::get(&state.book.ledger, &mid).is_some() {
             return Ok(());
@@ -592,7 +597,7 @@ impl PartitionEngine {
         if !known {
             self.apply(py, &order, ev, before, &mut out)?;
         }
-        watermark::observe(&meta, ev.source, ev.step.event_time, self.rules.allowed_lateness)?;
+        watermark::observe(&meta, ev.source, ev.step.event_time, self.plan.rules.allowed_lateness)?;
         self.host.put_meta(py, &meta)?;
         let after = watermark::watermark(&meta)?;
         self.drain(py, before, after, &mut out)?;
@@ -622,9 +627,9 @@ impl PartitionEngine {
     #[pyo3(signature = (rules, store, clock, early = true))]
     fn new(py: Python<'_>, rules: Py<PyAny>, store: Py<PyAny>, clock: Py<PyAny>, early: bool)
         -> PyResult<Self> {
-        let parsed = rules_of(rules.bind(py))?;
+        let plan = Plan::new(rules_of(rules.bind(py))?, None).map_err(PyValueError::new_err)?;
         Ok(PartitionEngine {
-            rules: parsed,
+            plan,
             host: Host::new(py, store, clock)?,
             py_rules: rules,
             last_was_new: false,
@@ -713,7 +718,7 @@ impl PartitionEngine {
         let source = self.host.source_of(source)?;
         let meta = self.host.meta(py)?;
         let before = watermark::watermark(&meta)?;
-        watermark::set_idle(&meta, source, idle, self.rules.allowed_lateness)?;
+        watermark::set_idle(&meta, source, idle, self.plan.rules.allowed_lateness)?;
         let out = self.moved(py, &meta, before)?;
         Self::into_list(py, out)
     }
@@ -725,7 +730,7 @@ impl PartitionEngine {
         let source = self.host.source_of(source)?;
         let meta = self.host.meta(py)?;
         let before = watermark::watermark(&meta)?;
-        watermark::set_released(&meta, source, released, self.rules.allowed_lateness)?;
+        watermark::set_released(&meta, source, released, self.plan.rules.allowed_lateness)?;
         let out = self.moved(py, &meta, before)?;
         Self::into_list(py, out)
     }

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use pyo3::IntoPyObjectExt;
 
-use crate::catalog::CommandSpec;
+use crate::spec::CommandSpec;
 use crate::engine::NativeOrder;
 use crate::model::{Event, Item, LedgerEntry, Source, Step};
 use crate::due::DueBuffer;

@@ -46,6 +46,19 @@ impl<'a> View<'a> {
         }
     }
 
+    /// (entity id, log) of every entity of a source: the order's own log under its order_id
+    /// (none while it is empty), as `OrderView.entities`.
+    pub fn entity_logs(&self, source: Source) -> impl Iterator<Item = (&'a str, &'a [Step])> + 'a {
+        let logs = self.logs;
+        let own = (source == Source::Orders && !logs.orders.is_empty())
+            .then_some((self.order_id, logs.orders.as_slice()));
+        let map: &'a [(String, Vec<Step>)] = match source {
+            Source::Orders => &[],
+            other => self.entities(other),
+        };
+        own.into_iter().chain(map.iter().map(|(k, l)| (k.as_str(), l.as_slice())))
+    }
+
     /// The entity's whole log, in lifecycle order.
     pub fn log(&self, source: Source, entity_id: &str) -> &'a [Step] {
         if source == Source::Orders {

@@ -32,16 +32,6 @@ fn is_idle(idle: &Bound<'_, PyList>, name: &str) -> PyResult<bool> {
     Ok(false)
 }
 
-/// Whether every source is quiet (the end of the traffic).
-fn all_quiet(idle: &Bound<'_, PyList>) -> PyResult<bool> {
-    for source in Source::ALL {
-        if !is_idle(idle, source.name())? {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
 /// The watermark the sources currently allow (ignoring the never-backwards rule): the
 /// lowest progress of the sources not released (a quiet one still holds), or, when every
 /// source is quiet, the highest progress; minus the lateness (`streams/engine/watermark.py`).
