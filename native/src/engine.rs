@@ -132,14 +132,24 @@ pub fn encode<'py>(py: Python<'py>, order: PyRef<'_, NativeOrder>) -> Bound<'py,
     order.encode(py)
 }
 
-/// The settings of a `RuleConfig` the engine and the rule table's triggers read, by name.
+/// The settings of a `RuleConfig` the engine reads: its own two, and those the rule table's
+/// triggers name.
+pub fn rule_settings() -> Vec<&'static str> {
+    let mut names = vec!["allowed_lateness", "state_retention"];
+    for name in RULES.iter().filter_map(|r| r.trigger.delay) {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// The settings of a `RuleConfig`, read by name.
 fn rules_of(obj: &Bound<'_, PyAny>) -> PyResult<Rules> {
     let get = |name: &str| -> PyResult<i64> { obj.getattr(name)?.extract() };
     let mut settings: Vec<(&'static str, i64)> = Vec::new();
-    for name in RULES.iter().filter_map(|r| r.trigger.delay) {
-        if !settings.iter().any(|(n, _)| *n == name) {
-            settings.push((name, get(name)?));
-        }
+    for name in rule_settings() {
+        settings.push((name, get(name)?));
     }
     Ok(Rules {
         allowed_lateness: get("allowed_lateness")?,

@@ -47,5 +47,14 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(engine::encode, m)?)?;
     m.add_function(wrap_pyfunction!(engine::read_record, m)?)?;
     m.add_function(wrap_pyfunction!(partition::partition_for, m)?)?;
+    // what the engine reads and writes of Python's objects, by name (checked by the tests)
+    let fields = pyo3::types::PyDict::new(m.py());
+    fields.set_item("streams.model.Event", host::EVENT_FIELDS.to_vec())?;
+    fields.set_item("streams.model.Item", host::ITEM_FIELDS.to_vec())?;
+    fields.set_item("streams.model.Mismatch", host::MISMATCH_FIELDS.to_vec())?;
+    fields.set_item("streams.model.Command", host::COMMAND_FIELDS.to_vec())?;
+    fields.set_item("streams.engine.state.PartitionMeta", watermark::META_FIELDS.to_vec())?;
+    fields.set_item("streams.config.RuleConfig", engine::rule_settings())?;
+    m.add("FIELDS", fields)?;
     Ok(())
 }

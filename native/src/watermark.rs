@@ -6,10 +6,17 @@ use pyo3::intern;
 
 use crate::model::Source;
 
+const MAX_TIME: &str = "max_time";
+const IDLE: &str = "idle";
+const RELEASED: &str = "released";
+const WATERMARK: &str = "watermark";
+/// The fields of `streams.engine.state.PartitionMeta` read and written here, by name.
+pub const META_FIELDS: [&str; 4] = [MAX_TIME, IDLE, RELEASED, WATERMARK];
+
 fn parts<'py>(meta: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyList>)> {
     let py = meta.py();
-    let max_time = meta.getattr(intern!(py, "max_time"))?.cast_into::<PyDict>()?;
-    let idle = meta.getattr(intern!(py, "idle"))?.cast_into::<PyList>()?;
+    let max_time = meta.getattr(intern!(py, MAX_TIME))?.cast_into::<PyDict>()?;
+    let idle = meta.getattr(intern!(py, IDLE))?.cast_into::<PyList>()?;
     Ok((max_time, idle))
 }
 
@@ -40,7 +47,7 @@ fn candidate(meta: &Bound<'_, PyAny>, lateness: i64) -> PyResult<Option<i64>> {
 }
 
 fn released_of<'py>(meta: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
-    Ok(meta.getattr(intern!(meta.py(), "released"))?.cast_into::<PyList>()?)
+    Ok(meta.getattr(intern!(meta.py(), RELEASED))?.cast_into::<PyList>()?)
 }
 
 /// `names` with `name` put in (`on`) or taken out, sorted and without repeats.
@@ -156,11 +163,11 @@ impl Snapshot {
 }
 
 pub fn watermark(meta: &Bound<'_, PyAny>) -> PyResult<Option<i64>> {
-    meta.getattr(intern!(meta.py(), "watermark"))?.extract()
+    meta.getattr(intern!(meta.py(), WATERMARK))?.extract()
 }
 
 fn set_watermark(meta: &Bound<'_, PyAny>, value: i64) -> PyResult<()> {
-    meta.setattr(intern!(meta.py(), "watermark"), value)
+    meta.setattr(intern!(meta.py(), WATERMARK), value)
 }
 
 fn settle(meta: &Bound<'_, PyAny>, lateness: i64) -> PyResult<()> {
@@ -200,10 +207,10 @@ pub fn set_idle(meta: &Bound<'_, PyAny>, source: Source, idle_now: bool, latenes
     -> PyResult<()> {
     let (_, idle) = parts(meta)?;
     let py = meta.py();
-    meta.setattr(intern!(py, "idle"), with_name(&idle, source.name(), idle_now)?)?;
+    meta.setattr(intern!(py, IDLE), with_name(&idle, source.name(), idle_now)?)?;
     if !idle_now {
         let released = released_of(meta)?;
-        meta.setattr(intern!(py, "released"), with_name(&released, source.name(), false)?)?;
+        meta.setattr(intern!(py, RELEASED), with_name(&released, source.name(), false)?)?;
     }
     settle(meta, lateness)
 }
@@ -214,10 +221,10 @@ pub fn set_released(meta: &Bound<'_, PyAny>, source: Source, on: bool, lateness:
     -> PyResult<()> {
     let py = meta.py();
     let released = released_of(meta)?;
-    meta.setattr(intern!(py, "released"), with_name(&released, source.name(), on)?)?;
+    meta.setattr(intern!(py, RELEASED), with_name(&released, source.name(), on)?)?;
     if on {
         let (_, idle) = parts(meta)?;
-        meta.setattr(intern!(py, "idle"), with_name(&idle, source.name(), true)?)?;
+        meta.setattr(intern!(py, IDLE), with_name(&idle, source.name(), true)?)?;
     }
     settle(meta, lateness)
 }
