@@ -76,6 +76,53 @@ fn interned<const N: usize>(py: Python<'_>, names: [&str; N]) -> [Py<PyString>; 
     names.map(|n| PyString::intern(py, n).unbind())
 }
 
+/// A msgspec Struct class the engine reads fields of, by name: an object of the class
+/// itself is read in one call (`msgspec.structs.astuple`), each field at its position found
+/// by name once; any other object field by field (getattr of interned names).
+struct Reader<const N: usize> {
+    class: Py<PyAny>,
+    positions: [usize; N],
+    names: [Py<PyString>; N],
+}
+
+impl<const N: usize> Reader<N> {
+    fn new(class: Bound<'_, PyAny>, names: [&str; N]) -> PyResult<Self> {
+        let fields: Vec<String> = class.getattr("__struct_fields__")?.extract()?;
+        let mut positions = [0; N];
+        for (slot, name) in positions.iter_mut().zip(names) {
+            *slot = fields.iter().position(|f| f == name).ok_or_else(|| {
+                PyValueError::new_err(format!("the native engine reads {}.{name}, which it does \
+                                               not have (fields: {fields:?})",
+                                              class.getattr("__qualname__")
+                                                  .map(|n| n.to_string()).unwrap_or_default()))
+            })?;
+        }
+        Ok(Reader { positions, names: interned(class.py(), names), class: class.unbind() })
+    }
+
+    /// The fields of `obj`, in the order of the names.
+    fn read<'py>(&self, obj: &Bound<'py, PyAny>, astuple: &Py<PyAny>)
+        -> PyResult<[Bound<'py, PyAny>; N]> {
+        let py = obj.py();
+        if obj.get_type().is(self.class.bind(py)) {
+            let values = astuple.bind(py).call1((obj,))?;
+            let values = values.cast::<PyTuple>()?;
+            return every(std::array::from_fn(|i| values.get_item(self.positions[i])));
+        }
+        every(std::array::from_fn(|i| obj.getattr(self.names[i].bind(py))))
+    }
+}
+
+/// The values, or the first error.
+fn every<T, const N: usize>(got: [PyResult<T>; N]) -> PyResult<[T; N]> {
+    let mut error = None;
+    let values = got.map(|r| r.map_err(|e| { error.get_or_insert(e); }).ok());
+    match error {
+        Some(e) => Err(e),
+        None => Ok(values.map(|v| v.expect("no error"))),
+    }
+}
+
 /// Python objects the engine builds outputs with, looked up once per engine.
 pub struct Host {
     pub store: Py<PyAny>,
@@ -88,9 +135,11 @@ pub struct Host {
     status: Py<PyAny>,
     partition_meta: Py<PyAny>,
     sources: [Py<PyAny>; 4],
-    /// `EVENT_FIELDS` and `ITEM_FIELDS` as interned strings
-    event_fields: [Py<PyString>; 14],
-    item_fields: [Py<PyString>; 3],
+    /// `streams.model.Event` and `Item`, read by the names of `EVENT_FIELDS`, `ITEM_FIELDS`
+    event: Reader<14>,
+    item: Reader<3>,
+    /// msgspec.structs.astuple: a Struct's fields in one call
+    astuple: Py<PyAny>,
     /// the store's methods, bound once
     get_order: Py<PyAny>,
     put_order: Py<PyAny>,
@@ -149,8 +198,9 @@ impl Host {
             status: model.getattr("Status")?.unbind(),
             partition_meta: state.getattr("PartitionMeta")?.unbind(),
             sources,
-            event_fields: interned(py, EVENT_FIELDS),
-            item_fields: interned(py, ITEM_FIELDS),
+            event: Reader::new(model.getattr("Event")?, EVENT_FIELDS)?,
+            item: Reader::new(model.getattr("Item")?, ITEM_FIELDS)?,
+            astuple: py.import("msgspec.structs")?.getattr("astuple")?.unbind(),
         })
     }
 
@@ -167,42 +217,36 @@ impl Host {
 
     /// An input `streams.model.Event` as the engine needs it, and its order_id.
     pub fn event(&self, ev: &Bound<'_, PyAny>) -> PyResult<(Event, String)> {
-        let py = ev.py();
-        let get = |name: &Py<PyString>| ev.getattr(name.bind(py));
         let [source, event_id, order_id, kind, event_time, entity_id, amount, currency, channel,
-             sku, quantity, items, user_id, total_amount] = &self.event_fields;
-        let source = self.source_of(&get(source)?)?;
-        let event_id: String = get(event_id)?.extract()?;
-        let kind: String = get(kind)?.extract()?;
+             sku, quantity, items, user_id, total_amount] = self.event.read(ev, &self.astuple)?;
+        let source = self.source_of(&source)?;
+        let event_id: String = event_id.extract()?;
+        let kind: String = kind.extract()?;
         let Some(rank) = source.rank_of(&kind) else {
             return Err(PyValueError::new_err(format!(
                 "{} event {:?} has an unknown type {:?}", source.name(), event_id, kind)));
         };
-        let [item_sku, item_quantity, unit_price] = &self.item_fields;
         let mut found = Vec::new();
-        for item in get(items)?.try_iter()? {
-            let item = item?;
-            found.push(Item {
-                sku: item.getattr(item_sku.bind(py))?.extract()?,
-                quantity: item.getattr(item_quantity.bind(py))?.extract()?,
-                unit_price: item.getattr(unit_price.bind(py))?.extract()?,
-            });
+        for item in items.try_iter()? {
+            let [sku, quantity, unit_price] = self.item.read(&item?, &self.astuple)?;
+            found.push(Item { sku: sku.extract()?, quantity: quantity.extract()?,
+                              unit_price: unit_price.extract()? });
         }
         let step = Step {
-            event_time: get(event_time)?.extract()?,
+            event_time: event_time.extract()?,
             rank,
             event_id,
-            amount: get(amount)?.extract()?,
-            currency: get(currency)?.extract()?,
-            channel: get(channel)?.extract()?,
-            sku: get(sku)?.extract()?,
-            quantity: get(quantity)?.extract()?,
+            amount: amount.extract()?,
+            currency: currency.extract()?,
+            channel: channel.extract()?,
+            sku: sku.extract()?,
+            quantity: quantity.extract()?,
             items: found,
-            user_id: get(user_id)?.extract()?,
-            total_amount: get(total_amount)?.extract()?,
+            user_id: user_id.extract()?,
+            total_amount: total_amount.extract()?,
         };
-        let event = Event { source, entity_id: get(entity_id)?.extract()?, kind, step };
-        Ok((event, get(order_id)?.extract()?))
+        let event = Event { source, entity_id: entity_id.extract()?, kind, step };
+        Ok((event, order_id.extract()?))
     }
 
     pub fn now(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {

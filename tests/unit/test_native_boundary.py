@@ -65,7 +65,12 @@ def _run(module: Any, events: list[Any]) -> list[dict[str, Any]]:
 
 
 @NEEDS_BUILD
-def test_reordered_fields_give_the_same_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("own", [True, False], ids=["model's classes", "other objects"])
+def test_reordered_fields_give_the_same_outputs(monkeypatch: pytest.MonkeyPatch,
+                                                own: bool) -> None:
+    """Events, items and records with their fields in another order: as the classes of
+    ``streams.model`` (read in one call, by the positions of the names) or as other objects
+    (read field by field)."""
     module = native.load()
     assert module is not None
     expected = _run(module, EVENTS)
@@ -74,6 +79,9 @@ def test_reordered_fields_give_the_same_outputs(monkeypatch: pytest.MonkeyPatch)
     moved = [event(**{f: getattr(e, f) for f in e.__struct_fields__} | {
         "items": tuple(item(sku=i.sku, quantity=i.quantity, unit_price=i.unit_price)
                        for i in e.items)}) for e in EVENTS]
+    if own:
+        monkeypatch.setattr(model, "Event", event)
+        monkeypatch.setattr(model, "Item", item)
     monkeypatch.setattr(model, "Mismatch", _reordered(model.Mismatch))
     monkeypatch.setattr(model, "Command", _reordered(model.Command))
     assert _run(module, moved) == expected
