@@ -79,6 +79,7 @@ PURE_TESTS := tests/unit/test_engine_*.py tests/unit/test_rules_*.py \
               tests/unit/test_overlay.py tests/unit/test_worker_store.py \
               tests/unit/test_worker_due_index.py
 test: install chromium
+	cargo test --manifest-path native/Cargo.toml --locked -q
 	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile
 	@if [ "$$($(CORE) status)" = compiled ] || [ "$$($(NATIVE_CMD) status)" = native ]; then \
 	  echo "pure Python run of the rules, engine and store tests:"; \

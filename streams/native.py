@@ -112,7 +112,9 @@ def cargo() -> str | None:
 def build() -> None:
     """Build the crate with cargo and install the library (``make native``)."""
     clean()
-    env = {**os.environ, "PYO3_PYTHON": sys.executable}
+    # an extension module: Python's symbols are left to the interpreter that loads it
+    # (without this, the crate links libpython, as its `cargo test` binaries do)
+    env = {**os.environ, "PYO3_PYTHON": sys.executable, "PYO3_BUILD_EXTENSION_MODULE": "1"}
     done = subprocess.run([cargo() or "cargo", "build", "--release", "--locked", "--quiet"],
                           cwd=CRATE, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)

@@ -22,7 +22,7 @@ use crate::partition::murmur2;
 use crate::record;
 use crate::state::{decode_order, encode_order};
 use crate::triggers::{due_between, new_decisions, Plan};
-use crate::view::{insert_step, View};
+use crate::view::{place, View};
 use crate::watermark;
 
 /// The digest an early decision is kept under (once).
@@ -156,24 +156,6 @@ fn rules_of(obj: &Bound<'_, PyAny>) -> PyResult<Rules> {
         state_retention: get("state_retention")?,
         settings,
     })
-}
-
-fn add_event(state: &mut OrderState, event: &Event) {
-    let step = event.step.clone();
-    let logs = &mut state.logs;
-    let entities = match event.source {
-        Source::Orders => {
-            insert_step(&mut logs.orders, step);
-            return;
-        }
-        Source::Payments => &mut logs.payments,
-        Source::Inventory => &mut logs.reservations,
-        Source::Shipping => &mut logs.shipments,
-    };
-    match crate::model::get_mut(entities, &event.entity_id) {
-        Some(log) => insert_step(log, step),
-        None => entities.push((event.entity_id.clone(), vec![step])),
-    }
 }
 
 /// The OPEN, resolvable, not frozen mismatches, by (decided_at, rule, subject): their ids.
@@ -342,7 +324,7 @@ impl PartitionEngine {
              out: &mut Out) -> PyResult<()> {
         let mut guard = order.borrow_mut();
         let state = &mut guard.state;
-        add_event(state, event);
+        place(&mut state.logs, event);
         let new = {
             let view = View::new(&state.order_id, &state.logs);
             new_decisions(&view, event, &self.plan)

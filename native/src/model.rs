@@ -109,6 +109,7 @@ impl Step {
 }
 
 /// An input event as the engine needs it (the fields of `streams.model.Event`).
+#[derive(Clone, Debug)]
 pub struct Event {
     pub source: Source,
     pub entity_id: String,

@@ -3,6 +3,7 @@
 //! rules' `Trigger` entries through a `Plan`, built once per engine.
 
 use crate::model::{Decision, Event, Rules, Source, Step, FOREVER};
+use crate::spec::Trigger;
 use crate::table::{rule, RULES};
 use crate::view::{first_by_trigger, View};
 
@@ -36,6 +37,7 @@ fn slot(source: Source) -> usize {
 
 /// The triggers of the rules in force with their delays, grouped as the functions here
 /// read them (`triggers.Plan`).
+#[derive(Debug)]
 pub struct Plan {
     pub rules: Rules,
     armed: Vec<Armed>,
@@ -55,34 +57,40 @@ impl Plan {
     /// The plan of the rules `numbers` (None: every rule of the table) for `rules`; an error
     /// names a trigger type or setting that does not exist.
     pub fn new(rules: Rules, numbers: Option<&[i64]>) -> Result<Plan, String> {
+        let triggers: Vec<(i64, &Trigger)> = RULES.iter()
+            .filter(|r| numbers.is_none_or(|n| n.contains(&r.number)))
+            .map(|r| (r.number, &r.trigger))
+            .collect();
+        Self::of(rules, &triggers)
+    }
+
+    /// The plan of these (rule number, trigger) pairs.
+    pub fn of(rules: Rules, triggers: &[(i64, &Trigger)]) -> Result<Plan, String> {
         let mut armed = Vec::new();
-        for r in &RULES {
-            if numbers.is_some_and(|n| !n.contains(&r.number)) {
-                continue;
-            }
-            let t = &r.trigger;
+        for &(number, t) in triggers {
             let mut ranks = 0u32;
             for kind in t.types {
                 let rank = t.source.rank_of(kind)
-                    .ok_or_else(|| format!("rule {}: {} has no type {kind}", r.number, t.source.name()))?;
+                    .ok_or_else(|| format!("rule {number}: {} has no type {kind}", t.source.name()))?;
                 ranks |= 1 << rank;
             }
             let delay = match t.delay {
                 None => 0,
                 Some(name) => rules.setting(name)
-                    .ok_or_else(|| format!("rule {}: no setting {name}", r.number))?,
+                    .ok_or_else(|| format!("rule {number}: no setting {name}"))?,
             };
             let after = match t.after {
                 None => None,
                 Some(kind) => Some(Source::Orders.rank_of(kind)
-                    .ok_or_else(|| format!("rule {}: orders have no type {kind}", r.number))?),
+                    .ok_or_else(|| format!("rule {number}: orders have no type {kind}"))?),
             };
             if after.is_some() && (t.first || t.source == Source::Orders) {
-                return Err(format!("rule {}: `after` with `first` or on an order event", r.number));
+                return Err(format!("rule {number}: `after` with `first` or on an order event"));
             }
-            armed.push(Armed { rule: r.number, source: t.source, ranks, delay, first: t.first, after });
+            armed.push(Armed { rule: number, source: t.source, ranks, delay, first: t.first, after });
         }
-        let top = RULES.iter().map(|r| r.number).max().unwrap_or(0) as usize;
+        let top = armed.iter().map(|a| a.rule).chain(RULES.iter().map(|r| r.number)).max()
+            .unwrap_or(0) as usize;
         let mut by_rule = vec![None; top + 1];
         for (i, a) in armed.iter().enumerate() {
             by_rule[a.rule as usize] = Some(i);
@@ -273,3 +281,7 @@ pub fn new_decisions(view: &View, event: &Event, plan: &Plan) -> Vec<Decision> {
     found.dedup();
     found
 }
+
+#[cfg(test)]
+#[path = "triggers_tests.rs"]
+mod tests;

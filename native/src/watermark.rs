@@ -236,3 +236,56 @@ pub fn force(meta: &Bound<'_, PyAny>, value: i64) -> PyResult<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Source::{Inventory as I, Orders as O, Payments as P, Shipping as S};
+
+    /// A snapshot of progress per source (orders, payments, inventory, shipping).
+    fn snap(progress: [Option<i64>; 4], watermark: Option<i64>) -> Snapshot {
+        Snapshot { progress, quiet: [false; 4], released: [false; 4], watermark }
+    }
+
+    #[test]
+    fn the_slowest_input_holds_the_watermark() {
+        let s = snap([Some(500), Some(900), Some(700), Some(800)], None);
+        assert_eq!(s.candidate(60), Some(440));
+        let silent = snap([None, Some(900), Some(700), Some(800)], None);
+        assert_eq!(silent.candidate(60), None, "an input never heard of holds it");
+        let mut released = silent;
+        released.released[slot(O)] = true;
+        assert_eq!(released.candidate(60), Some(640), "unless it is released");
+        let mut ended = snap([None, Some(900), Some(700), Some(800)], None);
+        ended.quiet = [true; 4];
+        assert_eq!(ended.candidate(60), Some(840), "every input quiet: the end of the traffic");
+    }
+
+    #[test]
+    fn a_rule_waits_only_for_what_it_reads() {
+        let s = snap([None, Some(900), Some(700), Some(300)], Some(200));
+        assert_eq!(s.candidate(60), None);
+        assert_eq!(s.rule_candidate(&[P, I], 60), Some(640));
+        assert_eq!(s.rule_candidate(&[P, I, S], 60), Some(240));
+        assert_eq!(s.rule_candidate(&[P, O], 60), Some(200), "orders silent: the partition's");
+        let mut behind = snap([Some(100), Some(900), Some(700), Some(800)], Some(500));
+        assert_eq!(behind.rule_candidate(&[I], 60), Some(640));
+        behind.progress[slot(I)] = Some(400);
+        assert_eq!(behind.rule_candidate(&[I], 60), Some(500), "never below the partition's");
+        let mut gone = snap([Some(100), Some(900), Some(700), Some(800)], None);
+        gone.released[slot(I)] = true;
+        assert_eq!(gone.rule_candidate(&[I], 60), Some(40), "nothing left: the partition's candidate");
+    }
+
+    #[test]
+    fn an_event_moves_its_input_on_and_wakes_it() {
+        let mut s = snap([Some(100), Some(900), Some(700), Some(800)], Some(40));
+        s.quiet[slot(O)] = true;
+        s.released[slot(O)] = true;
+        s.observe(O, 50, Some(40));
+        assert_eq!(s.progress[slot(O)], Some(100), "progress never goes back");
+        assert!(!s.quiet[slot(O)] && !s.released[slot(O)]);
+        s.observe(O, 1000, Some(640));
+        assert_eq!((s.progress[slot(O)], s.watermark), (Some(1000), Some(640)));
+    }
+}
