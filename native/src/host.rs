@@ -8,7 +8,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use pyo3::IntoPyObjectExt;
 
 use crate::spec::CommandSpec;
-use crate::engine::NativeOrder;
+use crate::order::NativeOrder;
 use crate::model::{Event, Item, LedgerEntry, Source, Step};
 use crate::due::DueBuffer;
 use crate::overlay::OrderOverlay;

@@ -20,11 +20,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod catalog;
 mod due;
+mod early;
 mod engine;
 mod host;
 mod ids;
 mod model;
 mod msgpack;
+mod order;
 mod overlay;
 mod partition;
 mod record;
@@ -34,18 +36,19 @@ mod table;
 mod triggers;
 mod view;
 mod watermark;
+mod work;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::PartitionEngine>()?;
-    m.add_class::<engine::NativeOrder>()?;
-    m.add_class::<engine::NativeEvent>()?;
+    m.add_class::<order::NativeOrder>()?;
+    m.add_class::<order::NativeEvent>()?;
     m.add_class::<overlay::OrderOverlay>()?;
     m.add_class::<due::DueBuffer>()?;
     m.add_function(wrap_pyfunction!(due::py_due_key, m)?)?;
-    m.add_function(wrap_pyfunction!(engine::decode, m)?)?;
-    m.add_function(wrap_pyfunction!(engine::encode, m)?)?;
-    m.add_function(wrap_pyfunction!(engine::read_record, m)?)?;
+    m.add_function(wrap_pyfunction!(order::decode, m)?)?;
+    m.add_function(wrap_pyfunction!(order::encode, m)?)?;
+    m.add_function(wrap_pyfunction!(order::read_record, m)?)?;
     m.add_function(wrap_pyfunction!(partition::partition_for, m)?)?;
     // what the engine reads and writes of Python's objects, by name (checked by the tests)
     let fields = pyo3::types::PyDict::new(m.py());

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-use crate::engine::{decode, NativeOrder};
+use crate::order::{decode, NativeOrder};
 use crate::state::encode_order;
 
 /// What an overlay holds, by order_id: each order read or changed since the last drain (a

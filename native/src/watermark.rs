@@ -81,6 +81,13 @@ fn slot(source: Source) -> usize {
 }
 
 impl Snapshot {
+    /// A snapshot of each source's progress and quiet flag (orders, payments, inventory,
+    /// shipping), none released.
+    #[cfg(test)]
+    pub fn of(progress: [Option<i64>; 4], quiet: [bool; 4], watermark: Option<i64>) -> Snapshot {
+        Snapshot { progress, quiet, released: [false; 4], watermark }
+    }
+
     pub fn read(meta: &Bound<'_, PyAny>) -> PyResult<Snapshot> {
         let (max_time, idle) = parts(meta)?;
         let released = released_of(meta)?;
