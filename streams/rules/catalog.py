@@ -106,8 +106,10 @@ def fires(decision: Decision, view: OrderView, rules: RuleConfig) -> bool:
     if trigger is None:
         return False
     spec = RULES[decision.rule]
+    if spec.subjects is None:
+        return _fires(spec, decision.key, decision.key, trigger, view, decision.due)
     return any(_fires(spec, subject, decision.key, trigger, view, decision.due)
-               for subject in _subjects(spec, decision, view))
+               for subject in spec.subjects(view, decision.key, decision.due))
 
 
 def decide(decision: Decision, view: OrderView, rules: RuleConfig) -> list[Finding]:

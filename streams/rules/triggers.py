@@ -60,17 +60,23 @@ class Plan:
         #: rank of an order event -> the triggers whose D waits for the order's first of them
         self.anchored: dict[int, tuple[Armed, ...]] = {
             r: tuple(a for a in armed if a[5] == r) for r in RANK[ORD].values()}
-        #: per source with triggers: (source, rank -> (rule, delay, after rank) of the
-        #: triggers of every event of that rank, the ``first`` triggers)
-        self.sources: list[tuple[Source, list[tuple[tuple[int, int, int | None], ...]],
+        #: per source with triggers: (source, rank -> (rule, delay) of the triggers of every
+        #: event of that rank, rank -> (rule, delay, after rank) of those ``after`` an order
+        #: event (None: there are none), the ``first`` triggers)
+        self.sources: list[tuple[Source, list[tuple[tuple[int, int], ...]],
+                                 list[tuple[tuple[int, int, int], ...]] | None,
                                  tuple[Armed, ...]]] = []
         for source in Source:
             mine = [a for a in armed if a[1] is source]
             if not mine:
                 continue
-            by_rank = [tuple((a[0], a[3], a[5]) for a in mine if not a[4] and r in a[2])
-                       for r in range(len(RANK[source]))]
-            self.sources.append((source, by_rank, tuple(a for a in mine if a[4])))
+            ranks = range(len(RANK[source]))
+            plain = [tuple((a[0], a[3]) for a in mine
+                           if not a[4] and a[5] is None and r in a[2]) for r in ranks]
+            after = [tuple((a[0], a[3], a[5]) for a in mine
+                           if a[5] is not None and r in a[2]) for r in ranks]
+            self.sources.append((source, plain, after if any(after) else None,
+                                 tuple(a for a in mine if a[4])))
 
 
 _plans: dict[RuleConfig, Plan] = {}
@@ -89,9 +95,13 @@ def plan_of(rules: RuleConfig) -> Plan:
     return plan
 
 
+#: each rank of an order event, as the set ``OrderView.first`` takes
+_ORDER_RANKS = {rank: frozenset({rank}) for rank in RANK[ORD].values()}
+
+
 def _anchor(view: OrderView, rank: int, at: int) -> Step | None:
     """The order's first own event of ``rank`` by (event_time, event_id), up to ``at``."""
-    return view.first(ORD, view.order_id, frozenset({rank}), at)
+    return view.first(ORD, view.order_id, _ORDER_RANKS[rank], at)
 
 
 def _candidates(view: OrderView, plan: Plan, low: int, high: int) -> list[Candidate]:
@@ -100,25 +110,36 @@ def _candidates(view: OrderView, plan: Plan, low: int, high: int) -> list[Candid
     entity's first such event)."""
     found: list[Candidate] = []
     anchors: dict[int, Step | None] = {}
-    for source, by_rank, firsts in plan.sources:
-        for key, log in view.entities(source).items():
+    for source, plain, anchored, firsts in plan.sources:
+        if source is Source.PAYMENTS:
+            entities = view.payments
+        elif source is Source.INVENTORY:
+            entities = view.reservations
+        elif source is Source.SHIPPING:
+            entities = view.shipments
+        else:
+            entities = view.entities(source)
+        for key, log in entities.items():
             for s in log:
-                for rule, delay, after in by_rank[s.rank]:
-                    t = s.event_time
-                    if after is not None:
-                        if after not in anchors:
-                            anchors[after] = _anchor(view, after, FOREVER)
-                        anchor = anchors[after]
-                        if anchor is None:
-                            continue
-                        t = max(t, anchor.event_time)
-                    due = t + delay
+                for rule, delay in plain[s.rank]:
+                    due = s.event_time + delay
                     if low < due <= high:
                         found.append((due, rule, key, s))
+                if anchored is None:
+                    continue
+                for rule, delay, after in anchored[s.rank]:
+                    if after not in anchors:
+                        anchors[after] = _anchor(view, after, FOREVER)
+                    anchor = anchors[after]
+                    if anchor is not None:
+                        due = max(s.event_time, anchor.event_time) + delay
+                        if low < due <= high:
+                            found.append((due, rule, key, s))
             for rule, _, ranks, delay, _, _ in firsts:
                 first: Step | None = None
-                for s in log:
-                    if s.rank in ranks and (first is None or trigger_key(s) < trigger_key(first)):
+                for s in log:  # lifecycle order is by event_time first
+                    if s.rank in ranks and (first is None or (
+                            s.event_time == first.event_time and s.event_id < first.event_id)):
                         first = s
                 if first is not None:
                     due = first.event_time + delay
