@@ -7,51 +7,57 @@ DEMO   ?= --orders 300 --seed 6 --faults all=0.02
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install compile clean-compiled native clean-native chromium run test unit integration lint
+.PHONY: install native clean-native wheel chromium run test unit integration lint
 
+## The Rust toolchain (rustup's cargo) builds the native engine: on the PATH, or where rustup
+## puts it.
+export PATH := $(PATH):$(HOME)/.cargo/bin
+
+## The package, installed editable: pip builds the native engine (native/, Rust, PyO3) with
+## maturin, the build backend, into the source tree as streams/_native.abi3.so.
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "crosscheck needs Python >= 3.11"'
+	@command -v cargo >/dev/null || { echo "crosscheck: building the native engine needs Rust's" \
+	  "cargo (https://rustup.rs), which is not on the PATH" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	@touch $@
 
-## The optional compiled core (streams/compiled.py): the rules, engine and state store built with mypyc,
-## best effort (without a C compiler the pure Python modules run; same outputs, slower).
-CORE_SOURCES := streams/rules/entities.py streams/rules/triggers.py streams/rules/catalog.py \
-                streams/engine/watermark.py streams/engine/overlay.py streams/engine/partition.py \
-                streams/records.py streams/fastdecode.py streams/inputs.py \
-                streams/metrics/tracker.py \
-                streams/worker/due_index.py streams/worker/store.py streams/worker/arrival.py \
-                streams/worker/runtime.py
-COMPILED := streams/compiled.json
-CORE     := $(PY) -c 'import sys, streams.compiled as c; sys.exit(c.main(sys.argv[1:]))'
-
-$(COMPILED): $(VENV)/.installed $(CORE_SOURCES) streams/compiled.py
-	-$(CORE) build
-
-## The optional native core (streams/native.py): the engine and rules in Rust (native/), built
-## with cargo, best effort (without cargo the Python engine runs; same outputs, slower).
+## After an edit of the Rust sources the engine is rebuilt in place (maturin develop; the
+## package itself stays installed). `make native` rebuilds it whatever the sources' times.
 NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
-NATIVE := streams/native.json
-NATIVE_CMD := $(PY) -c 'import sys, streams.native as n; sys.exit(n.main(sys.argv[1:]))'
+NATIVE := streams/_native.abi3.so
+MATURIN_DEVELOP := VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release \
+                   --skip-install --quiet
 
-$(NATIVE): $(VENV)/.installed $(NATIVE_SOURCES) streams/native.py
-	-$(NATIVE_CMD) build
+$(NATIVE): $(NATIVE_SOURCES) | $(VENV)/.installed
+	$(MATURIN_DEVELOP)
+	@touch $@
 
-install: $(VENV)/.installed $(COMPILED) $(NATIVE)
-
-compile: $(VENV)/.installed
-	$(CORE) build
-
-clean-compiled: $(VENV)/.installed
-	$(CORE) clean
+install: $(VENV)/.installed $(NATIVE)
 
 native: $(VENV)/.installed
-	$(NATIVE_CMD) build
+	$(MATURIN_DEVELOP)
 
-clean-native: $(VENV)/.installed
-	$(NATIVE_CMD) clean
+## Without the library the pure Python engine runs (same outputs, slower): for trying the
+## fallback; `make native` (or any make target that installs) builds it again.
+clean-native:
+	rm -f $(NATIVE)
+
+## The wheel (dist/crosscheck-*.whl: the packages and the engine, for Python 3.11+ on this
+## platform), what `pip install .` and the image install; tests/integration/test_wheel.py
+## installs it into a fresh virtualenv (and builds one itself when it is missing or older
+## than the sources).
+PACKAGE_FILES := $(shell find streams schemas topology -type f -not -path '*/__pycache__/*' \
+                   -not -name '*.so' 2>/dev/null)
+WHEEL := dist/.built
+$(WHEEL): pyproject.toml README.md $(NATIVE_SOURCES) $(PACKAGE_FILES) | $(VENV)/.installed
+	rm -f dist/crosscheck-*.whl
+	$(VENV)/bin/maturin build --release --quiet --out dist
+	@touch $@
+
+wheel: $(WHEEL)
 
 ## Headless Chromium for the dashboard test (Debian's package; skipped when one is there).
 chromium:
@@ -70,20 +76,22 @@ run: install
 	$(CC) worker --echo
 
 ## Every test, in two processes (pytest-xdist, whole modules per process): each starts its
-## own broker for its integration tests. TEST_JOBS=1 runs them in one process.
+## own broker for its integration tests. TEST_JOBS=1 runs them in one process. First, the
+## native engine must be built and running (the tests compare it with the Python engine);
+## then the rules', engine's and stores' tests run once more on the pure Python engine.
 TEST_JOBS ?= 2
-## With the compiled or the native core built, the rules', engine's and stores' tests run once
-## more in pure Python.
 PURE_TESTS := tests/unit/test_engine_*.py tests/unit/test_rules_*.py \
               tests/unit/test_streaming_equals_batch.py tests/unit/test_batch.py \
               tests/unit/test_overlay.py tests/unit/test_worker_store.py \
               tests/unit/test_worker_due_index.py
-test: install chromium
+NATIVE_CHECK := import sys, streams.native as n; sys.exit(None if n.status() == "native" else \
+                f"make test: the native engine is not running: {n.reason()}; `make native` builds it")
+test: install wheel chromium
+	@$(PY) -c '$(NATIVE_CHECK)'
 	cargo test --manifest-path native/Cargo.toml --locked -q
 	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile
-	@if [ "$$($(CORE) status)" = compiled ] || [ "$$($(NATIVE_CMD) status)" = native ]; then \
-	  echo "pure Python run of the rules, engine and store tests:"; \
-	  CROSSCHECK_PURE_PYTHON=1 $(PY) -m pytest -q $(PURE_TESTS); fi
+	@echo "pure Python run of the rules, engine and store tests:"
+	CROSSCHECK_PURE_PYTHON=1 $(PY) -m pytest -q $(PURE_TESTS)
 
 unit: install
 	$(PY) -m pytest -q tests/unit

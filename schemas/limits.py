@@ -1,4 +1,4 @@
-"""Limits on input values (order ids, event times, text) and bounded renderings of bad values.
+"""Limits on input values (order ids, event times, currencies, text) and reasons for bad ones.
 
 A valid **order id** is 1 to ``MAX_ORDER_ID_LENGTH`` (256) characters, not only whitespace,
 with no control character (U+0000-U+001F, U+007F-U+009F) and no lone surrogate (which UTF-8
@@ -19,6 +19,8 @@ MAX_ORDER_ID_LENGTH = 256
 #: 8999-12-31T23:59:59.999Z in epoch milliseconds
 MAX_EVENT_TIME = 221_845_391_999_999
 MAX_EVENT_TIME_ISO = "8999-12-31T23:59:59.999Z"
+#: an ISO-4217 currency code: three capital letters
+CURRENCY_PATTERN = r"^[A-Z]{3}\Z"
 
 _CONTROL = "\x00-\x1f\x7f-\x9f"
 _SURROGATE = "\ud800-\udfff"
@@ -50,6 +52,17 @@ def text_problem(value: str, control: bool = False) -> str | None:
     char = bad.group()
     kind = "a lone surrogate" if "\ud800" <= char <= "\udfff" else "a control character"
     return f"contains {kind} (U+{ord(char):04X} at position {bad.start()})"
+
+
+def time_range_problem(shown: str) -> str:
+    """The reason for an epoch-millisecond event time (``shown``) out of range."""
+    return (f"epoch milliseconds out of range: {shown} (0 to {MAX_EVENT_TIME}, "
+            f"that is up to {MAX_EVENT_TIME_ISO})")
+
+
+def currency_problem(value: object) -> str:
+    """The reason for a currency that is not an ISO-4217 code."""
+    return f"{show(value)} is not an ISO-4217 code (three capital letters)"
 
 
 def show(value: object) -> str:

@@ -13,26 +13,27 @@ from msgspec import Meta
 
 from schemas.errors import ValidationError
 from schemas.limits import (
+    CURRENCY_PATTERN,
     MAX_EVENT_TIME,
     MAX_EVENT_TIME_ISO,
     MAX_ORDER_ID_LENGTH,
     ORDER_ID_PATTERN,
     TEXT_PATTERN,
-    order_id_problem,
+    currency_problem,
     show,
-    text_problem,
+    time_range_problem,
 )
+from schemas.msgspec_errors import translate
 from topology.topics import BY_ID, TopicId
 
 TYPES: dict[TopicId, frozenset[str]] = {
-    TopicId.ORDERS: frozenset({"PLACED", "CANCELLED"}),
+    TopicId.ORDERS: frozenset({"PLACED", "PAID", "CANCELLED"}),
     TopicId.PAYMENTS: frozenset({"SUCCEEDED", "FAILED", "REFUNDED"}),
     TopicId.INVENTORY: frozenset({"RESERVED", "CONFIRMED", "RELEASED"}),
     TopicId.SHIPPING: frozenset({"CREATED", "DISPATCHED", "DELIVERED", "CANCELLED"}),
 }
 
-_CURRENCY_PATTERN = r"^[A-Z]{3}\Z"
-_CURRENCY = re.compile(_CURRENCY_PATTERN)
+_CURRENCY = re.compile(CURRENCY_PATTERN)
 _MAX_LONG = 2**63 - 1
 _MAX_INT = 2**31 - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -45,7 +46,7 @@ def parse_event_time(value: object, field: str = "event_time") -> int:
         raise ValidationError(field, "must be an ISO-8601 time or epoch milliseconds")
     if isinstance(value, int):
         if value < 0 or value > MAX_EVENT_TIME:
-            raise ValidationError(field, _time_range(show(value)))
+            raise ValidationError(field, time_range_problem(show(value)))
         return value
     if isinstance(value, str):
         try:
@@ -63,11 +64,6 @@ def parse_event_time(value: object, field: str = "event_time") -> int:
     raise ValidationError(field, "must be an ISO-8601 time or epoch milliseconds")
 
 
-def _time_range(shown: str) -> str:
-    return (f"epoch milliseconds out of range: {shown} (0 to {MAX_EVENT_TIME}, "
-            f"that is up to {MAX_EVENT_TIME_ISO})")
-
-
 def format_time(ms: int) -> str:
     """Epoch millis -> ISO-8601 UTC with milliseconds and Z."""
     moment = _EPOCH + timedelta(milliseconds=ms)
@@ -82,7 +78,7 @@ _OrderId = Annotated[str, Meta(min_length=1, max_length=MAX_ORDER_ID_LENGTH,
 _Text = Annotated[str, Meta(pattern=TEXT_PATTERN)]
 _Amount = Annotated[int, Meta(ge=0, le=_MAX_LONG)]
 _Quantity = Annotated[int, Meta(ge=1, le=_MAX_INT)]
-_Currency = Annotated[str, Meta(pattern=_CURRENCY_PATTERN)]
+_Currency = Annotated[str, Meta(pattern=CURRENCY_PATTERN)]
 _EventTime = Annotated[int, Meta(ge=0, le=MAX_EVENT_TIME)] | str
 
 
@@ -100,13 +96,15 @@ class _ShipmentItem(msgspec.Struct):
 class _OrderIn(msgspec.Struct):
     event_id: _Id
     order_id: _OrderId
-    type: Literal["PLACED", "CANCELLED"]
+    type: Literal["PLACED", "PAID", "CANCELLED"]
     event_time: _EventTime
     # required on PLACED only: checked after decoding
     user_id: _Text | None = None
     items: list[_OrderItem] | None = None
     total_amount: _Amount | None = None
     currency: _Text | None = None
+    #: on PAID: the payment the order service applied (optional)
+    payment_id: _Text | None = None
 
 
 class _PaymentIn(msgspec.Struct):
@@ -172,7 +170,7 @@ def _order_record(e: _OrderIn) -> dict[str, Any]:
             raise ValidationError("currency", "is missing")
         currency = ""
     elif (currency or placed) and not _CURRENCY.match(currency):
-        raise ValidationError("currency", _currency_reason(currency))
+        raise ValidationError("currency", currency_problem(currency))
     return {
         "event_id": e.event_id,
         "order_id": e.order_id,
@@ -182,6 +180,7 @@ def _order_record(e: _OrderIn) -> dict[str, Any]:
         "items": items,
         "total_amount": total,
         "currency": currency,
+        "payment_id": e.payment_id or "",
     }
 
 
@@ -255,7 +254,7 @@ def parse_event_json(topic: TopicId, raw: bytes | str) -> dict[str, Any]:
     try:
         return shape[2](shape[1].decode(raw))
     except msgspec.ValidationError as exc:
-        raise _translate(str(exc), topic, lambda: msgspec.json.decode(raw)) from None
+        raise translate(str(exc), topic, TYPES[topic], lambda: msgspec.json.decode(raw)) from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         try:  # JSON that msgspec refuses but Python reads ("\ud800"): the field and why
             parsed = json.loads(raw)
@@ -282,7 +281,7 @@ def validate_event(topic: TopicId, event: Mapping[str, Any]) -> dict[str, Any]:
     try:
         return shape[2](msgspec.convert(source, shape[0]))
     except msgspec.ValidationError as exc:
-        raise _translate(str(exc), topic, lambda: source) from None
+        raise translate(str(exc), topic, TYPES[topic], lambda: source) from None
     except UnicodeEncodeError:  # a lone surrogate ("\ud800" in JSON): no UTF-8 text for it
         raise ValidationError(_unencodable(source) or "event",
                               "is not valid Unicode text (a lone surrogate)") from None
@@ -319,90 +318,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
-
-
-# --- msgspec's messages ("Expected `int` >= 0 - at `$.amount`") in the contract's form -------
-
-_WHERE = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\['((?:[^'\\]|\\.)*)'\]")
-_MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
-_EXPECTED = re.compile(r"^Expected `(?P<want>[^`]+)`(?:, got `(?P<got>[^`]+)`)?(?P<rest>.*)$",
-                       re.DOTALL)
-_BOUND = re.compile(r"^ (?P<op>>=|<=) (?P<n>-?\d+)$")
-_NOTHING = object()
-_KINDS = {"str": "a string", "int": "an integer", "array": "a list", "object": "an object"}
-
-
-def _lookup(root: Any, path: str) -> Any:
-    value = root
-    for name, index, quoted in _STEP.findall(path):
-        try:
-            value = value[int(index)] if index else value[name or quoted]
-        except (KeyError, IndexError, TypeError):
-            return _NOTHING
-    return value
-
-
-def _field(path: str) -> str:
-    return path[1:] if path.startswith(".") else path
-
-
-def _currency_reason(value: object) -> str:
-    return f"{show(value)} is not an ISO-4217 code (three capital letters)"
-
-
-def _translate(text: str, topic: TopicId, source: Callable[[], Any]) -> ValidationError:
-    """A msgspec ValidationError message -> ValidationError(field path, contract reason)."""
-    where = _WHERE.match(text)
-    msg, path = (where["msg"], where["path"] or "") if where else (text, "")
-    missing = _MISSING.match(msg)
-    if missing:
-        return ValidationError(_field(f"{path}.{missing['name']}"), "is missing")
-    field = _field(path) or "event"
-    leaf = field.rsplit(".", 1)[-1]
-    try:
-        value = _lookup(source(), path)
-    except Exception:  # the raw text could not be decoded again: no value to show
-        value = _NOTHING
-    shown = "" if value is _NOTHING else f": {show(value)}"
-    if msg.startswith("Invalid enum value"):
-        text = msg.removeprefix("Invalid enum value ")[:60] if value is _NOTHING else show(value)
-        if field == "type":
-            allowed = ", ".join(sorted(TYPES[topic]))
-            return ValidationError(field, f"{text} is not a {topic.value} type ({allowed})")
-        return ValidationError(field, f"{text} is not allowed")
-    expected = _EXPECTED.match(msg)
-    if expected is None:
-        return ValidationError(field, msg[:200])
-    want, got, rest = expected["want"], expected["got"], expected["rest"]
-    if got is not None:
-        if got == "null":
-            return ValidationError(field, "is missing")
-        if field == "event":
-            return ValidationError(field, "must be a JSON object")
-        if leaf == "event_time":
-            return ValidationError(field, "must be an ISO-8601 time or epoch milliseconds")
-        kind = _KINDS.get(want.split(" | ")[0], f"of type {want}")
-        return ValidationError(field, f"must be {kind}, got {got}")
-    bound = _BOUND.match(rest)
-    if bound:
-        if leaf == "event_time":
-            return ValidationError(field, _time_range(show(value)) if shown else
-                                   "epoch milliseconds out of range")
-        if bound["op"] == "<=":
-            return ValidationError(field, f"is too large{shown}")
-        what = "negative" if bound["n"] == "0" else f"less than {bound['n']}"
-        return ValidationError(field, f"must not be {what}{shown}")
-    if rest.startswith(" of length >= 1"):
-        return ValidationError(field, "must not be empty")
-    if leaf == "order_id" and isinstance(value, str):
-        return ValidationError(field, order_id_problem(value) or msg)
-    if rest.startswith(" matching regex"):
-        if leaf == "currency":
-            return ValidationError(field, _currency_reason(None if value is _NOTHING else value))
-        problem = text_problem(value) if isinstance(value, str) else None
-        return ValidationError(field, problem or "contains a lone surrogate")
-    return ValidationError(field, msg[:200])
 
 
 def value_schema(topic: TopicId) -> str:

@@ -4,7 +4,9 @@
 FILE:LINE: reason, the good ones kept), ``streams.batch.evaluate`` decides, and
 ``output_record`` renders mismatches and commands with the contract's field names and
 ISO-8601 times, optionally without the wall-clock fields (detected_at, issued_at) so that
-two runs over the same events are byte-identical.
+two runs over the same events are byte-identical. Commands decided in shadow mode never go
+with the others: ``split_shadow`` sets them apart, for a file of their own
+(``shadow_path``), as the worker sends them to the shadow topic.
 """
 
 from __future__ import annotations
@@ -80,6 +82,29 @@ def output_line(output: Output, *, wall_clock: bool = True) -> str:
                       separators=(",", ":"))
 
 
+def split_shadow(outputs: Iterable[Output]) -> tuple[list[Output], list[Command]]:
+    """The outputs without the commands decided in shadow mode, and those commands."""
+    kept: list[Output] = []
+    shadow: list[Command] = []
+    for output in outputs:
+        if isinstance(output, Command) and output.shadow:
+            shadow.append(output)
+        else:
+            kept.append(output)
+    return kept, shadow
+
+
+def shadow_path(path: str, default: str) -> str:
+    """Where the shadow-mode commands of an output file go: ``X.jsonl`` -> ``X.shadow.jsonl``
+    (``default`` for stdout, ``-``)."""
+    if path == "-":
+        return default
+    for suffix in (".jsonl", ".json"):
+        if path.endswith(suffix):
+            return path[: -len(suffix)] + ".shadow.jsonl"
+    return path + ".shadow.jsonl"
+
+
 def write_outputs(outputs: Iterable[Output], out: IO[str], *, wall_clock: bool = True) -> int:
     """Write the outputs as JSON Lines; returns how many."""
     count = 0
@@ -95,13 +120,15 @@ def _counts(counter: Counter[str]) -> str:
 
 
 def summary(outputs: Iterable[Output]) -> str:
-    """'N mismatches opened (TYPE=n, ...), M resolved, K commands (TYPE=n, ...)'."""
+    """'N mismatches opened (TYPE=n, ...), M resolved, K commands (TYPE=n, ...)', and
+    ', S shadow commands (TYPE=n, ...)' when some were decided in shadow mode."""
     opened: Counter[str] = Counter()
     resolved: Counter[str] = Counter()
     commands: Counter[str] = Counter()
+    shadow: Counter[str] = Counter()
     for output in outputs:
         if isinstance(output, Command):
-            commands[output.type.value] += 1
+            (shadow if output.shadow else commands)[output.type.value] += 1
         elif output.status is Status.OPEN:
             opened[output.type.value] += 1
         else:
@@ -111,4 +138,6 @@ def summary(outputs: Iterable[Output]) -> str:
              f"{sum(resolved.values())} resolved",
              f"{sum(commands.values())} commands"
              + (f" ({_counts(commands)})" if commands else "")]
+    if shadow:
+        parts.append(f"{sum(shadow.values())} shadow commands ({_counts(shadow)})")
     return ", ".join(parts)

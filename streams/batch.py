@@ -109,17 +109,11 @@ def evaluate_order(
     return results
 
 
-def final_watermarks(
-    events: Iterable[Event], rules: RuleConfig, partitions: int = 1, until: int | None = None
-) -> dict[int, int]:
-    """Partition number -> the final watermark the batch evaluates up to."""
-    return watermarks_of(input_progress(events, partitions), rules, until)
-
-
 def watermarks_of(progress: dict[int, dict[str, int]], rules: RuleConfig,
                   until: int | None = None) -> dict[int, int]:
-    """``final_watermarks`` from the inputs' progress (``input_progress``): the largest
-    event time of each partition minus the lateness, or ``until``."""
+    """Partition number -> the final watermark the batch evaluates up to, from the inputs'
+    progress (``input_progress``): the largest event time of each partition minus the
+    lateness, or ``until``."""
     if until is not None:
         return dict.fromkeys(progress, until)
     return {part: max(of.values()) - rules.allowed_lateness for part, of in progress.items()}

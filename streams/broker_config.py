@@ -10,7 +10,8 @@ from pathlib import Path
 
 from streams.errors import BrokerError
 
-DEFAULT_POM = Path(__file__).resolve().parents[1] / "docker" / "kafka" / "pom.xml"
+#: the pom that pins the broker's Kafka version and lists its jars (package data)
+DEFAULT_POM = Path(__file__).resolve().parent / "kafka" / "pom.xml"
 _POM_NS = "{http://maven.apache.org/POM/4.0.0}"
 
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
+from streams.durations import parse_duration_ms
 from streams.errors import ConfigError
+from streams.model import Severity
+from streams.rulebook import RULEBOOK, THRESHOLDS, CommandMode, RuleSetting
 
 DEFAULT_BROKER_PORT = 19092
 DEFAULT_WORKER_BIND = "127.0.0.1"
@@ -27,9 +33,18 @@ ENV_VARS: dict[str, str] = {
     "CROSSCHECK_HOME": "data directory: broker jars, broker data, worker state (~/.crosscheck)",
     "CROSSCHECK_BROKER_PORT": f"port of the local broker ({DEFAULT_BROKER_PORT}; controller: +1)",
     "CROSSCHECK_BROKER_HEAP": "JVM heap of the local broker (512m)",
+    "CROSSCHECK_PG_PORT": "port of the local PostgreSQL of `crosscheck cdc` (15432)",
+    "CROSSCHECK_PG_BIN": "directory of PostgreSQL's `postgres` and `initdb` "
+    "(/usr/lib/postgresql/15/bin, else the newest there, else PATH)",
+    "CROSSCHECK_CONNECT_PORT": "REST port of the local Kafka Connect of `crosscheck cdc` (18083)",
+    "CROSSCHECK_CDC_DATABASE": "an existing PostgreSQL database to capture and `simulate --to-db` "
+    "into (postgresql://user:password@host:port/dbname); unset: the local one",
     "CROSSCHECK_PARTITIONS": "partition count of every topic `topics create` makes (4)",
     "CROSSCHECK_TOPIC_PREFIX": "prefix put before every topic name ('')",
     "CROSSCHECK_TOPICS": "per-topic name overrides, e.g. payments=pay.v1,orders=ord.v1",
+    "CROSSCHECK_SOURCES_FILE": "sources file (TOML) of `crosscheck ingest`: per input the "
+    "shop's own topic, its format (json, debezium) and which field is which "
+    "(docs/sources.md); `--sources FILE` overrides it (unset: the inputs are the Avro topics)",
     "CROSSCHECK_APP_ID": "Faust app id / consumer group; prefixes changelog topics (crosscheck)",
     "CROSSCHECK_PROCESSING_GUARANTEE": "exactly_once (default) or at_least_once",
     "CROSSCHECK_WORKER_PORT": "port of the worker's web server (6066)",
@@ -40,6 +55,9 @@ ENV_VARS: dict[str, str] = {
     "CROSSCHECK_COMMIT_INTERVAL": "seconds between a worker's commits; under exactly-once "
     "outputs become readable at the commit, so this bounds decision latency "
     "(0.1; at-least-once: 2.8)",
+    "CROSSCHECK_ALLOW_UNTESTED_FAUST": "1: start a worker even on a faust-streaming or "
+    "aiokafka other than the tested one (a warning instead of the refusal; see "
+    "docs/faust.md) (unset)",
     "CROSSCHECK_ALLOWED_LATENESS": "watermark lag behind the slowest input (60s)",
     "CROSSCHECK_IDLE_TIMEOUT": "wall time with no record after which a caught-up input "
     "(lag known to be zero) is quiet; when every input of a partition is quiet the end of "
@@ -53,6 +71,13 @@ ENV_VARS: dict[str, str] = {
     "CROSSCHECK_PAYMENT_GRACE": "SHIPPED_WITHOUT_PAYMENT horizon (2m)",
     "CROSSCHECK_RELEASE_TIMEOUT": "REFUND_WITHOUT_RELEASE horizon (10m)",
     "CROSSCHECK_TCC_GRACE": "TCC_EMPTY_ROLLBACK and OVERSHIPMENT horizon (1m)",
+    "CROSSCHECK_CALLBACK_TIMEOUT": "PAYMENT_NOT_APPLIED horizon: how long a succeeded payment "
+    "may wait for the order service to mark the order PAID (5m)",
+    "CROSSCHECK_RULES_FILE": "rules file (TOML): per rule enabled, severity, threshold and "
+    "command mode (docs/rules.md); `--rules FILE` overrides it (unset: every rule on, live)",
+    "CROSSCHECK_COMMANDS": "command mode of every rule the rules file does not set one for: "
+    "live (to crosscheck.commands), shadow (to crosscheck.commands.shadow, same ids) or off "
+    "(live)",
     "CROSSCHECK_METRICS_WINDOW": "tumbling event-time window of the metrics stream (1m)",
     "CROSSCHECK_STATE_RETENTION": "an order's history is kept until no event came for this "
     "long in event time, and every decision is made (7d)",
@@ -62,25 +87,10 @@ ENV_VARS: dict[str, str] = {
     "is set (2)",
     "CROSSCHECK_MALLOC_TRIM_EVERY": "seconds between a worker's `malloc_trim(0)`, which gives "
     "free heap memory back to the kernel (60; 0: never)",
-    "CROSSCHECK_PURE_PYTHON": "1: run the pure Python rules, engine and state store even where "
-    "the compiled or the native core is built (`make compile`, `make native`); same outputs, "
-    "slower (unset)",
-    "CROSSCHECK_PYTHON_ENGINE": "1: run the Python engine (compiled with mypyc where built) even "
-    "where the native core is built; same outputs, slower (unset)",
+    "CROSSCHECK_PURE_PYTHON": "1: run the Python engine instead of the native one (Rust); same "
+    "outputs, slower (unset)",
+    "CROSSCHECK_PYTHON_ENGINE": "1: the same as CROSSCHECK_PURE_PYTHON (unset)",
 }
-
-_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-
-
-def parse_duration_ms(text: str, name: str = "duration") -> int:
-    """Parse '15m', '60s', '500ms', '24h', '1d' or a bare number of seconds into milliseconds."""
-    match = _DURATION.match(text)
-    if not match:
-        raise ConfigError(f"{name}: {text!r} is not a duration (examples: 500ms, 60s, 15m, 24h)")
-    value, unit = match.groups()
-    return int(float(value) * _UNITS_MS[unit or "s"])
-
 
 def parse_bind(text: str, name: str = "bind address") -> str:
     """An IP address to listen on (IPv4 or IPv6, e.g. 127.0.0.1, 0.0.0.0, ::1), normalised."""
@@ -91,17 +101,14 @@ def parse_bind(text: str, name: str = "bind address") -> str:
                           "0.0.0.0)") from None
 
 
-def format_duration_ms(ms: int) -> str:
-    """Render milliseconds with the largest unit that divides them (for help texts)."""
-    for unit in ("d", "h", "m", "s"):
-        if ms and ms % _UNITS_MS[unit] == 0:
-            return f"{ms // _UNITS_MS[unit]}{unit}"
-    return f"{ms}ms"
-
-
 @dataclass(frozen=True)
 class RuleConfig:
-    """The rule thresholds of the contract's section 4 and the time settings of section 3 (ms)."""
+    """The rule thresholds of the contract's section 4 and the time settings of section 3 (ms),
+    the default command mode and the per-rule settings of the rules file.
+
+    The engines read the thresholds as fields; what a rules file sets per rule is asked
+    through ``enabled``, ``mode_of``, ``severity_of`` and ``delay_of`` (by type name).
+    """
 
     allowed_lateness: int = 60_000
     idle_timeout: int = 10_000
@@ -117,18 +124,86 @@ class RuleConfig:
     storm_threshold: int = 20
     #: an order's history is kept until its last event is this old (and every decision made)
     state_retention: int = 7 * 86_400_000
+    #: PAYMENT_NOT_APPLIED: how long a succeeded payment waits for the order's PAID
+    callback_timeout: int = 5 * 60_000
+    #: command mode of the rules that do not set their own
+    commands: CommandMode = CommandMode.LIVE
+    #: what the rules file sets per rule (by type, sorted; only the rules it names)
+    per_rule: tuple[RuleSetting, ...] = ()
+
+    @cached_property
+    def _settings(self) -> dict[str, RuleSetting]:
+        return {s.type: s for s in self.per_rule}
+
+    @cached_property
+    def delays(self) -> dict[str, int]:
+        """Rule type -> the duration its decision time adds to its trigger (0: none)."""
+        result = {}
+        for info in RULEBOOK:
+            own = self._settings.get(info.type)
+            if info.threshold is None:
+                result[info.type] = 0
+            elif own is not None and own.threshold is not None:
+                result[info.type] = own.threshold
+            else:
+                result[info.type] = getattr(self, info.threshold)
+        return result
+
+    def enabled(self, rule_type: str) -> bool:
+        """Whether the rule makes decisions at all."""
+        own = self._settings.get(rule_type)
+        return own is None or own.enabled is None or own.enabled
+
+    def mode_of(self, rule_type: str) -> CommandMode:
+        """Where the rule's commands go (live, shadow or off), as decided now."""
+        own = self._settings.get(rule_type)
+        return self.commands if own is None or own.commands is None else own.commands
+
+    def severity_of(self, rule_type: str, default: Severity) -> Severity:
+        """The severity of the rule's mismatches: the rules file's, else ``default``."""
+        own = self._settings.get(rule_type)
+        return default if own is None or own.severity is None else own.severity
+
+    def delay_of(self, rule_type: str) -> int:
+        """The duration the rule's decision time adds to its trigger (its own value in the
+        rules file, else the global one; 0 for a rule decided at its trigger)."""
+        return self.delays[rule_type]
+
+    def earlier_than(self, old_delays: Mapping[str, int]) -> dict[str, int]:
+        """Rule type -> how much earlier its decision time falls than under ``old_delays``
+        (the ``delays`` a partition last decided with), for the rules whose duration was
+        shortened: their decisions whose new D the watermark has already passed, and the old
+        D not yet, were not made (docs/rules.md, changing the rules of a running group)."""
+        return {t: old - self.delays[t] for t, old in old_delays.items()
+                if t in self.delays and old > self.delays[t]}
 
     @property
     def horizon(self) -> int:
         """The longest distance between a trigger and its decision time."""
-        return max(
-            self.payment_timeout,
-            self.reservation_timeout,
-            self.shipment_timeout,
-            self.payment_grace,
-            self.release_timeout,
-            self.tcc_grace,
-        )
+        return max(max(int(getattr(self, name)) for name in THRESHOLDS), *self.delays.values())
+
+    @cached_property
+    def effective(self) -> tuple[tuple[str, bool, Severity, CommandMode | None, int], ...]:
+        """Per rule, in the contract's order: (type, enabled, severity, command mode (None:
+        the rule has no command), delay): what its decisions and commands depend on."""
+        return tuple((info.type, self.enabled(info.type),
+                      self.severity_of(info.type, info.severity),
+                      self.mode_of(info.type) if info.command else None,
+                      self.delays[info.type]) for info in RULEBOOK)
+
+    @cached_property
+    def shadowed(self) -> tuple[str, ...]:
+        """The rules (on, with a command) whose commands go to the shadow topic."""
+        return tuple(t for t, on, _, mode, _ in self.effective
+                     if on and mode is CommandMode.SHADOW)
+
+    @cached_property
+    def version(self) -> str:
+        """A short stable hash of ``effective``: equal for two configurations whose rules
+        decide and command alike, whatever file or variables they came from."""
+        text = json.dumps([[t, e, s.value, m.value if m else None, d]
+                           for t, e, s, m, d in self.effective], separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 #: RuleConfig field -> environment variable.
@@ -142,6 +217,7 @@ RULE_ENV = {
     "payment_grace": "CROSSCHECK_PAYMENT_GRACE",
     "release_timeout": "CROSSCHECK_RELEASE_TIMEOUT",
     "tcc_grace": "CROSSCHECK_TCC_GRACE",
+    "callback_timeout": "CROSSCHECK_CALLBACK_TIMEOUT",
     "metrics_window": "CROSSCHECK_METRICS_WINDOW",
     "state_retention": "CROSSCHECK_STATE_RETENTION",
 }
@@ -178,6 +254,8 @@ class Settings:
     schema_registry_auth: str | None = field(default=None, repr=False)
     security: Security = field(default_factory=Security)
     rules: RuleConfig = field(default_factory=RuleConfig)
+    #: the rules file the rules were read from (None: none)
+    rules_file: Path | None = None
 
     @property
     def uses_local_broker(self) -> bool:
@@ -191,7 +269,8 @@ class Settings:
 
     def with_rules(self, **changes: int) -> Settings:
         """A copy with some rule thresholds replaced."""
-        return replace(self, rules=replace(self.rules, **changes))
+        fields: dict[str, Any] = dict(changes)
+        return replace(self, rules=replace(self.rules, **fields))
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -217,15 +296,47 @@ def _overrides(raw: str) -> dict[str, str]:
     return result
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Read the settings from the environment (or the given mapping)."""
-    env = os.environ if env is None else env
-    rule_values: dict[str, int] = {}
+def parse_mode(text: str, name: str = "commands") -> CommandMode:
+    """A command mode: live, shadow or off (in any case)."""
+    try:
+        return CommandMode(text.strip().lower())
+    except ValueError:
+        raise ConfigError(f"{name}: {text!r} is not live, shadow or off") from None
+
+
+def load_rules(env: Mapping[str, str], rules_file: Path | None = None
+               ) -> tuple[RuleConfig, Path | None]:
+    """The rule settings and the rules file they were read from: the built-in defaults, then
+    the rules file (``rules_file``, else CROSSCHECK_RULES_FILE), then the environment
+    variables (which replace the file's global values, not what it sets for one rule)."""
+    from streams.rulesfile import load_rules_file
+
+    if rules_file is None and env.get("CROSSCHECK_RULES_FILE"):
+        rules_file = Path(env["CROSSCHECK_RULES_FILE"]).expanduser()
+    values: dict[str, Any] = {}
+    commands = CommandMode.LIVE
+    per_rule: tuple[RuleSetting, ...] = ()
+    if rules_file is not None:
+        rules_file = rules_file.resolve()
+        loaded = load_rules_file(rules_file)
+        values.update(loaded.thresholds)
+        commands, per_rule = loaded.commands or commands, loaded.per_rule
     for attr, name in RULE_ENV.items():
         if env.get(name):
-            rule_values[attr] = parse_duration_ms(env[name], name)
+            values[attr] = parse_duration_ms(env[name], name)
     if env.get("CROSSCHECK_STORM_THRESHOLD"):
-        rule_values["storm_threshold"] = _int(env, "CROSSCHECK_STORM_THRESHOLD", 20)
+        values["storm_threshold"] = _int(env, "CROSSCHECK_STORM_THRESHOLD", 20)
+    if env.get("CROSSCHECK_COMMANDS"):
+        commands = parse_mode(env["CROSSCHECK_COMMANDS"], "CROSSCHECK_COMMANDS")
+    return replace(RuleConfig(commands=commands, per_rule=per_rule), **values), rules_file
+
+
+def load_settings(env: Mapping[str, str] | None = None,
+                  rules_file: Path | None = None) -> Settings:
+    """Read the settings from the environment (or the given mapping); ``rules_file``
+    replaces CROSSCHECK_RULES_FILE."""
+    env = os.environ if env is None else env
+    rules, rules_path = load_rules(env, rules_file)
     guarantee = env.get("CROSSCHECK_PROCESSING_GUARANTEE") or "exactly_once"
     if guarantee not in ("exactly_once", "at_least_once"):
         raise ConfigError(
@@ -254,5 +365,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             sasl_password=env.get("KAFKA_SASL_PASSWORD") or None,
             ssl_ca_location=env.get("KAFKA_SSL_CA_LOCATION") or None,
         ),
-        rules=RuleConfig(**rule_values),
+        rules=rules,
+        rules_file=rules_path,
     )

@@ -11,6 +11,10 @@ class BrokerError(CrosscheckError):
     """The local broker could not be started, stopped or reached."""
 
 
+class CdcError(CrosscheckError):
+    """The local CDC stack (PostgreSQL, Kafka Connect) could not be started, stopped or reached."""
+
+
 class ConfigError(CrosscheckError):
     """A setting (environment variable or option) has an invalid value."""
 

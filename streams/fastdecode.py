@@ -21,7 +21,8 @@ from streams.model import Event, Item, Source
 
 _MAX_INT = 2**31 - 1
 
-_ORDER_TYPES = ("PLACED", "CANCELLED")
+#: the Avro enums' symbols, in their schemas' order
+_ORDER_TYPES = ("PLACED", "CANCELLED", "PAID")
 _PAYMENT_TYPES = ("SUCCEEDED", "FAILED", "REFUNDED")
 _INVENTORY_TYPES = ("RESERVED", "CONFIRMED", "RELEASED")
 _SHIPPING_TYPES = ("CREATED", "DISPATCHED", "DELIVERED", "CANCELLED")
@@ -197,6 +198,7 @@ def read_event(source: Source, data: bytes, start: int = 5) -> Event | None:
         ordered = r.items(priced=True)
         total = r.amount()
         currency = r.string()
+        payment_id = r.string()
         if kind == "PLACED":
             if not user_id or not ordered or not _is_currency(currency):
                 return None
@@ -204,7 +206,7 @@ def read_event(source: Source, data: bytes, start: int = 5) -> Event | None:
             return None
         event = Event(source, event_id, order_id, kind, time, order_id,
                       currency=currency or None, items=ordered, user_id=user_id,
-                      total_amount=total)
+                      total_amount=total, payment_id=payment_id or None)
     if r.bad or r.pos != len(data):
         return None
     return event

@@ -29,6 +29,8 @@ class Event(msgspec.Struct, frozen=True, array_like=True):
 
     ``entity_id`` is the id of the thing the event is about: payment_id, reservation_id or
     shipment_id, and the order_id for order events. Fields a source does not have are None.
+    ``payment_id`` is an order event's own (on PAID: the payment the order service applied);
+    a payments event's payment_id is its ``entity_id``.
     """
 
     source: Source
@@ -45,13 +47,15 @@ class Event(msgspec.Struct, frozen=True, array_like=True):
     items: tuple[Item, ...] = ()  # orders, shipping
     user_id: str | None = None  # orders
     total_amount: int | None = None  # orders
+    payment_id: str | None = None  # orders (PAID, optional)
 
 
 #: Each source's event types in lifecycle order. A type's index is its *rank*: at equal
 #: event_time the later lifecycle step wins (see ``streams.rules.entities``), and the engine's
-#: state stores an event's type as its rank.
+#: state stores an event's type as its rank, so a type added later takes the next rank (an
+#: order's PAID is 2: CANCELLED keeps the rank 1 stored states have for it).
 LIFECYCLE: dict[Source, tuple[str, ...]] = {
-    Source.ORDERS: ("PLACED", "CANCELLED"),
+    Source.ORDERS: ("PLACED", "CANCELLED", "PAID"),
     Source.PAYMENTS: ("SUCCEEDED", "FAILED", "REFUNDED"),
     Source.INVENTORY: ("RESERVED", "CONFIRMED", "RELEASED"),
     Source.SHIPPING: ("CREATED", "DISPATCHED", "DELIVERED", "CANCELLED"),
@@ -84,7 +88,8 @@ class Step(msgspec.Struct, frozen=True, array_like=True):
 
 
 def step_of(event: Event) -> Step:
-    """The Step an event is kept as (ValueError for a type its source does not have)."""
+    """The Step an event is kept as (ValueError for a type its source does not have). An
+    order event's payment_id is not kept: no rule reads it."""
     rank = RANK[event.source].get(event.type)
     if rank is None:
         raise ValueError(f"{event.source.value} event {event.event_id!r} has an unknown type "
@@ -103,7 +108,7 @@ def event_of(step: Step, source: Source, entity_id: str, order_id: str) -> Event
 
 
 class MismatchType(enum.StrEnum):
-    """The ten rules of the contract."""
+    """The fifteen rules of the contract."""
 
     RESERVATION_WITHOUT_PAYMENT = "RESERVATION_WITHOUT_PAYMENT"
     PAYMENT_WITHOUT_RESERVATION = "PAYMENT_WITHOUT_RESERVATION"
@@ -115,6 +120,11 @@ class MismatchType(enum.StrEnum):
     REFUND_WITHOUT_RELEASE = "REFUND_WITHOUT_RELEASE"
     TCC_EMPTY_ROLLBACK = "TCC_EMPTY_ROLLBACK"
     TCC_HANGING = "TCC_HANGING"
+    PAYMENT_NOT_APPLIED = "PAYMENT_NOT_APPLIED"
+    CANCELLED_BUT_CHARGED = "CANCELLED_BUT_CHARGED"
+    CANCELLED_BUT_RESERVED = "CANCELLED_BUT_RESERVED"
+    CANCELLED_BUT_SHIPPED = "CANCELLED_BUT_SHIPPED"
+    PAID_WITHOUT_PAYMENT = "PAID_WITHOUT_PAYMENT"
 
 
 class CommandType(enum.StrEnum):
@@ -124,6 +134,7 @@ class CommandType(enum.StrEnum):
     REFUND_PAYMENT = "REFUND_PAYMENT"
     HOLD_SHIPMENT = "HOLD_SHIPMENT"
     EXPEDITE_SHIPMENT = "EXPEDITE_SHIPMENT"
+    MARK_ORDER_PAID = "MARK_ORDER_PAID"
 
 
 class Severity(enum.StrEnum):
@@ -161,7 +172,13 @@ class Mismatch(msgspec.Struct, frozen=True):
 
 
 class Command(msgspec.Struct, frozen=True):
-    """The contract's Command record (section 5). issued_at is wall-clock ms."""
+    """The contract's Command record (section 5). issued_at is wall-clock ms; payment_id is
+    the payment a MARK_ORDER_PAID applies (None where not relevant).
+
+    ``shadow`` is not part of the record: it says the command was decided while its rule's
+    commands were in shadow mode, so it goes to the shadow topic (or file), never to the
+    command topic (``topology.topics.command_topic``).
+    """
 
     command_id: str
     type: CommandType
@@ -173,6 +190,8 @@ class Command(msgspec.Struct, frozen=True):
     currency: str | None = None
     sku: str | None = None
     quantity: int | None = None
+    payment_id: str | None = None
+    shadow: bool = False
 
 
 class DeadLetter(msgspec.Struct, frozen=True):

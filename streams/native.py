@@ -1,98 +1,99 @@
-"""The optional native core: the engine and rules in Rust (``native/``), its build and checks.
+"""The native engine (``streams._native``, Rust): whether this process runs it, and why not.
 
-``make native`` (which ``make install`` runs, best effort) builds the crate in ``native/`` with
-cargo (PyO3, the stable ABI of Python 3.11+) and installs the library as
-``streams/_native.abi3.so``. It implements the engine of ``streams/engine/partition.py`` and
-the rules of ``streams/rules`` function for function, over orders held as ``NativeOrder``
+The package's build backend, maturin, compiles the crate in ``native/`` (PyO3, the stable ABI
+of Python 3.11+) into the extension module ``streams._native``: into the wheel, and for an
+editable install into the source tree (``streams/_native.abi3.so``), which ``make`` rebuilds
+after an edit of the Rust sources. It implements the engine of ``streams/engine/partition.py``
+and the rules of ``streams/rules`` function for function, over orders held as ``NativeOrder``
 objects encoded byte for byte as ``streams.engine.state`` encodes them (state format 2), so a
-store written by one core is read by the other. The Python modules stay the reference and
-the fallback: without cargo, after ``make clean-native``, or with
-``CROSSCHECK_PURE_PYTHON=1``, they run (same outputs, slower); the test suite runs against
-the native core when it is built, and its engine and rules tests once more in pure Python.
+store written by one engine is read by the other.
 
-Like the mypyc build (``streams/compiled.py``), the build records the SHA-256 of its sources
-(``streams/native.json``); a library older than its sources is not loaded (with a warning).
+The Python engine is the reference the tests compare the native one with, and the fallback,
+with the same outputs, slower: with ``CROSSCHECK_PURE_PYTHON=1`` or
+``CROSSCHECK_PYTHON_ENGINE=1``, when the library cannot be imported, and in a source tree
+whose library is older than the Rust sources beside it (stale: it would not run the code in
+``native/src``). The worker and replay say so when they start (``notice``).
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
-import json
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 
-from streams.compiled import PURE_ENV, ROOT, _digest, _install, run_command
-
-#: set to 1: the Python engine runs although the native core is built (for A/B runs and tests)
+#: set to 1: the Python engine runs, whatever is built (tests, A/B runs)
+PURE_ENV = "CROSSCHECK_PURE_PYTHON"
+#: set to 1: the same, under the name that says what it switches
 PYTHON_ENGINE_ENV = "CROSSCHECK_PYTHON_ENGINE"
+MODULE = "streams._native"
+#: the crate, in a source tree (absent from an installed wheel)
+CRATE = Path(__file__).resolve().parent.parent / "native"
 
-CRATE = ROOT / "native"
-LIBRARY = ROOT / "streams" / "_native.abi3.so"
-MANIFEST = ROOT / "streams" / "native.json"
-#: what cargo builds (the crate's lib name)
-_BUILT = CRATE / "target" / "release" / "libcrosscheck_native.so"
+#: what each status means, as the worker's start-up line and ``make test`` say it
+STATUSES = {
+    "native": "the native engine runs",
+    "pure": f"{PURE_ENV} is set",
+    "python": f"{PYTHON_ENGINE_ENV} is set",
+    "none": "the native engine cannot be imported",
+    "stale": "the native engine is older than its sources in native/ (`make native` "
+             "rebuilds it)",
+}
 
 
 def sources() -> list[Path]:
-    """The files the library is built from."""
+    """The files of the crate the library is built from ([] outside a source tree)."""
+    if not (CRATE / "Cargo.toml").exists():
+        return []
     return sorted([CRATE / "Cargo.toml", CRATE / "Cargo.lock", *(CRATE / "src").glob("*.rs")])
 
 
-def _digests() -> dict[str, str]:
-    return {str(p.relative_to(ROOT)): _digest(p) for p in sources() if p.exists()}
-
-
-def stale() -> bool:
-    """Whether the library was built from other sources than the ones here (False when
-    there is no build, or no sources: an installed package without the crate)."""
-    if not MANIFEST.exists() or not CRATE.exists():
+def stale(library: Path) -> bool:
+    """Whether ``library`` was built in this source tree before one of its sources last
+    changed (False for an installed wheel, which has no sources beside it)."""
+    if library.resolve().parent.parent != CRATE.parent:
         return False
     try:
-        return bool(json.loads(MANIFEST.read_text()) != _digests())
-    except (OSError, ValueError):
-        return True
+        built = library.stat().st_mtime
+        return any(p.stat().st_mtime > built for p in sources() if p.exists())
+    except OSError:
+        return False
 
 
 #: the module this process runs (None: the Python engine), decided once by ``load``
 _loaded: ModuleType | None = None
 _status: str | None = None
+#: why the library could not be imported (status ``none``)
+_error = ""
 
 
 def load() -> ModuleType | None:
     """The native module if this process runs it, deciding once: ``pure``
-    (CROSSCHECK_PURE_PYTHON), ``python`` (CROSSCHECK_PYTHON_ENGINE), ``none`` (not built),
-    ``stale`` (older than its sources: warn, run Python) or ``native``."""
-    global _loaded, _status
+    (CROSSCHECK_PURE_PYTHON), ``python`` (CROSSCHECK_PYTHON_ENGINE), ``none`` (cannot be
+    imported), ``stale`` (older than its sources) or ``native``."""
+    global _loaded, _status, _error
     if _status is not None:
         return _loaded
     if os.environ.get(PURE_ENV):
         _status = "pure"
-    elif os.environ.get(PYTHON_ENGINE_ENV):
+        return None
+    if os.environ.get(PYTHON_ENGINE_ENV):
         _status = "python"
-    elif not LIBRARY.exists():
-        _status = "none"
-    elif stale():
-        print("crosscheck: the native core is older than its sources in native/: running the "
-              "Python engine (run `make native` to rebuild it)", file=sys.stderr)
-        _status = "stale"
-    else:
-        _loaded, _status = _import(), "native"
+        return None
+    try:
+        spec = importlib.util.find_spec(MODULE)
+        if spec is None or spec.origin is None:
+            raise ImportError(f"no module named {MODULE!r}")
+        if stale(Path(spec.origin)):
+            _status = "stale"
+            return None
+        _loaded = importlib.import_module(MODULE)
+    except ImportError as exc:
+        _status, _error = "none", str(exc)
+        return None
+    _status = "native"
     return _loaded
-
-
-def _import() -> ModuleType:
-    """Import the library from its file (not through the import system, whose path hook for
-    the streams package may be limited to .py files: ``compiled.use_pure_python``)."""
-    spec = importlib.util.spec_from_file_location("streams._native", LIBRARY)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def status() -> str:
@@ -102,42 +103,15 @@ def status() -> str:
     return _status
 
 
-def cargo() -> str | None:
-    """The cargo to build with: on the PATH, or where rustup puts it."""
-    found = shutil.which("cargo")
-    home = Path.home() / ".cargo" / "bin" / "cargo"
-    return found or (str(home) if home.exists() else None)
+def reason() -> str:
+    """Why this process runs the engine it runs, in words."""
+    why = STATUSES[status()]
+    return f"{why} ({_error})" if _error else why
 
 
-def build() -> None:
-    """Build the crate with cargo and install the library (``make native``)."""
-    clean()
-    # an extension module: Python's symbols are left to the interpreter that loads it
-    # (without this, the crate links libpython, as its `cargo test` binaries do)
-    env = {**os.environ, "PYO3_PYTHON": sys.executable, "PYO3_BUILD_EXTENSION_MODULE": "1"}
-    done = subprocess.run([cargo() or "cargo", "build", "--release", "--locked", "--quiet"],
-                          cwd=CRATE, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
-    if done.returncode:
-        print(done.stdout, file=sys.stderr)
-        raise subprocess.CalledProcessError(done.returncode, done.args)
-    _install(_BUILT, LIBRARY)
-    MANIFEST.write_text(json.dumps(_digests(), indent=1, sort_keys=True) + "\n")
-
-
-def clean() -> None:
-    """Remove the library and its manifest (``make clean-native``)."""
-    LIBRARY.unlink(missing_ok=True)
-    MANIFEST.unlink(missing_ok=True)
-
-
-def main(argv: list[str]) -> int:
-    """``build``, ``clean`` or ``status`` (what the Makefile's native targets call)."""
-    if argv[:1] == ["build"] and cargo() is None:
-        print("crosscheck: no cargo on the PATH: the native core was not built; the Python "
-              "engine runs (same outputs, slower)", file=sys.stderr)
-        return 1
-    return run_command(argv, build, clean, status, what="the native core",
-                       fallback="the Python engine runs",
-                       failed="cargo exited {code}, its output is above",
-                       built="native core built (streams/_native.abi3.so)")
+def notice() -> str | None:
+    """The line a long run (the worker, a replay) prints when it starts on the Python engine
+    instead of the native one; None when the native engine runs."""
+    if status() == "native":
+        return None
+    return f"crosscheck: running the Python engine, same outputs, slower: {reason()}"

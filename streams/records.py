@@ -40,6 +40,7 @@ def event_from_record(source: Source, record: dict[str, Any]) -> Event:
         items=items,
         user_id=record.get("user_id"),
         total_amount=record.get("total_amount"),
+        payment_id=(record.get("payment_id") or None) if source is Source.ORDERS else None,
     )
 
 
@@ -73,6 +74,7 @@ def command_record(c: Command) -> dict[str, Any]:
         "currency": c.currency,
         "sku": c.sku,
         "quantity": c.quantity,
+        "payment_id": c.payment_id,
         "mismatch_id": c.mismatch_id,
         "issued_at": c.issued_at,
     }

@@ -41,22 +41,25 @@ def _canonical(record: dict[str, Any]) -> bytes:
 
 @dataclass
 class Expected:
-    """Normalised, sorted mismatches and commands."""
+    """Normalised, sorted mismatches, commands, and commands decided in shadow mode (which
+    a worker sends to the shadow topic)."""
 
     mismatches: list[dict[str, Any]]
     commands: list[dict[str, Any]]
+    shadow_commands: list[dict[str, Any]] = field(default_factory=list)
 
 
 def expected_records(outputs: Iterable[Mismatch | Command]) -> Expected:
     """The batch evaluator's outputs as normalised records (what a worker's must equal)."""
     mismatches: list[dict[str, Any]] = []
     commands: list[dict[str, Any]] = []
+    shadow: list[dict[str, Any]] = []
     for out in outputs:
         if isinstance(out, Mismatch):
             mismatches.append(normalize_mismatch(mismatch_record(out)))
         else:
-            commands.append(normalize_command(command_record(out)))
-    return Expected(sort_records(mismatches), sort_records(commands))
+            (shadow if out.shadow else commands).append(normalize_command(command_record(out)))
+    return Expected(sort_records(mismatches), sort_records(commands), sort_records(shadow))
 
 
 def mismatch_key(record: dict[str, Any]) -> tuple[str, str]:

@@ -24,6 +24,7 @@ class TopicId(enum.StrEnum):
     SHIPPING = "shipping"
     MISMATCHES = "mismatches"
     COMMANDS = "commands"
+    COMMANDS_SHADOW = "commands.shadow"
     ALERTS = "alerts"
     METRICS = "metrics"
     DLQ = "dlq"
@@ -31,6 +32,7 @@ class TopicId(enum.StrEnum):
     METRICS_PARTIALS = "metrics.partials"
     BACKFILL_MISMATCHES = "backfill.mismatches"
     BACKFILL_COMMANDS = "backfill.commands"
+    BACKFILL_COMMANDS_SHADOW = "backfill.commands.shadow"
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,9 @@ TOPICS: tuple[TopicDef, ...] = (
              retention_ms=30 * _DAY_MS, description="OPEN and RESOLVED mismatches"),
     TopicDef(TopicId.COMMANDS, "crosscheck.commands", "order_id", "Command", ORDER_GROUP,
              retention_ms=30 * _DAY_MS, description="compensating commands, each issued once"),
+    TopicDef(TopicId.COMMANDS_SHADOW, "crosscheck.commands.shadow", "order_id", "Command",
+             ORDER_GROUP, retention_ms=30 * _DAY_MS,
+             description="commands decided in shadow mode (same ids): never executed"),
     TopicDef(TopicId.ALERTS, "crosscheck.alerts", "alert type", "Alert", None,
              description="alerts (single, STORM, SOURCE_STALLED / SOURCE_RECOVERED)"),
     TopicDef(TopicId.METRICS, "crosscheck.metrics", "window start", "MetricsWindow", None,
@@ -81,10 +86,21 @@ TOPICS: tuple[TopicDef, ...] = (
              "Mismatch", None, retention_ms=30 * _DAY_MS, description="replay output"),
     TopicDef(TopicId.BACKFILL_COMMANDS, "crosscheck.backfill.commands", "order_id", "Command",
              None, retention_ms=30 * _DAY_MS, description="replay output"),
+    TopicDef(TopicId.BACKFILL_COMMANDS_SHADOW, "crosscheck.backfill.commands.shadow",
+             "order_id", "Command", None, retention_ms=30 * _DAY_MS,
+             description="replay output: commands decided in shadow mode"),
 )
 
 BY_ID: Mapping[TopicId, TopicDef] = {t.id: t for t in TOPICS}
 INPUTS: tuple[TopicId, ...] = tuple(t.id for t in TOPICS if t.is_input)
+
+
+def command_topic(shadow: bool, backfill: bool = False) -> TopicId:
+    """Where a command goes: the command topic, or its shadow twin for a command decided in
+    shadow mode (of the live worker, or, with ``backfill``, of a replay)."""
+    if backfill:
+        return TopicId.BACKFILL_COMMANDS_SHADOW if shadow else TopicId.BACKFILL_COMMANDS
+    return TopicId.COMMANDS_SHADOW if shadow else TopicId.COMMANDS
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ impl Source {
     /// The event types in lifecycle order (`streams.model.LIFECYCLE`): a type's index is its rank.
     pub fn lifecycle(self) -> &'static [&'static str] {
         match self {
-            Source::Orders => &["PLACED", "CANCELLED"],
+            Source::Orders => &["PLACED", "CANCELLED", "PAID"],
             Source::Payments => &["SUCCEEDED", "FAILED", "REFUNDED"],
             Source::Inventory => &["RESERVED", "CONFIRMED", "RELEASED"],
             Source::Shipping => &["CREATED", "DISPATCHED", "DELIVERED", "CANCELLED"],

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streams.config import RULE_ENV, Settings, format_duration_ms
+from streams.config import RULE_ENV, Settings
+from streams.durations import format_duration_ms
 
 
 def crosscheck_argv() -> list[str]:
@@ -36,6 +37,11 @@ def env_for(settings: Settings) -> dict[str, str]:
     })
     for attr, name in RULE_ENV.items():
         env[name] = format_duration_ms(getattr(settings.rules, attr))
+    env["CROSSCHECK_COMMANDS"] = settings.rules.commands.value
+    if settings.rules_file is not None:  # (what it sets per rule; the variables the rest)
+        env["CROSSCHECK_RULES_FILE"] = str(settings.rules_file)
+    else:
+        env.pop("CROSSCHECK_RULES_FILE", None)
     return env
 
 

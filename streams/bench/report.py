@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from streams import compiled
 from streams.bench.latency import WARMUP_MS
 from streams.bench.stages import breakdown
 from streams.config import Settings
@@ -42,7 +41,7 @@ def machine(settings: Settings) -> dict[str, Any]:
         "cpus": os.cpu_count(), "cpu_model": model, "memory_gb": memory,
         "os": platform.platform(), "python": platform.python_version(),
         "broker": settings.bootstrap, "broker_on_this_host": host in ("127.0.0.1", "localhost"),
-        "kafka_version": kafka, "core": compiled.status(), "engine": core.NAME,
+        "kafka_version": kafka, "engine": core.NAME,
     }
 
 
@@ -86,8 +85,7 @@ def table(results: dict[str, Any]) -> str:
              f"partitions; {m['cpus']} CPUs ({m['cpu_model'] or 'unknown'}), "
              f"{m['memory_gb']} GB, Kafka {m['kafka_version']} at {m['broker']}"
              + (" (same host)" if m["broker_on_this_host"] else "")
-             + (f"; {m['core']} core" if m.get("core") else "")
-             + (f", {m['engine']} engine" if m.get("engine") else "")]
+             + (f"; {m['engine']} engine" if m.get("engine") else "")]
     for i, row in enumerate(rows):
         lines.append("  ".join(cell.ljust(widths[j]) if j == 0 else cell.rjust(widths[j])
                                for j, cell in enumerate(row)).rstrip())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import urllib.request
 
-from streams.worker.runtime import STAGES
+from streams.worker.runtime_types import STAGES
 
 _LINE = re.compile(r'^crosscheck_stage_seconds_total\{stage="(\w+)"\} ([0-9.eE+-]+)$',
                    re.MULTILINE)

@@ -17,10 +17,11 @@ from topology.topics import TopicId, Topology
 
 def export_outputs(settings: Settings, topology: Topology, workdir: Path,
                    idle: float = 5.0) -> dict[TopicId, list[dict[str, Any]]]:
-    """Read mismatches, commands and dead letters from the start (read_committed), write each
-    to ``<workdir>/<topic>.jsonl`` as `crosscheck export` does, and return the records."""
+    """Read mismatches, commands (and those decided in shadow mode) and dead letters from the
+    start (read_committed), write each to ``<workdir>/<topic>.jsonl`` as `crosscheck export`
+    does, and return the records."""
     found: dict[TopicId, list[dict[str, Any]]] = {}
-    for topic in (TopicId.MISMATCHES, TopicId.COMMANDS, TopicId.DLQ):
+    for topic in (TopicId.MISMATCHES, TopicId.COMMANDS, TopicId.COMMANDS_SHADOW, TopicId.DLQ):
         errors: list[str] = []
         records: list[dict[str, Any]] = []
         with (workdir / f"{topic.value}.jsonl").open("w", encoding="utf-8") as out:
@@ -45,6 +46,8 @@ def judge_outputs(got: dict[TopicId, list[dict[str, Any]]], expected: Expected,
                                  [m for m in expected.mismatches if m["status"] == status])
         result[f"mismatches_{status.lower()}"] = check.summary()
     result["commands"] = check_commands(got[TopicId.COMMANDS], expected.commands).summary()
+    result["shadow_commands"] = check_commands(got.get(TopicId.COMMANDS_SHADOW, []),
+                                               expected.shadow_commands).summary()
     letters = got[TopicId.DLQ]
     where = Counter((d["source_topic"], d["partition"], d["offset"]) for d in letters)
     reasons = Counter(_reason_kind(d["reason"]) for d in letters)
@@ -71,8 +74,10 @@ def verdict(outputs: dict[str, Any]) -> tuple[bool, list[str]]:
     """PASS when nothing is lost, duplicated, extra or changed and every bad record is in
     the DLQ exactly once; the reasons otherwise."""
     why: list[str] = []
-    for name in ("mismatches_open", "mismatches_resolved", "commands"):
-        c = outputs[name]
+    for name in ("mismatches_open", "mismatches_resolved", "commands", "shadow_commands"):
+        c = outputs.get(name)
+        if c is None:
+            continue
         for field in ("lost", "duplicated", "extra", "changed"):
             if c[field]:
                 why.append(f"{name.replace('_', ' ')}: {c[field]} {field}")
@@ -111,7 +116,12 @@ def table(results: dict[str, Any]) -> str:
                   f"{'duplicated':>10}  {'extra':>5}  {'changed':>7}"]
     rows = [("mismatches OPEN", out["mismatches_open"]),
             ("mismatches RESOLVED", out["mismatches_resolved"]),
-            ("commands", out["commands"]), ("dead letters (bad records)", out["dlq"])]
+            ("commands", out["commands"])]
+    shadow = out.get("shadow_commands")
+    if shadow and (shadow["expected"] or shadow["got"]):
+        rows.append(("commands (shadow mode)", shadow))
+    judged = len(rows)
+    rows.append(("dead letters (bad records)", out["dlq"]))
     for name, c in rows:
         changed = _n(c["changed"]) if "changed" in c else "-"
         lines.append(f"{name:28}  {_n(c['expected']):>8}  {_n(c['got']):>8}  "
@@ -124,7 +134,7 @@ def table(results: dict[str, Any]) -> str:
     d = out["dlq"]
     found = d["expected"] - d["lost"]
     share = math.floor(1000 * found / d["expected"]) / 10 if d["expected"] else 100.0
-    total = {f: sum(c[f] for _, c in rows[:3]) for f in ("lost", "duplicated", "extra")}
+    total = {f: sum(c[f] for _, c in rows[:judged]) for f in ("lost", "duplicated", "extra")}
     lines.append(f"verdict: {'PASS' if ok else 'FAIL'} ({total['lost']} lost, "
                  f"{total['duplicated']} duplicated, {total['extra']} extra, {share:g} % of "
                  f"the bad records in the DLQ: {found:,}/{d['expected']:,})"

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import json
-import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from streams.cli.main import settings_of
-from streams.cli.worker_cmd import apply_rule_options, rule_options
+from streams.cli.context import settings_of
+from streams.cli.rule_options import apply_rule_options, rule_options
+from streams.cli.signals import exit_on_sigterm
 from streams.clients import check_reachable
-from streams.config import parse_duration_ms
+from streams.durations import parse_duration_ms
 from streams.errors import ConfigError
-
-
-def _exit_on_sigterm() -> None:
-    """Make SIGTERM unwind like Ctrl-C, so the run's worker is stopped and its topics dropped."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
 
 @click.command("bench")
@@ -72,7 +66,7 @@ def bench(ctx: click.Context, /, events: int, seed: int, latency_events: int,
         """A progress line on stderr."""
         click.echo(f"bench: {message}", err=True)
 
-    _exit_on_sigterm()
+    exit_on_sigterm()
     results = run_bench(settings, config, log)
     out_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     click.echo(table(results))
@@ -133,7 +127,7 @@ def soak(ctx: click.Context, /, duration: str, rate: float, span: str, sample_ev
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     check_reachable(settings)
-    _exit_on_sigterm()
+    exit_on_sigterm()
     results = run_soak(settings, config, lambda m: click.echo(f"soak: {m}", err=True))
     out_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     click.echo(table(results))

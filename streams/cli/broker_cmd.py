@@ -6,14 +6,7 @@ import sys
 
 import click
 
-from streams.broker import LocalBroker
-from streams.cli.main import settings_of
-from streams.config import Settings
-
-
-def local_broker(settings: Settings) -> LocalBroker:
-    """The local broker of the configured CROSSCHECK_HOME and port."""
-    return LocalBroker(settings.home, settings.broker_port, settings.broker_heap)
+from streams.cli.context import local_broker, settings_of
 
 
 @click.group("broker")

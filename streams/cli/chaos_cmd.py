@@ -9,12 +9,11 @@ from typing import Any
 
 import click
 
-from streams.cli.bench_cmd import _exit_on_sigterm
-from streams.cli.broker_cmd import local_broker
-from streams.cli.main import settings_of
-from streams.cli.worker_cmd import apply_rule_options, rule_options
+from streams.cli.context import local_broker, settings_of
+from streams.cli.rule_options import apply_rule_options, rule_options
+from streams.cli.signals import exit_on_sigterm
 from streams.clients import check_reachable
-from streams.config import parse_duration_ms
+from streams.durations import parse_duration_ms
 from streams.errors import ConfigError
 
 
@@ -106,7 +105,7 @@ def chaos(ctx: click.Context, /, orders: int, seed: int, rate: float, kills: int
     if broker is None and broker_restarts:
         click.echo("chaos: KAFKA_BOOTSTRAP_SERVERS is set: broker restarts are skipped "
                    "(only the local broker can be restarted)", err=True)
-    _exit_on_sigterm()
+    exit_on_sigterm()
     results = run_chaos(settings, config, lambda m: click.echo(f"chaos: {m}", err=True), broker)
     out_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     click.echo(table(results))

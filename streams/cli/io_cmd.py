@@ -7,8 +7,7 @@ import time
 
 import click
 
-from streams.cli.main import settings_of
-from streams.cli.topics_cmd import topology_of
+from streams.cli.context import settings_of, topology_of
 from streams.clients import check_reachable
 from streams.export import export_topic
 from streams.produce import LineError, produce_file

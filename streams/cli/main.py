@@ -6,7 +6,6 @@ import sys
 
 import click
 
-from streams.config import Settings, load_settings
 from streams.errors import CrosscheckError
 
 
@@ -33,23 +32,16 @@ def cli(ctx: click.Context) -> None:
     ctx.ensure_object(dict)
 
 
-def settings_of(ctx: click.Context) -> Settings:
-    """The settings, loaded once per invocation."""
-    root = ctx.find_root()
-    root.ensure_object(dict)
-    if "settings" not in root.obj:
-        root.obj["settings"] = load_settings()
-    settings: Settings = root.obj["settings"]
-    return settings
-
-
 def _register() -> None:
     from streams.cli import (
         bench_cmd,
         broker_cmd,
+        cdc_cmd,
         chaos_cmd,
+        ingest_cmd,
         io_cmd,
         replay_cmd,
+        rules_cmd,
         sim_cmd,
         status_cmd,
         topics_cmd,
@@ -58,7 +50,7 @@ def _register() -> None:
     )
 
     for module in (broker_cmd, topics_cmd, io_cmd, worker_cmd, status_cmd, sim_cmd, watch_cmd,
-                   replay_cmd, bench_cmd, chaos_cmd):
+                   replay_cmd, bench_cmd, chaos_cmd, rules_cmd, ingest_cmd, cdc_cmd):
         module.register(cli)
 
 

@@ -13,9 +13,11 @@ import click
 
 from schemas.errors import ValidationError
 from schemas.validation import format_time, parse_event_time
-from streams.cli.main import settings_of
-from streams.cli.worker_cmd import apply_rule_options, describe_rules, rule_options
-from streams.config import format_duration_ms, parse_duration_ms
+from streams import native
+from streams.cli.context import settings_of
+from streams.cli.rule_options import apply_rule_options, describe_rules, rule_options
+from streams.durations import format_duration_ms, parse_duration_ms
+from streams.engine import core as engine_core
 from streams.gctune import tune_gc
 from streams.replay import (
     ProgressReport,
@@ -128,6 +130,8 @@ def replay(ctx: click.Context, /, start: str, end: str, warmup: str | None, name
                    f"warm-up {format_duration_ms(warm)} (reading from "
                    f"{format_time(window.read_from)}); rules: {describe_rules(settings)}",
                    err=True)
+    if fallback := native.notice():
+        click.echo(fallback, err=True)
     job = Replay(settings, options, None if quiet else _Printer(options.name), progress_every)
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -175,7 +179,7 @@ def _report(result: ReplayResult, as_json: bool) -> None:
             "records": c.records, "events": c.events, "skipped": c.skipped,
             "mismatches": c.mismatches, "resolved": c.resolved, "commands": c.commands,
             "commands_held": result.held, "records_this_run": result.records_this_run,
-            "seconds": round(result.seconds, 3),
+            "seconds": round(result.seconds, 3), "engine": engine_core.NAME,
             "warnings": result.warnings,
         }))
         return

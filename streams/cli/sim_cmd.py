@@ -16,10 +16,10 @@ import click
 from schemas.catalog import schema
 from schemas.errors import ValidationError
 from schemas.validation import format_time, parse_event_time
-from streams.cli.main import settings_of
-from streams.cli.topics_cmd import topology_of
-from streams.cli.worker_cmd import apply_rule_options, rule_options
-from streams.config import Settings, parse_duration_ms
+from streams.cli.context import settings_of, topology_of
+from streams.cli.rule_options import apply_rule_options, rule_options
+from streams.config import Settings
+from streams.durations import parse_duration_ms
 from streams.errors import ConfigError
 from streams.export import json_line
 from streams.simulate.faults import FAULTS
@@ -116,6 +116,10 @@ def _open(path: str) -> contextlib.AbstractContextManager[IO[str]]:
 @click.option("--out", "out_path", default=None, type=click.Path(allow_dash=True),
               help="Write the events to this JSON Lines file ('-': stdout) in the `produce` "
                    "form, in publish order, instead of publishing them.")
+@click.option("--to-db", "to_db", is_flag=True,
+              help="Write the traffic as inserts and status updates of the example shop's "
+                   "tables, in event-time order, to CROSSCHECK_CDC_DATABASE or the local "
+                   "`crosscheck cdc` database, instead of publishing it.")
 @click.option("--expected", "expected_path", default=None, type=click.Path(),
               help="Where the expected mismatches and commands go [default: OUT with "
                    ".expected.jsonl, or simulate-expected.jsonl when publishing].")
@@ -131,24 +135,25 @@ def _open(path: str) -> contextlib.AbstractContextManager[IO[str]]:
 @click.pass_context
 def simulate(ctx: click.Context, /, orders: int, seed: int, start: str | None, span: str,
              faults_spec: str, redeliveries: float, max_skew: str, out_path: str | None,
-             expected_path: str | None, partitions: int | None, rate: float,
+             to_db: bool, expected_path: str | None, partitions: int | None, rate: float,
              progress: bool | None, **rules: Any) -> None:
     """Generate realistic order traffic, with injected faults, and its expected output.
 
     Orders of one or more skus are PLACED; the inventory reserves each sku (TCC Try) and
-    confirms it once paid; payments may be declined and retried; some customers cancel
+    confirms it once paid; payments may be declined and retried, and the order service
+    marks the order PAID seconds after a payment succeeds; some customers cancel
     (stock released, payment refunded), some return goods after delivery; parcels are
     shipped whole, split or partially, labels are voided and re-created. Each service's
     clock has a small fixed skew, topics interleave when published, some events are
     redelivered, and nothing is late. Healthy traffic trips no rule.
 
-    The events are published to the input topics (settings from the environment) or
-    written to --out. The expected mismatches and commands, what a worker with the same
-    thresholds (the duration options below) and partition count emits once its inputs
-    go idle, are written to --expected without the wall-clock fields detected_at and
-    issued_at.
+    The events are published to the input topics (settings from the environment),
+    written to --out, or written as rows of the example shop's database (--to-db). The
+    expected mismatches and commands, what a worker with the same thresholds (the duration
+    options below) and partition count emits once its inputs go idle, are written to
+    --expected without the wall-clock fields detected_at and issued_at.
     """
-    from streams.audit import output_line, summary
+    from streams.audit import output_line, shadow_path, split_shadow, summary
     from streams.simulate import DEFAULT_START, SimConfig, expected_outputs, parse_faults
     from streams.simulate.generator import fault_orders, topic_counts
     from streams.simulate.generator import simulate as run
@@ -167,6 +172,8 @@ def simulate(ctx: click.Context, /, orders: int, seed: int, start: str | None, s
         raise click.BadParameter("must be positive", param_hint="--span")
     if rate and out_path is not None:
         raise click.UsageError("--rate paces publishing; it does not apply with --out")
+    if to_db and out_path is not None:
+        raise click.UsageError("--to-db and --out are two destinations: give one")
     show = _wants_progress(progress, orders >= 2_000 or (rate > 0 and out_path is None))
     if show:
         click.echo(f"generating {orders} orders ...", err=True)
@@ -177,10 +184,15 @@ def simulate(ctx: click.Context, /, orders: int, seed: int, start: str | None, s
         click.echo(f"computing the expected output of {len(events)} events ...", err=True)
     expected = expected_outputs(events, s.rules, parts)
     expected_file = expected_path or _expected_path(out_path)
-    with _open(expected_file) as out:
-        for output in expected:
-            out.write(output_line(output, wall_clock=False))
-            out.write("\n")
+    kept, shadow = split_shadow(expected)
+    files = [(expected_file, kept)]
+    if shadow or s.rules.shadowed:  # (the worker sends these to the shadow topic)
+        files.append((shadow_path(expected_file, "simulate-expected.shadow.jsonl"), list(shadow)))
+    for path, outputs in files:
+        with _open(path) as out:
+            for output in outputs:
+                out.write(output_line(output, wall_clock=False))
+                out.write("\n")
 
     times = [r["event_time"] for _, r in events]
     by_topic = ", ".join(f"{k}={v}" for k, v in sorted(topic_counts(events).items()))
@@ -191,7 +203,8 @@ def simulate(ctx: click.Context, /, orders: int, seed: int, start: str | None, s
     injected = fault_orders(traffic)
     if injected:
         info("faults: " + ", ".join(f"{k}={len(v)}" for k, v in injected.items()), err=True)
-    info(f"expected ({parts} partitions): {summary(expected)} -> {expected_file}", err=True)
+    info(f"expected ({parts} partitions): {summary(expected)} -> "
+         f"{' and '.join(path for path, _ in files)}", err=True)
 
     if out_path is not None:
         with _open(out_path) as out:
@@ -200,6 +213,17 @@ def simulate(ctx: click.Context, /, orders: int, seed: int, start: str | None, s
                 out.write("\n")
         if out_path != "-":
             info(f"wrote {len(events)} events to {out_path}", err=True)
+        return
+    if to_db:
+        from streams.cdc.config import load_cdc_settings
+        from streams.simulate.shopdb import db_order, write_events
+
+        database = load_cdc_settings().database
+        rows = db_order(events)
+        written = write_events(database, _progress(_paced(rows, rate), len(rows), show, "row",
+                                                   step=1 if rate else 1000))
+        info(f"wrote {written.total} inserts and updates to {database.shown}: "
+             f"{written.text()}", err=True)
         return
     _publish(s, events, rate, show)
 
@@ -248,22 +272,27 @@ def _publish(settings: Settings, events: list[tuple[TopicId, dict[str, Any]]], r
                    "partition, its max event time - allowed_lateness).")
 @click.option("--out", "out_path", default="-", type=click.Path(allow_dash=True),
               help="Output JSON Lines file [default: stdout].")
+@click.option("--shadow-out", default=None, type=click.Path(allow_dash=True),
+              help="Where the commands decided in shadow mode go, written when a rule's "
+                   "commands are in shadow mode [default: OUT with .shadow.jsonl; "
+                   "audit.shadow.jsonl when OUT is stdout].")
 @click.option("--no-wall-clock", is_flag=True,
               help="Omit detected_at and issued_at (wall clock), for diffable output.")
 @rule_options
 @click.pass_context
 def audit(ctx: click.Context, /, file: str, partitions: int | None, until: str | None,
-          out_path: str, no_wall_clock: bool, **rules: Any) -> None:
+          out_path: str, shadow_out: str | None, no_wall_clock: bool, **rules: Any) -> None:
     """Run the rules in batch over a JSON Lines FILE of input events ('-': stdin).
 
     The nightly reconciliation: FILE is in the `produce` form ({"topic": ..., "event":
     {...}} per line). Every decision whose time is at most the final watermark is made, as
     a worker would, and the mismatches (OPEN and RESOLVED) and commands are written as JSON
     Lines with the contract's field names and ISO-8601 times; commands are the records with
-    a target_id. Bad lines are reported as FILE:LINE: reason and skipped; the exit code is
-    then 1. A one-line summary goes to stderr.
+    a target_id. Commands decided in shadow mode (rules file, CROSSCHECK_COMMANDS) go to
+    --shadow-out instead, never to OUT. Bad lines are reported as FILE:LINE: reason and
+    skipped; the exit code is then 1. A one-line summary goes to stderr.
     """
-    from streams.audit import read_event_file, summary, write_outputs
+    from streams.audit import read_event_file, shadow_path, split_shadow, summary, write_outputs
     from streams.batch import evaluate
 
     s = apply_rule_options(settings_of(ctx), rules)
@@ -276,11 +305,18 @@ def audit(ctx: click.Context, /, file: str, partitions: int | None, until: str |
 
     read = read_event_file(file, topology_of(ctx), on_bad=bad)
     outputs = evaluate(read.events, s.rules, partitions=partitions or s.partitions, until=final)
-    with _open(out_path) as out:
-        write_outputs(outputs, out, wall_clock=not no_wall_clock)
-        out.flush()
+    kept, shadow = split_shadow(outputs)
+    files = [(out_path, kept)]
+    if shadow or s.rules.shadowed:
+        files.append((shadow_out or shadow_path(out_path, "audit.shadow.jsonl"), list(shadow)))
+    for path, chosen in files:
+        with _open(path) as out:
+            write_outputs(chosen, out, wall_clock=not no_wall_clock)
+            out.flush()
     bad_note = f" ({len(read.bad)} bad lines)" if read.bad else ""
-    click.echo(f"audit: {len(read.events)} events{bad_note}: {summary(outputs)}", err=True)
+    shadow_note = f"; shadow commands -> {files[1][0]}" if len(files) > 1 else ""
+    click.echo(f"audit: {len(read.events)} events{bad_note}: {summary(outputs)}{shadow_note}",
+               err=True)
     if read.bad:
         sys.exit(1)
 

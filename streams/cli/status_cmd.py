@@ -7,8 +7,7 @@ import json
 import click
 
 from schemas.validation import format_time
-from streams.cli.main import settings_of
-from streams.cli.topics_cmd import topology_of
+from streams.cli.context import settings_of, topology_of
 from streams.clients import check_reachable
 from streams.status import Status, collect
 

@@ -6,16 +6,10 @@ import sys
 
 import click
 
-from streams.cli.main import settings_of
+from streams.cli.context import settings_of, topology_of
 from streams.clients import admin
 from topology.admin import check_topics, create_topics
 from topology.topics import Topology
-
-
-def topology_of(ctx: click.Context) -> Topology:
-    """The topology of the configured settings."""
-    s = settings_of(ctx)
-    return Topology(s.partitions, s.topic_prefix, s.topic_overrides)
 
 
 @click.group("topics")

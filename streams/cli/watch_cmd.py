@@ -29,7 +29,7 @@ import click
 from schemas.codec import Codec
 from schemas.errors import DecodeError
 from schemas.validation import format_time
-from streams.cli.main import settings_of
+from streams.cli.context import settings_of, topology_of
 from streams.clients import check_reachable, confluent_config
 from streams.config import Settings
 from streams.errors import CrosscheckError
@@ -315,8 +315,6 @@ def watch(ctx: click.Context, from_beginning: bool, interval: float, alert_rows:
     until Ctrl-C. Counts are of the records read: from now on, or from the beginning of
     the topics with --from-beginning (then "open" is every mismatch not yet RESOLVED).
     """
-    from streams.cli.topics_cmd import topology_of
-
     s = settings_of(ctx)
     check_reachable(s)
     tty = sys.stdout.isatty()

@@ -4,45 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import click
 
-from streams import compiled
-from streams.cli.main import settings_of
-from streams.config import (
-    RULE_ENV,
-    Settings,
-    format_duration_ms,
-    parse_bind,
-    parse_duration_ms,
-)
+from streams import native
+from streams.cli.context import settings_of
+from streams.cli.rule_options import apply_rule_options, describe_rules, rule_options
+from streams.config import parse_bind
 from streams.errors import ConfigError
-
-
-def rule_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add one --<threshold> option per rule setting (durations such as 90s, 15m, 24h)."""
-    for attr in reversed(list(RULE_ENV)):
-        func = click.option(
-            f"--{attr.replace('_', '-')}", attr, default=None, metavar="DURATION",
-            help=f"Overrides {RULE_ENV[attr]}.",
-        )(func)
-    return func
-
-
-def apply_rule_options(settings: Settings, values: dict[str, Any]) -> Settings:
-    """Settings with the given rule options applied."""
-    changes = {attr: parse_duration_ms(v, f"--{attr.replace('_', '-')}")
-               for attr, v in values.items() if attr in RULE_ENV and v is not None}
-    return settings.with_rules(**changes) if changes else settings
-
-
-def describe_rules(settings: Settings) -> str:
-    """One line with the thresholds in force."""
-    r = settings.rules
-    return ", ".join(f"{f.name}={format_duration_ms(getattr(r, f.name))}"
-                     for f in dataclasses.fields(r) if f.name in RULE_ENV)
 
 
 @click.command("worker")
@@ -60,8 +30,8 @@ def describe_rules(settings: Settings) -> str:
 @click.option("--consume", type=click.Choice(["batch", "stream"]), default="batch",
               envvar="CROSSCHECK_WORKER_CONSUME", show_default=True,
               help="How input records reach the rules: 'batch', in batches taken below "
-                   "Faust's per-record stream (faster; faust-streaming 0.15 only, else it "
-                   "falls back); 'stream', through Faust's stream (the A/B baseline).")
+                   "Faust's per-record stream (faster); 'stream', through Faust's stream (the "
+                   "A/B baseline).")
 @click.option("--commit-interval", type=click.FloatRange(0.01, 60), default=None,
               envvar="CROSSCHECK_COMMIT_INTERVAL", metavar="SECONDS",
               help="Seconds between commits of the consumed offsets [default: 0.1 under "
@@ -92,8 +62,10 @@ def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
     memory.install()  # before any thread starts, so the arena limit covers them all
     profiler = heapprofile.install()  # before the imports below, so their heap is traced too
     from streams.engine import core as engine_core
-    from streams.worker import clean_stop
-    from streams.worker.app import WorkerOptions, create_worker
+    from streams.web import register_web
+    from streams.worker import clean_stop, faust_guard
+    from streams.worker.app import create_worker
+    from streams.worker.faust_app import WorkerOptions
     from streams.worker.lifecycle import (
         check_port_free,
         create_changelogs,
@@ -102,7 +74,7 @@ def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
         prepare_state_dir,
         run_faust,
     )
-
+    faust_guard.ensure()  # an untested Faust is refused before the broker is touched
     if alert_webhook:  # checked before anything starts; the message never shows secrets
         from streams.worker.webhook import check_url
         try:
@@ -130,12 +102,15 @@ def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
                             loglevel=loglevel,
                             echo=echo, alert_webhook=alert_webhook or None)
     w = create_worker(s, options)
+    register_web(w.app, w)  # /, /health, /metrics, /orders/{id}, ... (streams/web)
     create_changelogs(s, w.app)
     if profiler is not None:
         profiler.databases = heapprofile.worker_databases(w)
     click.echo(f"crosscheck worker {w.runtime.worker_id}: group {s.app_id} on {s.bootstrap}, "
                f"{inputs} partitions, {s.processing_guarantee}, state in {data_dir}, "
-               f"{compiled.status()} core, {engine_core.NAME} engine", err=True)
+               f"{engine_core.NAME} engine", err=True)
+    if fallback := native.notice():
+        click.echo(fallback, err=True)
     click.echo(f"rules: {describe_rules(s)}", err=True)
     def unsettled() -> str | None:
         if s.processing_guarantee != "exactly_once":

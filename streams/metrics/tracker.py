@@ -1,8 +1,7 @@
 """WindowTracker: counts a partition's events and outputs into its metrics windows and closes them.
 
 The windows themselves (msgspec Structs, encoded into the meta table and the partials) are in
-``streams.metrics.windows``; this module holds the logic, so that it compiles with the core
-(``streams/compiled.py``: mypyc does not compile modules that define msgspec Structs).
+``streams.metrics.windows``; this module holds the logic.
 """
 
 from __future__ import annotations
@@ -61,7 +60,8 @@ class WindowTracker:
             window.shipments_created += 1
 
     def on_outputs(self, state: PartitionWindows, outputs: list[Mismatch | Command]) -> None:
-        """Count mismatches opened/resolved and commands issued."""
+        """Count mismatches opened/resolved and commands issued (live ones: a command
+        decided in shadow mode is not issued)."""
         decided = {o.mismatch_id: o.decided_at for o in outputs if isinstance(o, Mismatch)}
         for o in outputs:
             if isinstance(o, Mismatch):
@@ -78,7 +78,7 @@ class WindowTracker:
                                                   o.severity.value, o.subject_id))
                 else:
                     self._window(state, o.resolved_at).mismatches_resolved += 1
-            else:
+            elif not o.shadow:  # (a shadow command is never issued)
                 w = self._window(state, decided.get(o.mismatch_id))
                 t = o.type.value
                 w.commands_issued[t] = w.commands_issued.get(t, 0) + 1

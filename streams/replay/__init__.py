@@ -2,10 +2,11 @@
 
 ``Replay(settings, ReplayOptions(window=ReplayWindow(...), name=...)).run()`` does what
 `crosscheck replay` does; see ``window`` for what is read and kept, ``merge`` for how the
-inputs are fed, ``runner`` for checkpoints and resuming.
+inputs are fed, ``runner`` for checkpoints and resuming, ``result`` for what a run reports.
 """
 
-from streams.replay.runner import PartitionProgress, ProgressReport, Replay, ReplayResult
+from streams.replay.result import PartitionProgress, ProgressReport, ReplayResult
+from streams.replay.runner import Replay
 from streams.replay.setup import ReplayOptions, default_name
 from streams.replay.window import ReplayWindow, default_warmup, select_records
 

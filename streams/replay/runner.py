@@ -13,8 +13,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
@@ -32,6 +30,7 @@ from streams.replay.checkpoint import Checkpoint, Counts, Position
 from streams.replay.decode import InputDecoder
 from streams.replay.merge import Feed, Lane
 from streams.replay.offsets import start_offsets
+from streams.replay.result import PartitionProgress, ProgressReport, ReplayResult
 from streams.replay.setup import ReplayOptions, Target, prepare
 from streams.replay.sinks import FileSink, KafkaSink
 from streams.replay.store import ReplayStore
@@ -40,48 +39,6 @@ from topology.topics import TopicId
 Output = Mismatch | Command
 TP = tuple[str, int]
 HIGH_WATER, LOW_WATER = 20_000, 5_000
-
-
-@dataclass
-class PartitionProgress:
-    """How far one partition number is."""
-
-    partition: int
-    read: int
-    total: int
-    watermark: int | None
-    done: bool
-
-
-@dataclass
-class ProgressReport:
-    """What the progress callback gets."""
-
-    partitions: list[PartitionProgress]
-    counts: Counts
-    records_this_run: int
-    seconds: float
-
-
-@dataclass
-class ReplayResult:
-    """What a run did (``counts`` are totals over every run of this replay name)."""
-
-    name: str
-    group: str
-    state_dir: Path
-    output: str
-    counts: Counts
-    done: bool
-    resumed: bool = False
-    already_done: bool = False
-    probe_rounds: int = 0
-    seconds: float = 0.0
-    records_this_run: int = 0
-    warnings: list[str] = field(default_factory=list)
-    #: commands held at the end of this run: decided, their inputs not past the decision
-    #: time in the records read (as a live worker at the end of these records holds them)
-    held: int = 0
 
 
 class Replay:
@@ -154,7 +111,8 @@ class Replay:
                 kafka = KafkaSink(
                     confluent_config(self.settings, **{"transactional.id": target.group,
                                                        "linger.ms": 20}),
-                    consumer, self.codec, target.kafka_mismatches, target.kafka_commands)
+                    consumer, self.codec, target.kafka_mismatches, target.kafka_commands,
+                    target.kafka_shadow)
             self._recover(store, ck, files, kafka)
             if not ck.done:
                 bounds = {(name, p): self._bounds(consumer, name, p)

@@ -11,10 +11,11 @@ from streams.clients import admin
 from streams.config import Settings
 from streams.errors import CrosscheckError
 from streams.replay.checkpoint import run_params
+from streams.replay.sinks import COMMANDS_SHADOW_FILE
 from streams.replay.store import ReplayStore
 from streams.replay.window import ReplayWindow
 from topology.admin import create_topics, input_partition_count
-from topology.topics import INPUTS, TopicId, Topology
+from topology.topics import INPUTS, TopicId, Topology, command_topic
 
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,120}$")
 
@@ -71,6 +72,8 @@ class Target:
     output: str
     kafka_mismatches: tuple[str, int] | None
     kafka_commands: list[tuple[str, int]]
+    #: where commands decided in shadow mode go (the shadow twins of ``kafka_commands``)
+    kafka_shadow: list[tuple[str, int]]
 
 
 def prepare(settings: Settings, options: ReplayOptions) -> Target:
@@ -79,7 +82,8 @@ def prepare(settings: Settings, options: ReplayOptions) -> Target:
     topology = Topology(settings.partitions, settings.topic_prefix, settings.topic_overrides)
     client = admin(settings)
     partitions = input_partition_count(client, topology)
-    backfill = [TopicId.BACKFILL_MISMATCHES, TopicId.BACKFILL_COMMANDS]
+    backfill = [TopicId.BACKFILL_MISMATCHES, TopicId.BACKFILL_COMMANDS,
+                TopicId.BACKFILL_COMMANDS_SHADOW]
     if options.out_dir is None:
         create_topics(client, topology, only=backfill)
     existing = {n: len(t.partitions) for n, t in client.list_topics(timeout=15).topics.items()
@@ -95,9 +99,11 @@ def prepare(settings: Settings, options: ReplayOptions) -> Target:
 
     mismatches: tuple[str, int] | None = None
     commands: list[tuple[str, int]] = []
+    shadow: list[tuple[str, int]] = []
     if options.out_dir is None:
         mismatches = topic(TopicId.BACKFILL_MISMATCHES)
-        commands.append(topic(TopicId.BACKFILL_COMMANDS))
+        commands.append(topic(command_topic(False, backfill=True)))
+        shadow.append(topic(command_topic(True, backfill=True)))
         output = f"topics {mismatches[0]} and {commands[0][0]}"
         key = f"kafka:{mismatches[0]},{commands[0][0]}"
     else:
@@ -105,8 +111,13 @@ def prepare(settings: Settings, options: ReplayOptions) -> Target:
         output = f"{out}/mismatches.jsonl and commands.jsonl"
         key = f"dir:{out}"
     if options.emit_commands:
-        commands.append(topic(TopicId.COMMANDS))
+        commands.append(topic(command_topic(False)))
+        shadow.append(topic(command_topic(True)))
         output += f", commands also to the live topic {commands[-1][0]}"
+    if settings.rules.shadowed:
+        shadow_out = ([f"{options.out_dir.resolve()}/{COMMANDS_SHADOW_FILE}"]
+                      if options.out_dir is not None else []) + [n for n, _ in shadow]
+        output += f"; commands decided in shadow mode to {' and '.join(shadow_out)}"
     inputs = [(tid, topology.name(tid)) for tid in INPUTS]
     state_dir = settings.home / "replay" / name
     if options.restart:
@@ -114,4 +125,4 @@ def prepare(settings: Settings, options: ReplayOptions) -> Target:
     params = run_params(options.window, settings.rules, [n for _, n in inputs], partitions,
                         key, options.emit_commands)
     return Target(f"{settings.app_id}-replay-{name}", state_dir, partitions, inputs, params,
-                  output, mismatches, commands)
+                  output, mismatches, commands, shadow)

@@ -1,9 +1,11 @@
 """Where a replay's outputs go: JSON Lines files, or Kafka topics in transactions.
 
-* ``FileSink`` appends to ``mismatches.jsonl`` and ``commands.jsonl`` (the `crosscheck export`
-  form) and syncs them; on resume the files are cut back to the sizes of the last checkpoint.
+* ``FileSink`` appends to ``mismatches.jsonl``, ``commands.jsonl`` and
+  ``commands.shadow.jsonl`` (commands decided in shadow mode; the `crosscheck export` form)
+  and syncs them; on resume the files are cut back to the sizes of the last checkpoint.
 * ``KafkaSink`` writes mismatches and commands to the backfill topics (and, with
-  ``--emit-commands``, commands to the live command topic) in one transaction per checkpoint
+  ``--emit-commands``, commands to the live command topic), each command decided in shadow
+  mode to the shadow twin of its command topic, in one transaction per checkpoint
   that also commits the read positions to the replay's consumer group: a stopped replay
   leaves nothing half-written, and ``committed()`` tells whether a checkpoint's transaction
   went through.
@@ -31,6 +33,7 @@ from topology.partitioner import partition_for
 Output = Mismatch | Command
 MISMATCHES_FILE = "mismatches.jsonl"
 COMMANDS_FILE = "commands.jsonl"
+COMMANDS_SHADOW_FILE = "commands.shadow.jsonl"
 
 
 def json_of(output: Output) -> str:
@@ -42,14 +45,21 @@ def json_of(output: Output) -> str:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
+def file_of(output: Output) -> str:
+    """The file an output goes to."""
+    if isinstance(output, Mismatch):
+        return MISMATCHES_FILE
+    return COMMANDS_SHADOW_FILE if output.shadow else COMMANDS_FILE
+
+
 class FileSink:
-    """mismatches.jsonl and commands.jsonl in a directory."""
+    """mismatches.jsonl, commands.jsonl and commands.shadow.jsonl in a directory."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
-        self.paths = {MISMATCHES_FILE: directory / MISMATCHES_FILE,
-                      COMMANDS_FILE: directory / COMMANDS_FILE}
+        self.paths = {name: directory / name
+                      for name in (MISMATCHES_FILE, COMMANDS_FILE, COMMANDS_SHADOW_FILE)}
         for path in self.paths.values():
             path.touch(exist_ok=True)
 
@@ -67,10 +77,9 @@ class FileSink:
 
     def write(self, outputs: Sequence[Output]) -> None:
         """Append the outputs and sync the files."""
-        lines: dict[str, list[str]] = {MISMATCHES_FILE: [], COMMANDS_FILE: []}
+        lines: dict[str, list[str]] = {name: [] for name in self.paths}
         for output in outputs:
-            name = MISMATCHES_FILE if isinstance(output, Mismatch) else COMMANDS_FILE
-            lines[name].append(json_of(output) + "\n")
+            lines[file_of(output)].append(json_of(output) + "\n")
         for name, chunk in lines.items():
             if chunk:
                 with self.paths[name].open("a", encoding="utf-8") as f:
@@ -83,13 +92,15 @@ class KafkaSink:
     """Transactional writes of outputs plus the consumer group's read positions."""
 
     def __init__(self, producer_conf: dict[str, Any], consumer: Consumer, codec: Codec,
-                 mismatches: tuple[str, int] | None, commands: Sequence[tuple[str, int]]
-                 ) -> None:
-        """``mismatches``/``commands``: (topic name, partition count) to write to."""
+                 mismatches: tuple[str, int] | None, commands: Sequence[tuple[str, int]],
+                 shadow_commands: Sequence[tuple[str, int]] = ()) -> None:
+        """``mismatches``/``commands``/``shadow_commands``: (topic name, partition count) to
+        write mismatches, commands and the commands decided in shadow mode to."""
         self._consumer = consumer
         self._codec = codec
         self._mismatches = mismatches
         self._commands = list(commands)
+        self._shadow = list(shadow_commands)
         self._producer = Producer(producer_conf)
         self._producer.init_transactions(60)
 
@@ -121,7 +132,7 @@ class KafkaSink:
     def _targets(self, output: Output) -> list[tuple[str, int]]:
         if isinstance(output, Mismatch):
             return [self._mismatches] if self._mismatches else []
-        return self._commands
+        return self._shadow if output.shadow else self._commands
 
     def _produce(self, topic: str, partition: int, key: bytes, value: bytes) -> None:
         while True:

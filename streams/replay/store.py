@@ -208,10 +208,6 @@ class ReplayStore:
         """Replace the checkpoint record alone (after its outputs were delivered)."""
         self._db.put(CHECKPOINT_KEY, checkpoint)
 
-    def size_bytes(self) -> int:
-        """Bytes of the RocksDB files on disk."""
-        return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
-
     def close(self) -> None:
         """Close the database (unflushed changes are dropped)."""
         self._parts.clear()

@@ -162,6 +162,73 @@ def _lost_try(b: OrderBuilder, *, hangs: bool) -> None:
     ship_order(b, b.each_active(paid, "CONFIRMED"))
 
 
+def lost_callback(b: OrderBuilder) -> None:
+    """The payment succeeds but its callback never reaches the order service: the order
+    is never marked PAID, while the TCC confirms and the warehouse ships as usual."""
+    _placed_and_reserved(b)
+    _, paid = b.checkout(b.first_attempt(), b.failures(), applied=False)
+    ship_order(b, b.each_active(paid, "CONFIRMED"))
+
+
+def paid_after_cancel(b: OrderBuilder) -> None:
+    """The unpaid order is closed (timeout close) and its stock released; then a payment
+    for it succeeds (a payment page left open). The order service refuses the callback, and
+    finance refunds the payment hours later. With the stock gone it is also a payment
+    without reservation (one refund)."""
+    _placed_and_reserved(b)
+    pt = b.rules.payment_timeout
+    cancelled = b.t0 + b.between(pt * 3 // 10, pt // 2)
+    b.order_event(cancelled, "CANCELLED")
+    b.each_active(cancelled + b.between(200, min(2 * SECOND, b.timing.quick)), "RELEASED")
+    late = cancelled + b.timing.settle + b.between(5 * SECOND, max(5 * SECOND, pt * 2 // 3))
+    pid, paid = b.checkout(late, 0, applied=False)
+    b.payment(paid + _after(b, b.rules.release_timeout, 30 * MINUTE, 6 * HOUR), "REFUNDED", pid)
+
+
+def cancel_kept_stock(b: OrderBuilder) -> None:
+    """The customer cancels the unpaid order a minute after placing it, but the inventory
+    Cancel is lost: the stock stays reserved until the inventory's sweep releases it (past
+    release_timeout, before payment_timeout)."""
+    reserved = _placed_and_reserved(b)
+    cancelled = reserved + b.timing.settle + b.between(10 * SECOND, MINUTE)
+    b.order_event(cancelled, "CANCELLED")
+    b.each_active(cancelled + _after(b, b.rules.release_timeout, 10 * SECOND, MINUTE),
+                  "RELEASED")
+
+
+def cancel_shipped(b: OrderBuilder) -> None:
+    """The parcel is created (half the time dispatched too) when the customer cancels the
+    paid order: refunded and the stock released, but the warehouse never hears of it, and
+    operations intercept the parcel (CANCELLED) hours later."""
+    pid, _, confirmed = _paid(b)
+    last = ship_at(b, confirmed)
+    sid = b.create_parcel(last, b.units())
+    if b.chance(0.5):
+        last += b.between(15 * MINUTE, 8 * HOUR)
+        b.parcel_event(last, sid, "DISPATCHED")
+    grace = b.rules.payment_grace
+    cancelled = last + b.timing.settle + b.between(max(5 * MINUTE, 2 * grace),
+                                                   max(2 * HOUR, 3 * grace))
+    b.order_event(cancelled, "CANCELLED")
+    b.refund_then_release(cancelled + b.between(SECOND, 20 * SECOND), pid)
+    b.parcel_event(cancelled + _after(b, grace, HOUR, 12 * HOUR), sid, "CANCELLED")
+
+
+def phantom_paid(b: OrderBuilder) -> None:
+    """The order service marks the order PAID on the callback of a declined attempt (a
+    forged or misread notification). The customer, told the payment failed, pays again
+    after payment_grace, and the order completes."""
+    _placed_and_reserved(b)
+    t = b.first_attempt()
+    declined = b.new_id("PAY")
+    b.payment(t, "FAILED", declined)
+    marked = t + b.timing.settle + b.between(200, min(3 * SECOND, b.timing.quick))
+    b.order_paid(marked, declined)
+    again = marked + _after(b, b.rules.payment_grace, 10 * SECOND, 2 * MINUTE)
+    _, paid = b.checkout(again, 0)
+    ship_order(b, b.each_active(paid, "CONFIRMED"))
+
+
 def empty_rollback(b: OrderBuilder) -> None:
     """RELEASED of a reservation that was never RESERVED (the Try is retried)."""
     _lost_try(b, hangs=False)
@@ -213,6 +280,21 @@ FAULTS: dict[str, Fault] = {
         Fault("hanging_try", MT.TCC_HANGING,
               "the late Try is RESERVED after its RELEASED and hangs (also an empty "
               "rollback)", hanging_try),
+        Fault("lost_callback", MT.PAYMENT_NOT_APPLIED,
+              "payment SUCCEEDED, its callback lost: the order is never marked PAID",
+              lost_callback),
+        Fault("paid_after_cancel", MT.CANCELLED_BUT_CHARGED,
+              "a payment SUCCEEDED after the order was closed unpaid (also a payment "
+              "without reservation); refunded hours later", paid_after_cancel),
+        Fault("cancel_kept_stock", MT.CANCELLED_BUT_RESERVED,
+              "cancelled unpaid, the inventory Cancel lost; a sweep releases the stock "
+              "later", cancel_kept_stock),
+        Fault("cancel_shipped", MT.CANCELLED_BUT_SHIPPED,
+              "cancelled and refunded with the parcel CREATED or DISPATCHED; intercepted "
+              "hours later", cancel_shipped),
+        Fault("phantom_paid", MT.PAID_WITHOUT_PAYMENT,
+              "the order marked PAID on a declined attempt; the customer pays after "
+              "payment_grace", phantom_paid),
     )
 }
 

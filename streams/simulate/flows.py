@@ -62,8 +62,9 @@ def cancel_unpaid(b: OrderBuilder) -> None:
 
 
 def cancel_packed(b: OrderBuilder, confirmed: int, pid: str) -> None:
-    """Cancelled after the parcels were created but before dispatch: parcels CANCELLED,
-    refund, release. The refund comes well after payment_grace of every CREATED."""
+    """Cancelled after the parcels were created but before dispatch: parcels CANCELLED
+    within payment_grace of the cancellation, refund, release. The refund comes well after
+    payment_grace of every CREATED."""
     st, grace = b.rules.shipment_timeout, b.rules.payment_grace
     t = confirmed + b.between(min(30 * MINUTE, st // 20), st * 6 // 10)
     parcels = []
@@ -73,7 +74,8 @@ def cancel_packed(b: OrderBuilder, confirmed: int, pid: str) -> None:
     cancelled = t + b.between(max(5 * MINUTE, 2 * grace), max(2 * HOUR, 3 * grace))
     b.order_event(cancelled, "CANCELLED")
     for sid in parcels:
-        b.parcel_event(cancelled + b.between(2 * SECOND, MINUTE), sid, "CANCELLED")
+        b.parcel_event(cancelled + b.between(2 * SECOND, min(MINUTE, grace // 2)), sid,
+                       "CANCELLED")
     b.refund_then_release(cancelled + b.between(SECOND, 20 * SECOND), pid)
 
 

@@ -107,12 +107,13 @@ def _publish_keys(b: OrderBuilder, config: SimConfig,
         ordered = sorted(by_topic[topic], key=lambda p: p.record["event_time"])
         published = 0
         for p in ordered:
-            at = p.true_time + world.lag[topic] + int(rng.random() * (timing.jitter + 1))
+            draw = b.callbacks if p.callback else rng
+            at = p.true_time + world.lag[topic] + int(draw.random() * (timing.jitter + 1))
             published = max(published, at)  # one order's events of a topic keep their order
             keyed.append((published, p.record["event_time"], b.number, seq, False, p))
             seq += 1
-            if config.redelivery_rate and rng.random() < config.redelivery_rate:
-                again = published + 200 + int(rng.random() * max(0, timing.redelivery - 200))
+            if config.redelivery_rate and draw.random() < config.redelivery_rate:
+                again = published + 200 + int(draw.random() * max(0, timing.redelivery - 200))
                 keyed.append((again, p.record["event_time"], b.number, seq, True, p))
                 seq += 1
     return keyed
@@ -137,6 +138,7 @@ def simulate(config: SimConfig) -> Traffic:
         else:
             fault.flow(b)
             faults[b.order_id] = fault.name
+        b.finish()
         keyed.extend(_publish_keys(b, config, timing))
     keyed.sort(key=lambda k: k[:4])
     events: list[Record] = [(k[5].topic, dict(k[5].record) if k[4] else k[5].record)

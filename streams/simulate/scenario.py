@@ -47,7 +47,7 @@ class Timing:
         """The timing for these thresholds; skew and disorder shrink with small thresholds."""
         lateness = rules.allowed_lateness
         shortest = min(rules.payment_timeout, rules.reservation_timeout, rules.payment_grace,
-                       rules.release_timeout, rules.tcc_grace)
+                       rules.release_timeout, rules.tcc_grace, rules.callback_timeout)
         skew = max(0, min(max_skew, shortest // 20, lateness // 12))
         quick = max(1, shortest // 4)
         return cls(rules, skew, jitter=min(4 * SECOND, lateness // 6),
@@ -58,8 +58,9 @@ class Timing:
 
 @dataclass(frozen=True)
 class World:
-    """What every order of a run shares: id tag, service clocks, publish lags, catalog."""
+    """What every order of a run shares: seed, id tag, service clocks, publish lags, catalog."""
 
+    seed: int
     tag: str
     timing: Timing
     skew: dict[TopicId, int]
@@ -79,15 +80,20 @@ class World:
                                                    39_900, 129_900)) + rng.randrange(0, 900, 100))
             for i in range(60)
         )
-        return cls(tag, timing, skew, lag, catalog, max(50, orders // 3))
+        return cls(seed, tag, timing, skew, lag, catalog, max(50, orders // 3))
 
 
 class Pending(NamedTuple):
-    """One generated event before publishing: true time (no skew) and its record."""
+    """One generated event before publishing: true time (no skew) and its record.
+
+    ``callback``: an order's PAID, whose publish delays come from the order's callback
+    stream (``OrderBuilder.callbacks``), as its time does, not from the order's own stream.
+    """
 
     true_time: int
     topic: TopicId
     record: dict[str, Any]
+    callback: bool = False
 
 
 @dataclass
@@ -104,7 +110,13 @@ class Reservation:
 
 @dataclass
 class OrderBuilder:
-    """Appends the events of one order; times passed in are true (unskewed) times."""
+    """Appends the events of one order; times passed in are true (unskewed) times.
+
+    The order service's PAID events (``order_paid``, and the one ``checkout`` schedules for
+    a successful payment) are appended by ``finish`` once the flow is done: their event ids
+    follow the order's other ids, and their delays come from a stream of their own
+    (``callbacks``), so an order's other events are the same with or without them.
+    """
 
     world: World
     number: int
@@ -113,9 +125,14 @@ class OrderBuilder:
     events: list[Pending] = field(default_factory=list)
     reservations: dict[str, Reservation] = field(default_factory=dict)
     lines: list[tuple[str, int, int]] = field(default_factory=list)  #: sku, quantity, price
+    #: (true time, payment_id) of the PAID events the order service will publish
+    applied: list[tuple[int, str]] = field(default_factory=list)
     _counters: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        #: the order's stream of payment-callback delays
+        self.callbacks = random.Random(
+            f"crosscheck-simulate-callback:{self.world.seed}:{self.number}")
         rng = self.rng
         self.order_id = f"ORD-{self.world.tag}-{self.number:06d}"
         u = rng.random()
@@ -167,7 +184,8 @@ class OrderBuilder:
         """The latest true time of the order so far."""
         return max(p.true_time for p in self.events)
 
-    def emit(self, topic: TopicId, true_time: int, kind: str, **fields: Any) -> str:
+    def emit(self, topic: TopicId, true_time: int, kind: str, *, callback: bool = False,
+             **fields: Any) -> str:
         """Append an event stamped by the topic's service clock; returns its event_id."""
         event_id = self.new_id("EV")
         record: dict[str, Any] = {
@@ -177,16 +195,37 @@ class OrderBuilder:
             "event_time": max(0, true_time + self.world.skew[topic]),
         }
         record.update(fields)
-        self.events.append(Pending(true_time, topic, record))
+        self.events.append(Pending(true_time, topic, record, callback))
         return event_id
+
+    def finish(self) -> None:
+        """Append the PAID events the order service publishes (in time order), once."""
+        for t, pid in sorted(self.applied):
+            self.order_event(t, "PAID", payment_id=pid)
+        self.applied = []
 
     # -- orders -------------------------------------------------------------------------------
 
-    def order_event(self, t: int, kind: str) -> None:
-        """PLACED or CANCELLED, with the order's items (the order service's snapshot)."""
+    def order_event(self, t: int, kind: str, payment_id: str | None = None) -> None:
+        """PLACED, PAID or CANCELLED, with the order's items (the order service's snapshot);
+        a PAID carries the payment it applied."""
         items = [{"sku": s, "quantity": q, "unit_price": p} for s, q, p in self.lines]
-        self.emit(TopicId.ORDERS, t, kind, user_id=self.user_id, items=items,
-                  total_amount=self.total, currency=self.currency)
+        self.emit(TopicId.ORDERS, t, kind, callback=kind == "PAID", user_id=self.user_id,
+                  items=items, total_amount=self.total, currency=self.currency,
+                  payment_id=payment_id or "")
+
+    def order_paid(self, t: int, pid: str) -> None:
+        """The order service marks the order PAID at true time t, applying payment pid
+        (published by ``finish``)."""
+        self.applied.append((t, pid))
+
+    def callback_delay(self) -> int:
+        """How long a payment's callback takes to reach the order service: a few hundred ms
+        to 3 s (within a quarter of the shortest rule horizon), well inside callback_timeout
+        and before any cancellation of a paid order."""
+        high = min(3 * SECOND, self.timing.quick)
+        low = min(200, high)
+        return low + int(self.callbacks.random() * (high - low))
 
     # -- inventory (TCC) ----------------------------------------------------------------------
 
@@ -256,14 +295,17 @@ class OrderBuilder:
         return 0 if u < 0.8 else 1 if u < 0.95 else 2
 
     def checkout(self, t: int, failures: int, amount: int | None = None,
-                 currency: str | None = None) -> tuple[str, int]:
+                 currency: str | None = None, *, applied: bool = True) -> tuple[str, int]:
         """Declined attempts (each its own payment_id), then a SUCCEEDED one at the returned
-        true time."""
+        true time. Its callback reaches the order service, which marks the order PAID
+        (unless it already is), unless not ``applied`` (the callback is lost or refused)."""
         for _ in range(failures):
             self.payment(t, "FAILED", self.new_id("PAY"), amount, currency)
             t += self.retry_gap()
         pid = self.new_id("PAY")
         self.payment(t, "SUCCEEDED", pid, amount, currency)
+        if applied and not self.applied:
+            self.order_paid(t + self.callback_delay(), pid)
         return pid, t
 
     def refund_then_release(self, t: int, pid: str) -> int:

@@ -98,6 +98,7 @@ def summary_doc(probe: Probe, now: int) -> dict[str, Any]:
         "mismatches_opened": dict(sorted(c.mismatches.items())),
         "mismatches_resolved": c.resolved,
         "commands": dict(sorted(c.commands.items())),
+        "shadow_commands": dict(sorted(c.shadow_commands.items())),
         "held_issued": c.held_issued,
         "held_dropped": c.held_dropped,
         "decisions_excused": dict(sorted(c.excused.items())),

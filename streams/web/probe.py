@@ -19,7 +19,7 @@ from streams.clock import wall_ms
 from streams.model import Command, Mismatch
 from streams.web.inputs import InputRow, input_rows
 from streams.web.recent import RecentMismatches
-from streams.worker.runtime import Counters
+from streams.worker.runtime_types import Counters
 from topology.topics import INPUTS
 
 if TYPE_CHECKING:

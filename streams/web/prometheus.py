@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 from streams.model import CommandType, MismatchType
 from streams.web.inputs import STATES, InputRow
 from streams.web.probe import PartitionLag
-from streams.worker.runtime import Counters
+from streams.worker.runtime_types import Counters
 from topology.topics import INPUTS
 
 __all__ = ["WorkerMetrics"]
@@ -96,6 +96,12 @@ class _WorkerCollector(Collector):
         for ct in CommandType:
             commands.add_metric([ct.value], c.commands.get(ct.value, 0))
         yield commands
+        shadow = CounterMetricFamily(
+            "crosscheck_commands_shadow", "Commands decided in shadow mode (sent to the "
+            "shadow topic, never executed), by type", labels=["type"])
+        for ct in CommandType:
+            shadow.add_metric([ct.value], c.shadow_commands.get(ct.value, 0))
+        yield shadow
         yield CounterMetricFamily("crosscheck_ticks", "Idle notices of this worker applied",
                                   value=c.ticks)
         stage = CounterMetricFamily(

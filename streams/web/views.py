@@ -36,6 +36,7 @@ from streams.web.order_path import MAX_REQUEST_LINE, RULE, order_id_from_path
 from streams.web.probe import Probe, instrument
 from streams.web.prometheus import WorkerMetrics
 from streams.web.recent import RecentMismatches
+from streams.worker.faust_guard import DOC, FaustCouplingError
 from topology.partitioner import partition_for
 
 if TYPE_CHECKING:
@@ -93,8 +94,9 @@ class WebState:
 def register_web(app: Any, worker: Worker) -> WebState:
     """Add the endpoints to the worker's Faust app and hook the worker (see probe.instrument).
 
-    Called once by ``create_worker``, before the app starts. Nothing is registered (and the
-    worker is not hooked) when the worker runs without its web server.
+    Called once by `crosscheck worker`, after ``create_worker`` and before the app starts.
+    Nothing is registered (and the worker is not hooked) when the worker runs without its
+    web server.
     """
     state = WebState(worker)
     if not worker.options.web_enabled:
@@ -206,8 +208,10 @@ def _limit_request_line(web: Any) -> None:
     """Let request lines up to MAX_REQUEST_LINE bytes reach the views (Faust's aiohttp runner
     keeps its keyword arguments for the server it makes at start)."""
     kwargs = getattr(getattr(web, "_runner", None), "_kwargs", None)
-    if isinstance(kwargs, dict):
-        kwargs["max_line_size"] = MAX_REQUEST_LINE
+    if not isinstance(kwargs, dict):
+        raise FaustCouplingError("the request-line limit cannot apply to this Faust's web "
+                                 f"server (no _runner._kwargs dict); see {DOC}")
+    kwargs["max_line_size"] = MAX_REQUEST_LINE
 
 
 def _page(app: Any, path: str, name: str) -> Callable[[Handler], object]:
@@ -257,7 +261,9 @@ def _drop_faust_index(web: Any) -> None:
     registered first and wins anyway, but leave no second route behind."""
     manager = getattr(web, "blueprints", None)
     enabled = getattr(manager, "_enabled", None)
-    if isinstance(enabled, list):
-        manager_enabled = cast(list[tuple[str, Any]], enabled)
-        manager_enabled[:] = [(prefix, bp) for prefix, bp in manager_enabled
-                              if "production_index" not in str(bp)]
+    if not isinstance(enabled, list):
+        raise FaustCouplingError("Faust's index route cannot be dropped from this Faust's web "
+                                 f"server (no blueprints._enabled list); see {DOC}")
+    manager_enabled = cast(list[tuple[str, Any]], enabled)
+    manager_enabled[:] = [(prefix, bp) for prefix, bp in manager_enabled
+                          if "production_index" not in str(bp)]

@@ -20,7 +20,6 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from time import perf_counter
 from typing import Any, cast
 
@@ -29,7 +28,6 @@ import faust
 from schemas.codec import Codec
 from schemas.registry import registry_from
 from schemas.validation import format_time
-from streams.clients import faust_broker_settings
 from streams.clock import wall_ms
 from streams.config import Settings
 from streams.metrics.aggregate import (
@@ -45,44 +43,17 @@ from streams.names import AGENT_NAME, AGGREGATOR_NAME, META_TABLE, METRICS_TABLE
 from streams.worker import faust_patch, outputs, tap, ticker
 from streams.worker.delivery import DeliveryGuard, whole_or_exit
 from streams.worker.echo import describe, describe_alert
+from streams.worker.faust_app import WorkerOptions, build_app
 from streams.worker.idle import IdleTracker
-from streams.worker.lifecycle import web_host_for
 from streams.worker.offsets import TailProbe, fill_head_gap
 from streams.worker.outputs import Send
-from streams.worker.runtime import Emit, Runtime
-from streams.worker.store import TABLE_ROCKSDB_OPTIONS, BlobTable, ChangelogWrite, TableStore
+from streams.worker.runtime import Runtime
+from streams.worker.runtime_types import Emit
+from streams.worker.store import BlobTable, TableStore
 from topology.partitioner import partition_for
 from topology.topics import INPUTS, TopicId, Topology
 
 log = logging.getLogger("crosscheck.worker")
-
-
-
-
-
-@dataclass(frozen=True)
-class WorkerOptions:
-    """Knobs of one worker process."""
-
-    data_dir: Path
-    web_port: int
-    input_partitions: int
-    output_partitions: dict[TopicId, int]
-    batch_max: int = 2000
-    batch_within: float = 0.05
-    tick_interval: float = 1.0
-    web_enabled: bool = True
-    web_bind: str = "127.0.0.1"  # the web server's address (loopback unless told otherwise)
-    loglevel: str = "warn"
-    echo: bool = False
-    report_every: float = 10.0
-    #: POST every alert to this URL too (best-effort, see streams/worker/webhook.py)
-    alert_webhook: str | None = None
-    #: "batch": input records reach the worker in batches below Faust's stream (tap.py);
-    #: "stream": through Faust's per-record stream and ``take_events`` (the A/B baseline)
-    consume: str = "batch"
-    #: seconds between Faust's offset commits; None: ``commit_interval_for`` the guarantee
-    commit_interval: float | None = None
 
 
 @dataclass
@@ -275,73 +246,11 @@ class Worker:
         await ticker.tick(self)
 
 
-#: the most a fetch returns of one partition (aiokafka's max_partition_fetch_bytes; a larger
-#: record batch still comes whole)
-CONSUMER_FETCH_BYTES = 256 * 1024
-
-#: aiokafka's record-batch size per topic-partition (under the broker's 1 MiB message limit)
-PRODUCER_BATCH_BYTES = 512 * 1024
-
-
-#: seconds between commits by default: under exactly-once outputs become readable only
-#: when their transaction commits, so this bounds the decision latency (Kafka Streams'
-#: default under exactly-once is 100 ms too); under at-least-once they are readable once
-#: sent, and Faust's own 2.8 s is kept
-COMMIT_INTERVAL = {"exactly_once": 0.1, "at_least_once": 2.8}
-
-
-def commit_interval_for(guarantee: str) -> float:
-    """The default seconds between commits under a processing guarantee."""
-    return COMMIT_INTERVAL.get(guarantee, COMMIT_INTERVAL["exactly_once"])
-
-
 def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
     """Build the Faust app, its tables and agent for these settings."""
     faust_patch.apply()
     topology = Topology(options.input_partitions, settings.topic_prefix, settings.topic_overrides)
-    app = faust.App(
-        settings.app_id,
-        **faust_broker_settings(settings),
-        store="rocksdb://",
-        datadir=str(options.data_dir),
-        processing_guarantee=settings.processing_guarantee,
-        topic_partitions=options.input_partitions,
-        topic_allow_declare=True,
-        table_standby_replicas=0,
-        web_enabled=options.web_enabled,
-        web_bind=options.web_bind,
-        web_host=web_host_for(options.web_bind),
-        web_port=options.web_port,
-        producer_linger_ms=10,
-        # under exactly-once a mismatch is readable only once its transaction commits:
-        # Faust's 2.8 s default put the decision latency's p99 above 3 s
-        broker_commit_interval=(options.commit_interval
-                                or commit_interval_for(settings.processing_guarantee)),
-        # a batch's outputs and changelog records go out in few produce requests: with
-        # aiokafka's default 16 KiB batches every ~8 order states filled one and the next
-        # send waited for it to drain
-        producer_max_batch_size=PRODUCER_BATCH_BYTES,
-        consumer_auto_offset_reset="earliest",
-        # at most 256 KiB per partition per fetch (Faust's default 1 MiB): a worker catching
-        # up held ~100 MB more of fetched records for no gain in throughput (bench: 1 MiB
-        # 28.7k/s and 420 MB RSS, 256 KiB 28.5k/s and 310 MB, 64 KiB 20.6k/s, starved)
-        consumer_max_fetch_size=CONSUMER_FETCH_BYTES,
-        # a killed worker's partitions move to a restarted one after 15 s, not 60 s; the
-        # heartbeat runs on Faust's consumer thread, so long batches do not miss it
-        broker_session_timeout=15.0,
-        broker_heartbeat_interval=3.0,
-        # stop without draining buffered records: what is not committed is redone later
-        stream_wait_empty=False,
-        loghandlers=[],
-    )
-    # key_type/value_type bytes make Faust use the raw serializer for the changelogs, so
-    # recovery copies our msgpack bytes as they are. (A `schema=` argument does not: the
-    # changelog would be decoded as JSON, and on a multi-topic channel it stops delivery.)
-    for name in (ORDERS_TABLE, META_TABLE):
-        app.Table(name, partitions=options.input_partitions, key_type=bytes, value_type=bytes,
-                  help=f"crosscheck {name} state", options=dict(TABLE_ROCKSDB_OPTIONS))
-    app.Table(METRICS_TABLE, partitions=1, key_type=bytes, value_type=bytes,
-              help="crosscheck metrics aggregator", options=dict(TABLE_ROCKSDB_OPTIONS))
+    app = build_app(settings, options)
     codec = Codec(registry_from(settings.schema_registry_url, settings.schema_registry_auth))
     worker_id = uuid.uuid4().hex[:12]
     holder: dict[str, Worker] = {}
@@ -377,7 +286,8 @@ def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
 
     app.agent(channel, name=AGENT_NAME)(judge)  # subscribes the inputs (and is the
     # "stream" path); with the tap installed, their records go to the tap instead
-    if options.consume == "batch" and tap.install():
+    if options.consume == "batch":
+        tap.install()  # refuses (FaustCouplingError) a Faust it was not written for
         batch_tap = tap.BatchTap(app, channel.topics, options.batch_max, options.batch_within)
         setattr(app, tap.TAP_ATTRIBUTE, batch_tap)
 
@@ -428,12 +338,7 @@ def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
 
     app.on_partitions_revoked.connect(cast(Any, on_revoked))
 
-    # --- web endpoints and dashboard (streams/web: /, /health, /metrics, /orders/{id}, ...) ---
-    from streams.web import register_web
-    register_web(app, worker)
-    # --- end of web endpoints ---
-
     return worker
 
 
-__all__ = ["ChangelogWrite", "Worker", "WorkerOptions", "create_worker"]
+__all__ = ["Worker", "create_worker"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
@@ -14,10 +14,8 @@ from streams.engine.held import confirmed_until
 from streams.engine.watermark import all_quiet, rule_watermarks
 from streams.model import Command, Mismatch, Source, Status
 from streams.rules.catalog import RULE_OF, RULES
+from streams.worker.runtime_types import Counters, Emit, PartitionCtx, RecordLike
 from topology.topics import TopicId
-
-if TYPE_CHECKING:
-    from streams.worker.runtime import Counters, Emit, PartitionCtx, RecordLike
 
 
 class Arrival:

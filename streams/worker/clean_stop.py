@@ -38,7 +38,7 @@ TP = tuple[str, int]
 async def settle_commits(app: Any) -> None:
     """Commit every acked record now: wait for a commit in flight (it may have taken its
     offsets before the last ack), then commit (a commit started meanwhile took them after)."""
-    consumer = getattr(app, "_consumer", None)
+    consumer = app._consumer  # Faust's, None until the app made one (not made here)
     if consumer is None:
         return
     try:

@@ -76,7 +76,7 @@ def consumer_positions(objects: list[object]) -> list[str]:
     for consumer in [o for o in objects if isinstance(o, AIOKafkaConsumer)]:
         try:
             paused = consumer.paused()
-            buffered = set(getattr(consumer._fetcher, "_records", {}) or {})
+            buffered = set(consumer._fetcher._records or {})
             for tp in sorted(consumer.assignment()):
                 state = consumer._subscription.subscription.assignment.state_value(tp)
                 position = state.position if state.has_valid_position else None

@@ -23,7 +23,8 @@ def describe(output: Mismatch | Command | DeadLetter | Partial) -> str:
     if isinstance(output, Command):
         money = f" {output.amount} {output.currency}" if output.amount is not None else ""
         stock = f" {output.quantity} x {output.sku}" if output.sku else ""
-        return (f"COMMAND  {output.type.value:17} target={output.target_id} "
+        kind = "SHADOW  " if output.shadow else "COMMAND "
+        return (f"{kind} {output.type.value:17} target={output.target_id} "
                 f"order={output.order_id}{money}{stock} id={output.command_id[:12]}")
     if isinstance(output, Partial):
         return f"METRICS  partition {output.partition}: {len(output.windows)} windows closed"

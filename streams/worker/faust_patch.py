@@ -1,4 +1,4 @@
-"""Fixes for defects of Faust's (faust-streaming 0.15) table recovery, applied at start.
+"""Fixes for defects of Faust's (faust-streaming 0.15.3) recovery and commits, applied at start.
 
 1. ``Recovery.on_recovery_completed`` resumes the stream partitions *before* it seeks
 them to their committed offsets. Records fetched in between are skipped and acknowledged;
@@ -39,6 +39,8 @@ from typing import Any
 from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
+
+from streams.worker import faust_guard
 
 #: the attribute of the Faust app that holds its DeliveryGuard
 GUARD_ATTRIBUTE = "crosscheck_delivery"
@@ -138,9 +140,12 @@ async def _commit_one(self: Any, transactional_id: str, offsets: Any, group_id: 
 
 
 def apply() -> None:
-    """Install the fixed methods, and the shared RocksDB memory budget (idempotent)."""
+    """Install the fixed methods, and the shared RocksDB memory budget (idempotent), once
+    ``faust_guard`` has found the installed Faust and aiokafka to be the ones they were
+    written for (FaustCouplingError if not, unless overridden: see docs/faust.md)."""
     from streams.worker import rocksdb_budget
 
+    faust_guard.ensure()
     rocksdb_budget.patch_faust()
     if Recovery.on_recovery_completed is not _on_recovery_completed:
         Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]

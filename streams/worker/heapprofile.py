@@ -99,7 +99,7 @@ def worker_databases(worker: Any) -> Callable[[], list[Any]]:
     def databases() -> list[Any]:
         found: dict[int, Any] = {}
         for table in list(worker.app.tables.values()):
-            for db in list(getattr(table.data, "_dbs", {}).values()):
+            for db in list(table.data._dbs.values()):  # Faust's RocksDB store, per partition
                 found[id(db)] = db
         for store in list(worker.stores.values()):
             index = getattr(store, "_index", None)

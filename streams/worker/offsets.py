@@ -14,7 +14,9 @@ read_committed readers, and are aborted when the transaction times out.
 ``fill_head_gap`` registers that gap, when it is certain to hold only invisible offsets:
 no record of the partition below the head has been delivered and is still unacknowledged
 (records of one partition are delivered in offset order), and Faust has not registered it
-itself. A registered gap only ever covers offsets no stream will ack.
+itself. A registered gap only ever covers offsets no stream will ack. It reads and writes
+Faust's private offset bookkeeping (``docs/faust.md``): on a consumer without it, it raises
+FaustCouplingError (the aggregator's batch then ends the worker) instead of switching off.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 from streams.clients import confluent_config
 from streams.config import Settings
+from streams.worker.faust_guard import DOC, FaustCouplingError
 
 log = logging.getLogger("crosscheck.worker")
 
@@ -32,8 +35,8 @@ log = logging.getLogger("crosscheck.worker")
 async def fill_head_gap(app: Any, message: Any) -> bool:
     """Before processing `message`: register invisible offsets between its partition's
     committed offset and the lowest offset delivered since. True if a gap was added."""
+    consumer = app.consumer
     try:
-        consumer = app.consumer
         if consumer._commit_fut is not None:
             # a running commit has taken its offsets out of `acked` but not yet put them
             # into `committed`: look once it is done (no await from here on)
@@ -44,8 +47,9 @@ async def fill_head_gap(app: Any, message: Any) -> bool:
         unacked = consumer._unacked_messages
         add_gap = consumer._add_gap
         gaps = consumer._gap.get(tp)
-    except AttributeError:  # another Faust: nothing to work around
-        return False
+    except AttributeError as exc:  # another Faust (run with the guard overridden)
+        raise FaustCouplingError(f"the head-gap fix of the metrics aggregator cannot apply to "
+                                 f"this Faust's consumer ({exc}); see {DOC}") from exc
     if not committed:  # None or 0: Faust does not look for a head gap then
         return False
     head = min(message.offset, min(acked)) if acked else message.offset

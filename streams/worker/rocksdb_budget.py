@@ -70,7 +70,7 @@ def patch_faust() -> None:
 
     def as_options(self: Any) -> Any:
         options = original(self)
-        if not getattr(self, "use_rocksdict", False):  # python-rocksdb: left as it is
+        if not self.use_rocksdict:  # python-rocksdb: left as it is
             return options
         return apply(options, self.bloom_filter_size)
 

@@ -5,22 +5,45 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import faust
 
 from streams.clock import wall_ms
-from topology.topics import INPUTS, TopicId
-
-if TYPE_CHECKING:
-    from streams.worker.app import Worker
+from streams.config import Settings
+from streams.worker.idle import IdleTracker
+from streams.worker.offsets import TailProbe
+from streams.worker.runtime import Runtime
+from topology.topics import INPUTS, TopicId, Topology
 
 #: A worker with input waiting and no record processed for this long exits with this code.
 STALL_LIMIT_MS = 60_000
 STALL_EXIT_CODE = 75
 
 
-async def tick(worker: Worker) -> None:
+class Ticking(Protocol):
+    """What the timer reads of the worker (``streams.worker.app.Worker``)."""
+
+    @property
+    def app(self) -> Any: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def runtime(self) -> Runtime: ...
+
+    @property
+    def tracker(self) -> IdleTracker: ...
+
+    @property
+    def topology(self) -> Topology: ...
+
+    @property
+    def tail_probe(self) -> TailProbe: ...
+
+
+async def tick(worker: Ticking) -> None:
     """Send a Tick for inputs that are idle and caught up (wall-clock, once a second)."""
     inputs = {worker.topology.name(t) for t in INPUTS}
     assigned = sorted((tp.topic, tp.partition) for tp in worker.app.assignor.assigned_actives()

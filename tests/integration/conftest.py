@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -13,6 +15,10 @@ import pytest
 from streams.bench.procs import env_for
 from streams.broker import LocalBroker
 from streams.broker_config import kafka_version
+from streams.cdc.config import CdcPaths, CdcSettings
+from streams.cdc.plan import shop_plan
+from streams.cdc.postgres import find_bin_dir
+from streams.cdc.stack import CdcStack
 from streams.clients import admin
 from streams.config import Settings, load_settings
 from tests.integration.net import free_port_pair
@@ -43,6 +49,31 @@ def kafka_bootstrap(local_broker: LocalBroker | None) -> str:
     """KAFKA_BOOTSTRAP_SERVERS if set, else the session's local broker."""
     return local_broker.bootstrap if local_broker is not None else \
         os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+
+
+@pytest.fixture(scope="session")
+def cdc_stack(kafka_bootstrap: str) -> Iterator[CdcStack]:
+    """PostgreSQL with the example shop's tables and Connect with Debezium capturing them into
+    the session's Kafka, started once for the session (topics under a prefix of its own).
+    Connect commits its offsets only when it stops (so a kill redelivers what it read since)."""
+    if find_bin_dir() is None:
+        pytest.skip("no PostgreSQL binaries (postgres, initdb): install postgresql-15 or set "
+                    "CROSSCHECK_PG_BIN")
+    home = Path(tempfile.mkdtemp(prefix="crosscheck-cdc-"))
+    home.chmod(0o711)  # as root, PostgreSQL runs as the postgres user: let it walk in
+    cache = Path(os.environ.get("CROSSCHECK_HOME") or Path.home() / ".crosscheck").expanduser()
+    settings = replace(load_settings({}), bootstrap_servers=kafka_bootstrap, home=home,
+                       topic_prefix=f"cdc{uuid.uuid4().hex[:8]}.", partitions=4)
+    cdc = CdcSettings(pg_port=free_port_pair(), connect_port=free_port_pair())
+    stack = CdcStack(settings, cdc, shop_plan(settings.topic_prefix),
+                     jars_dir=CdcPaths(cache).jars_dir(), offset_flush_ms=3_600_000)
+    stack.connect.ensure_jars()
+    try:
+        stack.start(timeout=240)
+        yield stack
+    finally:
+        stack.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture

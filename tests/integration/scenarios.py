@@ -24,7 +24,8 @@ import orjson
 
 from schemas.validation import parse_event_json
 from streams.batch import evaluate
-from streams.config import RULE_ENV, RuleConfig, format_duration_ms
+from streams.config import RULE_ENV, RuleConfig
+from streams.durations import format_duration_ms
 from streams.model import Event, Source
 from streams.records import event_from_record
 from streams.verify import expected_records

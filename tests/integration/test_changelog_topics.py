@@ -10,7 +10,8 @@ from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 from streams.clients import confluent_config
 from streams.config import Settings
 from streams.names import META_TABLE, METRICS_TABLE, ORDERS_TABLE
-from streams.worker.app import WorkerOptions, create_worker
+from streams.worker.app import create_worker
+from streams.worker.faust_app import WorkerOptions
 from streams.worker.lifecycle import create_changelogs, discover_partitions
 from tests.integration.worker_support import free_port
 

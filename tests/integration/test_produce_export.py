@@ -35,7 +35,7 @@ T0 = 1_795_255_200_000
 
 #: what a field left out of an input event becomes (Avro defaults)
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "orders": {"user_id": "", "items": [], "total_amount": 0, "currency": ""},
+    "orders": {"user_id": "", "items": [], "total_amount": 0, "currency": "", "payment_id": ""},
     "payments": {"channel": ""},
     "inventory": {},
     "shipping": {"items": []},
@@ -83,6 +83,12 @@ def generate(n_orders: int, seed: int = 7, mixed: bool = True) -> list[dict[str,
         if rng.random() < 0.7:
             pay["channel"] = rng.choice(["alipay", "wechat", "card", ""])
         add("payments", pay)
+        if mixed and pay["type"] == "SUCCEEDED":  # the order service applies it: PAID
+            paid = {"event_id": f"{oid}-paid", "order_id": oid, "type": "PAID",
+                    "event_time": when(t + 61)}
+            if i % 3:
+                paid["payment_id"] = pay["payment_id"]
+            add("orders", paid)
         add("shipping", {"event_id": f"{oid}-ship", "order_id": oid, "type": "CREATED",
                          "event_time": when(t + 90), "shipment_id": f"s-{oid}",
                          "items": [{"sku": f"sku-{i % 13}", "quantity": qty}]})
@@ -192,6 +198,8 @@ def test_produce_then_export_gives_the_same_events(settings: Settings, topology:
         assert line["event"]["event_time"].endswith("Z")
     # per order, each topic's events come back unchanged and in order
     assert by_order(exported) == by_order(lines)
+    paid = [x["event"] for x in exported if x["event"]["type"] == "PAID"]
+    assert paid and {bool(e["payment_id"]) for e in paid} == {True, False}
 
 
 def test_each_order_lands_on_the_same_partition_in_every_input_topic(

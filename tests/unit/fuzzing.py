@@ -170,7 +170,8 @@ def valid_record(rng: random.Random, topic: TopicId) -> dict[str, Any]:
             "items": [{"sku": short_text(rng), "quantity": _quantity(rng),
                        "unit_price": _amount(rng)} for _ in range(count)],
             "total_amount": _amount(rng),
-            "currency": _currency(rng) if placed else rng.choice(("", _currency(rng)))}
+            "currency": _currency(rng) if placed else rng.choice(("", _currency(rng))),
+            "payment_id": rng.choice(("", short_text(rng))) if kind == "PAID" else ""}
 
 
 # --- bad values, by Avro type and by field ----------------------------------------------------

@@ -143,7 +143,7 @@ def test_output_records_use_contract_names() -> None:
         "detected_at", "evidence", "command_id", "details", "resolved_at", "resolved_by"]
     assert list(output_record(command, wall_clock=False)) == [
         "command_id", "type", "order_id", "target_id", "amount", "currency", "sku",
-        "quantity", "mismatch_id"]
+        "quantity", "payment_id", "mismatch_id"]
     assert ISO.match(output_record(mismatch)["decided_at"])
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from builders import CLOCK_MS, RULES, T0, canonical, commands, inv, mismatches, pay, run_stream
 
-from streams.batch import evaluate, evaluate_order, final_watermarks
+from streams.batch import evaluate, evaluate_order, input_progress, watermarks_of
 from streams.engine import Output
 from streams.model import Event, Mismatch, Status
 from topology.partitioner import partition_for
@@ -25,7 +25,7 @@ def test_final_watermark_is_the_partitions_max_minus_lateness() -> None:
         pay("FAILED", D1 + L, order="o1", payment="px"),
     ]
     # partition of o1 reaches D1; o0's partition stops at T0 - L
-    assert final_watermarks(events, RULES, 2) == {
+    assert watermarks_of(input_progress(events, 2), RULES) == {
         partition_for("o0", 2): T0 - L,
         partition_for("o1", 2): D1,
     }
@@ -39,7 +39,7 @@ def test_until_overrides_the_final_watermark() -> None:
     assert _eval(events) == []
     assert _eval(events, until=D1 - 1) == []
     assert len(mismatches(_eval(events, until=D1))) == 1
-    assert final_watermarks(events, RULES, 4, until=7) == {partition_for("o1", 4): 7}
+    assert watermarks_of(input_progress(events, 4), RULES, until=7) == {partition_for("o1", 4): 7}
 
 
 def test_duplicates_are_evaluated_once() -> None:

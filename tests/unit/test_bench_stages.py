@@ -10,7 +10,8 @@ from streams.bench.data import generate
 from streams.bench.stages import breakdown, parse_stages
 from streams.config import RuleConfig, load_settings
 from streams.web.prometheus import WorkerMetrics
-from streams.worker.runtime import STAGES, Counters, Record, Runtime
+from streams.worker.runtime import Runtime
+from streams.worker.runtime_types import STAGES, Counters, Record
 from topology.partitioner import partition_for
 from topology.topics import BY_ID, TopicId, Topology
 

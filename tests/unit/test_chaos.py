@@ -38,7 +38,8 @@ from streams.model import DeadLetter
 from streams.produce import ParsedLine
 from streams.verify import Expected
 from streams.web.documents import health_doc
-from streams.worker.runtime import Record, Runtime
+from streams.worker.runtime import Runtime
+from streams.worker.runtime_types import Record
 from streams.worker.ticker import STALL_EXIT_CODE
 from topology.partitioner import partition_for
 from topology.topics import TopicId, Topology

@@ -109,7 +109,8 @@ def test_missing_fields_with_defaults_take_them() -> None:
     codec = Codec()
     assert codec.encode("OrderEvent", record) == _fastavro_bytes("OrderEvent", record)
     assert codec.decode_as("OrderEvent", codec.encode("OrderEvent", record)) == {
-        **record, "user_id": "", "items": [], "total_amount": 0, "currency": ""}
+        **record, "user_id": "", "items": [], "total_amount": 0, "currency": "",
+        "payment_id": ""}
     mismatch = {k: v for k, v in SAMPLES["Mismatch"][0].items()
                 if k not in ("resolved_at", "resolved_by", "command_id")}
     decoded = codec.decode_as("Mismatch", codec.encode("Mismatch", mismatch))

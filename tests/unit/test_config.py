@@ -13,10 +13,9 @@ from streams.config import (
     RULE_ENV,
     RuleConfig,
     Settings,
-    format_duration_ms,
     load_settings,
-    parse_duration_ms,
 )
+from streams.durations import format_duration_ms, parse_duration_ms
 from streams.errors import ConfigError
 
 

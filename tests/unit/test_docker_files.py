@@ -148,17 +148,43 @@ def test_kafka_is_the_pinned_version_in_single_node_kraft_mode() -> None:
     assert len(env["CLUSTER_ID"]) == 22  # base64 of a 16-byte UUID, as KRaft requires
 
 
-def test_dockerfile_runs_crosscheck_worker_on_python_311() -> None:
-    froms = [rest for word, rest in _instructions() if word == "FROM"]
-    assert froms == ["python:3.11-slim"]
+def _stages() -> list[list[tuple[str, str]]]:
+    """The Dockerfile's instructions, one list per stage (each begins with its FROM)."""
+    stages: list[list[tuple[str, str]]] = []
+    for word, rest in _instructions():
+        if word == "FROM":
+            stages.append([])
+        if stages:
+            stages[-1].append((word, rest))
+    return stages
+
+
+def test_dockerfile_builds_the_wheel_and_runs_crosscheck_worker_on_python_311() -> None:
+    build, runtime = _stages()
+    assert build[0] == ("FROM", "python:3.11-slim AS build")
+    assert runtime[0] == ("FROM", "python:3.11-slim")
+    assert any(word == "RUN" and "maturin build --release --out /wheels" in rest
+               for word, rest in build)
+    assert ("COPY", "--from=build /wheels /wheels") in runtime
+    installs = [rest for word, rest in runtime if word == "RUN" and "pip install" in rest]
+    assert len(installs) == 1 and "pip install /wheels/crosscheck-*.whl" in installs[0]
+    assert 'n.status() == "native"' in installs[0]  # the image refuses to run Python's engine
+    assert not any(word == "COPY" and "--from" not in rest for word, rest in runtime)
     assert _exec_form("ENTRYPOINT") == ["crosscheck"]
     assert _exec_form("CMD") == ["worker"]
-    assert any(word == "RUN" and "pip install ." in rest for word, rest in _instructions())
+
+
+def test_the_build_stage_copies_what_the_wheel_is_built_from() -> None:
+    copied = {source for word, rest in _stages()[0] if word == "COPY"
+              for source in shlex.split(rest)[:-1]}
+    assert copied == {"pyproject.toml", "README.md", "native", "streams", "schemas", "topology"}
+    assert {"native/target", "**/*.so", ".venv"} <= set(
+        (REPO / ".dockerignore").read_text(encoding="utf-8").split())
 
 
 def test_dockerfile_copies_only_paths_that_exist() -> None:
     for word, rest in _instructions():
-        if word != "COPY":
+        if word != "COPY" or "--from=" in rest:
             continue
         args = [a for a in shlex.split(rest) if not a.startswith("--")]
         for source in args[:-1]:

@@ -7,13 +7,14 @@ import os
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 from builders import CLOCK_MS, T0, commands, inv, mismatches, pay, placed, ship
 from builders import RULES as EVICTING
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams import compiled, native
+from streams import native
 from streams.engine import MemoryStore, PartitionEngine
 from streams.engine import watermark as wm
 from streams.engine.state import PartitionMeta
@@ -21,6 +22,7 @@ from streams.model import Source
 from streams.rules.catalog import DECIDED_ON
 from streams.rules.catalog import RULES as CATALOG
 
+ROOT = Path(__file__).resolve().parents[2]
 RULES = replace(EVICTING, state_retention=10**9)
 L = RULES.allowed_lateness
 
@@ -149,9 +151,9 @@ print(json.dumps({"engine": core.NAME, "outputs": count, "digest": digest.hexdig
 
 def _stalled_run(**env_set: str) -> dict[str, object]:
     env = {k: v for k, v in os.environ.items()
-           if k not in (compiled.PURE_ENV, native.PYTHON_ENGINE_ENV)}
+           if k not in (native.PURE_ENV, native.PYTHON_ENGINE_ENV)}
     env.update(env_set)
-    done = subprocess.run([sys.executable, "-c", STALLED_RUN], cwd=compiled.ROOT, env=env,
+    done = subprocess.run([sys.executable, "-c", STALLED_RUN], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300, check=True)
     result: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
     return result
@@ -160,7 +162,7 @@ def _stalled_run(**env_set: str) -> dict[str, object]:
 def test_the_native_and_the_python_engine_agree_through_a_stall() -> None:
     """Early decisions, released and quiet inputs, held commands and a late backlog: the
     native engine emits what the Python engine emits, in the same order."""
-    python = _stalled_run(**{compiled.PURE_ENV: "1"})
+    python = _stalled_run(**{native.PURE_ENV: "1"})
     default = _stalled_run()
     assert python["engine"] == "python"
     assert int(python["outputs"]) > 100  # type: ignore[call-overload]

@@ -47,7 +47,8 @@ from streams.config import RuleConfig
 from streams.inputs import decode_input
 from streams.model import DeadLetter, Event, Source
 from streams.records import event_from_record
-from streams.worker.runtime import Record, Runtime
+from streams.worker.runtime import Runtime
+from streams.worker.runtime_types import Record
 from topology.topics import TopicId, Topology
 
 CODEC = Codec()

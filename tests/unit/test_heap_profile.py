@@ -92,7 +92,7 @@ class _Obj:
 def test_worker_databases_lists_table_partitions_and_due_indexes_once() -> None:
     a, b, c = object(), object(), object()
     tables = {"orders": _Obj(data=_Obj(_dbs={0: a, 1: b})), "meta": _Obj(data=_Obj(_dbs={0: b})),
-              "metrics": _Obj(data=_Obj())}
+              "metrics": _Obj(data=_Obj(_dbs={}))}  # no partition opened yet
     worker = _Obj(app=_Obj(tables=tables), stores={0: _Obj(_index=c), 1: _Obj(_index=None)})
     found = heapprofile.worker_databases(worker)()
     assert sorted(map(id, found)) == sorted(map(id, [a, b, c]))

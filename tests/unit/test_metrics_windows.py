@@ -25,7 +25,8 @@ from streams.model import (
     Severity,
     Status,
 )
-from streams.worker.runtime import Emit, Record, Runtime
+from streams.worker.runtime import Runtime
+from streams.worker.runtime_types import Emit, Record
 from streams.worker.windows_store import window_key
 from topology.partitioner import partition_for
 from topology.topics import BY_ID, TopicId, Topology

@@ -1,13 +1,14 @@
-"""The optional native core: when it runs, its staleness check, and its order objects.
+"""The native engine: when it runs, its staleness check, the fallback's notice, its orders.
 
 That it gives the same outputs and the same stored bytes as the Python engine is checked in
-``test_compiled.py`` (every core over 20,000 simulator events); the engine and rules tests
-run against it when it is built, and once more in pure Python (``make test``).
+``test_native_parity.py`` (over 20,000 simulator events); the engine and rules tests run
+against it, and once more on the Python engine (``make test``).
 """
 
 from __future__ import annotations
 
-import json
+import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,45 +19,86 @@ from builders import RULES, T0, inv, pay, placed, ship
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams import compiled, native
+from streams import native
 from streams.engine import MemoryStore, PartitionEngine, core
 from streams.engine.state import OrderState, OrderStateV1, encode_order
 from streams.engine.state import decode_order as python_decode
 from topology.partitioner import partition_for
 
+ROOT = Path(__file__).resolve().parents[2]
 NEEDS_BUILD = pytest.mark.skipif(native.status() != "native",
-                                 reason="the native core is not built (make native)")
+                                 reason="the native engine is not built (make native)")
 
 
-def _status_with(**env: str) -> str:
-    code = "import streams.native as n; print(n.status())"
-    done = subprocess.run([sys.executable, "-c", code], cwd=compiled.ROOT, text=True,
+def _run(code: str, **env: str) -> list[str]:
+    """What ``code`` prints in a child process, with the environment ``env`` only."""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, text=True,
                           capture_output=True, check=True,
                           env={"PATH": "/usr/bin:/bin", **env})
-    return done.stdout.strip()
+    return done.stdout.splitlines()
+
+
+STATUS = ("import streams.native as n; from streams.engine import core; "
+          "print(n.status()); print(core.NAME); print(n.notice())")
 
 
 def test_the_switches_choose_the_python_engine() -> None:
-    assert _status_with(CROSSCHECK_PURE_PYTHON="1") == "pure"
-    assert _status_with(CROSSCHECK_PYTHON_ENGINE="1") == "python"
-    assert _status_with() == ("native" if native.LIBRARY.exists() and not native.stale()
-                              else native.status())
+    assert _run(STATUS, CROSSCHECK_PURE_PYTHON="1") == [
+        "pure", "python", "crosscheck: running the Python engine, same outputs, slower: "
+        "CROSSCHECK_PURE_PYTHON is set"]
+    assert _run(STATUS, CROSSCHECK_PYTHON_ENGINE="1")[:2] == ["python", "python"]
+    status, engine, notice = _run(STATUS)
+    if built():
+        assert (status, engine, notice) == ("native", "native", "None")
+    else:
+        assert status in ("none", "stale") and engine == "python" and notice != "None"
+
+
+def built() -> bool:
+    """Whether the library is there and not older than its sources."""
+    spec = importlib.util.find_spec(native.MODULE)
+    return spec is not None and spec.origin is not None and not native.stale(Path(spec.origin))
+
+
+def test_without_the_library_the_python_engine_runs_and_says_why() -> None:
+    blocked = "import sys; sys.modules['streams._native'] = None; " + STATUS
+    status, engine, notice = _run(blocked)
+    assert (status, engine) == ("none", "python")
+    assert notice.startswith("crosscheck: running the Python engine, same outputs, slower: "
+                             "the native engine cannot be imported (")
+    assert "streams._native" in notice
 
 
 def test_a_source_edited_after_the_build_makes_it_stale(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    manifest = tmp_path / "native.json"
-    monkeypatch.setattr(native, "MANIFEST", manifest)
-    assert native.stale() is False  # no build: nothing is stale
-    digests = native._digests()
-    assert set(digests) >= {"native/Cargo.toml", "native/Cargo.lock", "native/src/lib.rs",
-                            "native/src/engine.rs"}
-    manifest.write_text(json.dumps(digests))
-    assert native.stale() is False
-    manifest.write_text(json.dumps({**digests, "native/src/engine.rs": "0" * 64}))
-    assert native.stale() is True
-    manifest.write_text("not json")
-    assert native.stale() is True
+    crate = tmp_path / "native"
+    (crate / "src").mkdir(parents=True)
+    sources = [crate / "Cargo.toml", crate / "Cargo.lock", crate / "src" / "lib.rs"]
+    for path in sources:
+        path.write_text("x")
+        os.utime(path, (1_000, 1_000))
+    library = tmp_path / "streams" / "_native.abi3.so"
+    library.parent.mkdir()
+    library.write_bytes(b"")
+    os.utime(library, (2_000, 2_000))
+    monkeypatch.setattr(native, "CRATE", crate)
+    assert native.sources() == sorted(sources)
+    assert native.stale(library) is False
+    os.utime(sources[2], (3_000, 3_000))  # lib.rs edited after the build
+    assert native.stale(library) is True
+    installed = tmp_path / "site-packages" / "streams" / "_native.abi3.so"
+    installed.parent.mkdir(parents=True)
+    installed.write_bytes(b"")
+    os.utime(installed, (2_000, 2_000))
+    assert native.stale(installed) is False  # a wheel's library: no sources beside it
+    (crate / "Cargo.toml").unlink()
+    assert native.sources() == [] and native.stale(library) is False  # not a source tree
+
+
+def test_this_source_trees_sources_are_the_crates() -> None:
+    names = {str(p.relative_to(ROOT)) for p in native.sources()}
+    assert {"native/Cargo.toml", "native/Cargo.lock", "native/src/lib.rs",
+            "native/src/engine.rs"} <= names
 
 
 def _orders() -> list[OrderState]:
@@ -95,26 +137,6 @@ def test_native_orders_read_state_format_1() -> None:
     data = msgspec.msgpack.encode(old)
     order = module.decode(data)
     assert order.to_python() == python_decode(data)
-
-
-def test_a_failed_optional_build_is_cleaned_away_and_says_what_runs_instead(
-        capsys: pytest.CaptureFixture[str]) -> None:
-    run_command = compiled.run_command
-    cleaned: list[bool] = []
-
-    def fail() -> None:
-        raise subprocess.CalledProcessError(3, ["cargo"])
-
-    code = run_command(["build"], fail, lambda: cleaned.append(True), lambda: "none",
-                       what="the native core", fallback="the Python engine runs",
-                       failed="cargo exited {code}, its output is above", built="built")
-    assert code == 1 and cleaned == [True]
-    assert capsys.readouterr().err == (
-        "crosscheck: the native core was not built (cargo exited 3, its output is above); "
-        "the Python engine runs (same outputs, slower)\n")
-    assert run_command(["status"], fail, lambda: None, lambda: "none", what="", fallback="",
-                       failed="", built="") == 0
-    assert capsys.readouterr().out == "none\n"
 
 
 @NEEDS_BUILD

@@ -48,7 +48,7 @@ SCHEMA_IDS = {topic: _schema_id(topic) for topic in INPUT_TOPICS}
 class Pair:
     """A native engine fed records through ``on_record`` (the checked path when it
     declines), one fed ``read_record``'s events (the replay's), and one fed the checked path
-    only (whose ``on_event`` gives what the Python engine's does: ``test_compiled.py``), on
+    only (whose ``on_event`` gives what the Python engine's does: ``test_native_parity.py``), on
     stores of their own."""
 
     def __init__(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from builders import RULES
 
@@ -28,8 +30,11 @@ def command(cid: str, mid: str) -> Command:
 
 
 def test_default_warmup_is_the_longest_horizon_plus_the_lateness() -> None:
-    assert default_warmup(RULES) == RULES.shipment_timeout + RULES.allowed_lateness
-    assert default_warmup(RULES) == RULES.horizon + RULES.allowed_lateness
+    rules = dataclasses.replace(RULES, callback_timeout=4_000)
+    assert default_warmup(rules) == rules.shipment_timeout + rules.allowed_lateness
+    assert default_warmup(rules) == rules.horizon + rules.allowed_lateness
+    longer = dataclasses.replace(RULES, callback_timeout=60_000)  # (PAYMENT_NOT_APPLIED's)
+    assert default_warmup(longer) == 60_000 + RULES.allowed_lateness
 
 
 def test_window_bounds() -> None:

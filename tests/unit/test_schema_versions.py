@@ -28,7 +28,9 @@ from schemas.catalog import (
 from schemas.codec import Codec
 from schemas.errors import DecodeError, SchemaError
 from schemas.registry import ConfluentRegistry, LocalRegistry
-from streams.inputs import framed_id
+from streams.fastdecode import read_event
+from streams.inputs import decode_checked, decode_input, framed_id
+from streams.model import Item, Source
 from topology.topics import TopicId
 
 T = 1_795_255_200_000
@@ -36,6 +38,20 @@ ALERT_V1 = {"alert_id": "a-1", "kind": "STORM", "mismatch_type": "DUPLICATE_PAYM
             "severity": "CRITICAL", "count": 42, "window_start": T, "window_end": T + 60_000,
             "sample_order_ids": ["o1", "o2"]}
 TICK_V1 = {"partition": 3, "idle_topics": ["orders"], "offsets": [17], "sent_at": T}
+ORDER_V1 = [
+    {"event_id": "o1-placed", "order_id": "o1", "type": "PLACED", "event_time": T,
+     "user_id": "u1", "items": [{"sku": "A", "quantity": 2, "unit_price": 1500}],
+     "total_amount": 3000, "currency": "CNY"},
+    {"event_id": "o1-cancel", "order_id": "o1", "type": "CANCELLED", "event_time": T + 1,
+     "user_id": "", "items": [], "total_amount": 0, "currency": ""},
+]
+COMMAND_V1 = {"command_id": "c-1", "type": "REFUND_PAYMENT", "order_id": "o1",
+              "target_id": "p2", "amount": 3000, "currency": "CNY", "sku": None,
+              "quantity": None, "mismatch_id": "m-1", "issued_at": T}
+MISMATCH_V1 = {"mismatch_id": "m-1", "type": "TCC_HANGING", "status": "OPEN", "order_id": "o1",
+               "subject_id": "r1", "severity": "MEDIUM", "decided_at": T, "detected_at": T,
+               "evidence": ["e1"], "command_id": "c-1", "details": {}, "resolved_at": None,
+               "resolved_by": None}
 
 
 def framed(schema_id: int, info: SchemaInfo, record: dict[str, Any]) -> bytes:
@@ -66,6 +82,64 @@ def test_the_first_versions_are_the_schemas_as_they_were() -> None:
     assert kind["type"]["symbols"] == ["MISMATCH", "STORM"]
     assert [f["name"] for f in alert["fields"]] == list(ALERT_V1)
     assert [f["name"] for f in versions("Tick")[0].raw["fields"]] == list(TICK_V1)
+    order = versions("OrderEvent")[0].raw
+    kind = next(f for f in order["fields"] if f["name"] == "type")
+    assert kind["type"]["symbols"] == ["PLACED", "CANCELLED"]
+    assert [f["name"] for f in order["fields"]] == list(ORDER_V1[0])
+    command = versions("Command")[0].raw
+    assert [f["name"] for f in command["fields"]] == list(COMMAND_V1)
+    kind = next(f for f in command["fields"] if f["name"] == "type")
+    assert "MARK_ORDER_PAID" not in kind["type"]["symbols"]
+    mismatch = versions("Mismatch")[0].raw
+    kind = next(f for f in mismatch["fields"] if f["name"] == "type")
+    assert len(kind["type"]["symbols"]) == 10 and "TCC_HANGING" in kind["type"]["symbols"]
+
+
+def test_an_old_order_event_decodes_into_the_current_schema_and_to_an_event() -> None:
+    codec = Codec()
+    old = versions("OrderEvent")[0]
+    for record in ORDER_V1:
+        data = framed(1, old, record)
+        info, decoded = codec.decode(data)
+        assert info is schema("OrderEvent") and decoded == {**record, "payment_id": ""}
+        assert framed_id(codec, TopicId.ORDERS, data) is None  # the checked path reads it
+        event = decode_input(codec, TopicId.ORDERS, data)
+        assert (event.type, event.event_id, event.payment_id) == (
+            record["type"], record["event_id"], None)
+        assert event.total_amount == record["total_amount"]
+    assert decode_input(codec, TopicId.ORDERS, framed(1, old, ORDER_V1[0])).items == (
+        Item("A", 2, 1500),)
+
+
+def test_a_paid_order_event_is_written_with_the_new_id_and_read_by_both_paths() -> None:
+    codec = Codec()
+    for payment_id in ("PAY-1", ""):
+        record = {"event_id": "o1-paid", "order_id": "o1", "type": "PAID", "event_time": T,
+                  "payment_id": payment_id}
+        data = codec.encode("OrderEvent", record)
+        assert int.from_bytes(data[1:5], "big") == 13
+        assert codec.decode_as("OrderEvent", data) == {
+            **record, "user_id": "", "items": [], "total_amount": 0, "currency": ""}
+        event = decode_checked(codec, TopicId.ORDERS, data)
+        assert (event.type, event.entity_id, event.payment_id) == (
+            "PAID", "o1", payment_id or None)
+        assert framed_id(codec, TopicId.ORDERS, data) == 13
+        assert read_event(Source.ORDERS, data) == event == decode_input(
+            codec, TopicId.ORDERS, data)
+    with pytest.raises(DecodeError):  # the old version has no PAID (nor a payment_id)
+        codec.decode(b"\x00\x00\x00\x00\x01" + data[5:])
+
+
+def test_old_commands_and_mismatches_decode_into_the_current_schemas() -> None:
+    codec = Codec()
+    command = codec.decode_as("Command", framed(6, versions("Command")[0], COMMAND_V1))
+    assert command == {**COMMAND_V1, "payment_id": None}
+    mismatch = codec.decode_as("Mismatch", framed(5, versions("Mismatch")[0], MISMATCH_V1))
+    assert mismatch == MISMATCH_V1
+    for name, schema_id in (("OrderEvent", 13), ("Mismatch", 14), ("Command", 15)):
+        data = codec.encode(name, SAMPLES[name][-1])
+        assert int.from_bytes(data[1:5], "big") == schema_id
+        assert codec.decode_as(name, data) == SAMPLES[name][-1]
 
 
 def test_an_old_alert_decodes_into_the_current_schema_with_defaults() -> None:
@@ -122,7 +196,7 @@ def test_an_old_layout_of_an_input_schema_is_never_given_to_the_fast_path() -> N
 def test_unknown_ids_are_still_decode_errors() -> None:
     codec = Codec()
     body = framed(11, schema("Alert"), SAMPLES["Alert"][0])[5:]
-    for schema_id in (0, 13, 99, 2**31):
+    for schema_id in (0, 16, 99, 2**31):
         with pytest.raises(DecodeError, match=f"unknown schema id {schema_id}"):
             codec.decode(b"\x00" + schema_id.to_bytes(4, "big") + body)
 

@@ -19,7 +19,8 @@ from streams.cli import worker_cmd
 from streams.config import DEFAULT_WORKER_BIND, Settings, load_settings, parse_bind
 from streams.errors import ConfigError
 from streams.web.order_path import order_id_from_path
-from streams.worker.app import WorkerOptions, create_worker
+from streams.worker.app import create_worker
+from streams.worker.faust_app import WorkerOptions
 from streams.worker.lifecycle import web_host_for
 from topology.topics import TopicId
 

@@ -6,7 +6,15 @@ import pytest
 
 from schemas.catalog import schemas
 from streams.errors import ConfigError
-from topology.topics import BY_ID, INPUTS, ORDER_GROUP, TOPICS, TopicId, Topology
+from topology.topics import (
+    BY_ID,
+    INPUTS,
+    ORDER_GROUP,
+    TOPICS,
+    TopicId,
+    Topology,
+    command_topic,
+)
 
 DEFAULT_NAMES = {
     TopicId.ORDERS: "orders",
@@ -15,6 +23,7 @@ DEFAULT_NAMES = {
     TopicId.SHIPPING: "shipping",
     TopicId.MISMATCHES: "crosscheck.mismatches",
     TopicId.COMMANDS: "crosscheck.commands",
+    TopicId.COMMANDS_SHADOW: "crosscheck.commands.shadow",
     TopicId.ALERTS: "crosscheck.alerts",
     TopicId.METRICS: "crosscheck.metrics",
     TopicId.DLQ: "crosscheck.dlq",
@@ -39,6 +48,21 @@ def test_inputs_are_co_partitioned_by_order_id() -> None:
         assert BY_ID[topic].copartition_group == ORDER_GROUP
         assert BY_ID[topic].key == "order_id"
         assert BY_ID[topic].partitions is None
+
+
+def test_shadow_commands_have_the_command_topics_layout() -> None:
+    for live, shadow in ((TopicId.COMMANDS, TopicId.COMMANDS_SHADOW),
+                         (TopicId.BACKFILL_COMMANDS, TopicId.BACKFILL_COMMANDS_SHADOW)):
+        a, b = BY_ID[live], BY_ID[shadow]
+        assert (b.key, b.value_schema, b.copartition_group, b.partitions, b.retention_ms) == \
+            (a.key, a.value_schema, a.copartition_group, a.partitions, a.retention_ms)
+        assert b.default_name == a.default_name + ".shadow"
+    assert command_topic(False) is TopicId.COMMANDS
+    assert command_topic(True) is TopicId.COMMANDS_SHADOW
+    assert command_topic(False, backfill=True) is TopicId.BACKFILL_COMMANDS
+    assert command_topic(True, backfill=True) is TopicId.BACKFILL_COMMANDS_SHADOW
+    assert Topology().topic_id("crosscheck.commands.shadow") is TopicId.COMMANDS_SHADOW
+    assert Topology().topic_id("commands.shadow") is TopicId.COMMANDS_SHADOW
 
 
 def test_value_schemas_exist() -> None:

@@ -48,9 +48,11 @@ GOOD: dict[TopicId, dict[str, Any]] = {
     },
 }
 
-#: the Avro record each GOOD event becomes
+#: the Avro record each GOOD event becomes (with the defaults of the fields it omits)
 EXPECTED: dict[TopicId, dict[str, Any]] = {
-    topic: {**event, "event_time": T0_MS} for topic, event in GOOD.items()
+    topic: {**event, "event_time": T0_MS, **({"payment_id": ""} if topic is TopicId.ORDERS
+                                             else {})}
+    for topic, event in GOOD.items()
 }
 
 _MISSING = object()
@@ -230,7 +232,8 @@ def test_every_type_of_each_topic_is_accepted(topic: TopicId) -> None:
 
 def test_cancelled_orders_may_omit_the_order_details() -> None:
     event = {"event_id": "c1", "order_id": "o1", "type": "CANCELLED", "event_time": 5}
-    expected = {**event, "user_id": "", "items": [], "total_amount": 0, "currency": ""}
+    expected = {**event, "user_id": "", "items": [], "total_amount": 0, "currency": "",
+                "payment_id": ""}
     assert validate_event(TopicId.ORDERS, event) == expected
     assert parse_event_json(TopicId.ORDERS, json.dumps(event)) == expected
     nulls = {**event, "user_id": None, "items": None, "total_amount": None, "currency": None}
@@ -252,6 +255,22 @@ def test_cancelled_orders_still_check_what_they_carry() -> None:
         mapping, from_json = _both(TopicId.ORDERS, {**base, **extra})
         assert mapping.startswith(expected)
         assert from_json == mapping
+
+
+def test_paid_orders_carry_an_optional_payment_id() -> None:
+    event = {"event_id": "p1-paid", "order_id": "o1", "type": "PAID", "event_time": T0}
+    bare = {**event, "event_time": T0_MS, "user_id": "", "items": [], "total_amount": 0,
+            "currency": "", "payment_id": ""}
+    assert validate_event(TopicId.ORDERS, event) == bare
+    assert parse_event_json(TopicId.ORDERS, json.dumps(event)) == bare
+    applied = {**event, "payment_id": "PAY-1"}
+    assert validate_event(TopicId.ORDERS, applied) == {**bare, "payment_id": "PAY-1"}
+    assert parse_event_json(TopicId.ORDERS, json.dumps(applied))["payment_id"] == "PAY-1"
+    assert validate_event(TopicId.ORDERS, {**event, "payment_id": None}) == bare
+    mapping, from_json = _both(TopicId.ORDERS, {**event, "payment_id": 7})
+    assert mapping == from_json == "payment_id: must be a string, got int"
+    mapping, _ = _both(TopicId.ORDERS, {**event, "type": "SHIPPED"})
+    assert mapping == "type: 'SHIPPED' is not a orders type (CANCELLED, PAID, PLACED)"
 
 
 def test_placed_orders_need_every_detail() -> None:

@@ -24,7 +24,7 @@ from streams.web.documents import (
 from streams.web.inputs import InputRow, held_doc, input_rows, inputs_doc, merged_state
 from streams.web.probe import PartitionLag, Probe
 from streams.web.recent import RecentMismatches
-from streams.worker.runtime import Counters
+from streams.worker.runtime_types import Counters
 from topology.topics import Topology
 
 SERVED = {"worker_id": "w1", "url": "http://127.0.0.1:6066"}
@@ -110,6 +110,20 @@ def test_order_doc_after_eviction_keeps_the_ledger() -> None:
     assert doc["events"] == [] and doc["history_evicted"] is True
     assert [m["type"] for m in doc["mismatches"]] == ["RESERVATION_WITHOUT_PAYMENT"]
     assert doc["mismatches"][0]["decided_at"] == format_time(T0 + 1 + RULES.payment_timeout)
+
+
+def test_order_doc_shows_the_order_marked_paid() -> None:
+    store = MemoryStore()
+    events = [placed(T0), pay("SUCCEEDED", T0 + 2), placed(T0 + 3, kind="PAID"),
+              placed(T0 + 9, kind="CANCELLED")]
+    run_stream(events, store=store, until=T0 + 100)
+    state = store.state("o1")
+    assert state is not None
+    doc = order_doc(state, 0, RecentMismatches(), SERVED, RULES, T0 + 100)
+    assert [(e["source"], e["type"]) for e in doc["events"]] == [
+        ("orders", "PLACED"), ("payments", "SUCCEEDED"), ("orders", "PAID"),
+        ("orders", "CANCELLED")]
+    assert doc["events"][2]["event_time"] == format_time(T0 + 3)
 
 
 def test_event_json_has_items_and_no_empty_fields() -> None:

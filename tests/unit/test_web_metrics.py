@@ -15,7 +15,7 @@ from streams.model import Command, Mismatch, MismatchType, Severity, Status
 from streams.web.inputs import InputRow
 from streams.web.probe import PartitionLag, Probe, instrument
 from streams.web.prometheus import WorkerMetrics
-from streams.worker.runtime import Counters, Emit, Record
+from streams.worker.runtime_types import Counters, Emit, Record
 from topology.topics import TopicId, Topology
 
 NOW = 1_795_255_200_000
@@ -64,6 +64,7 @@ def test_exposition_has_every_series() -> None:
     c.events.update({"payments": 7, "orders": 3})
     c.mismatches.update({"AMOUNT_MISMATCH": 2})
     c.commands.update({"REFUND_PAYMENT": 1})
+    c.shadow_commands.update({"HOLD_SHIPMENT": 3})
     c.resolved, c.dead_letters, c.duplicates_ignored, c.ticks = 1, 4, 5, 6
     metrics = WorkerMetrics(source, lambda: NOW)
     metrics.observe_batch(0.02, 100)
@@ -77,6 +78,8 @@ def test_exposition_has_every_series() -> None:
     assert s[("crosscheck_mismatches_opened_total", (("type", "TCC_HANGING"),))] == 0
     assert s[("crosscheck_commands_total", (("type", "REFUND_PAYMENT"),))] == 1
     assert s[("crosscheck_commands_total", (("type", "HOLD_SHIPMENT"),))] == 0
+    assert s[("crosscheck_commands_shadow_total", (("type", "HOLD_SHIPMENT"),))] == 3
+    assert s[("crosscheck_commands_shadow_total", (("type", "REFUND_PAYMENT"),))] == 0
     assert s[("crosscheck_mismatches_resolved_total", ())] == 1
     assert s[("crosscheck_dead_letters_total", ())] == 4
     assert s[("crosscheck_duplicates_ignored_total", ())] == 5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from streams.model import MismatchType
 from streams.web.views import static_dir
 
 FILES = ("index.html", "dashboard.js", "dashboard.css", "chart.umd.min.js",
@@ -43,3 +44,12 @@ def test_dashboard_polls_the_documented_endpoints() -> None:
                  '"/orders/" + encodeURIComponent'):
         assert path in js, path
     assert "POLL_MS = 2000" in js
+
+
+def test_every_mismatch_type_has_a_colour_of_its_own() -> None:
+    js = (static_dir() / "dashboard.js").read_text()
+    block = re.search(r"const TYPE_COLORS = \{(.*?)\};", js, re.DOTALL)
+    assert block is not None
+    colours = dict(re.findall(r"([A-Z_]+): \"(#[0-9a-f]{6})\"", block.group(1)))
+    assert set(colours) == {t.value for t in MismatchType}
+    assert len(set(colours.values())) == len(colours)

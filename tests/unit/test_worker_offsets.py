@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from faust.transport.consumer import Consumer
 from faust.types import TP
 from intervaltree import IntervalTree
 
+from streams.worker.faust_guard import FaustCouplingError
 from streams.worker.offsets import fill_head_gap
 
 PARTIALS = TP("crosscheck.metrics.partials", 0)
@@ -123,5 +125,7 @@ def main_run(main: Any) -> bool:
     return bool(asyncio.run(main()))
 
 
-def test_another_consumer_is_left_alone() -> None:
-    assert not asyncio.run(fill_head_gap(SimpleNamespace(consumer=object()), message(5)))
+def test_a_consumer_without_fausts_bookkeeping_stops_the_worker_with_a_reason() -> None:
+    """No silent switch-off: another Faust's consumer is an error that names what is missing."""
+    with pytest.raises(FaustCouplingError, match=r"_commit_fut.*docs/faust\.md"):
+        asyncio.run(fill_head_gap(SimpleNamespace(consumer=object()), message(5)))

@@ -10,7 +10,8 @@ from test_security_rules import _worker_options
 
 from streams.config import Settings
 from streams.worker import tap
-from streams.worker.app import WorkerOptions, commit_interval_for, create_worker
+from streams.worker.app import create_worker
+from streams.worker.faust_app import WorkerOptions, commit_interval_for
 from topology.topics import TopicId
 
 

@@ -4,102 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple, cast
-from weakref import WeakSet
+from typing import Any
 
 import pytest
 from faust.transport.consumer import Consumer as FaustConsumer
+from tap_fakes import App, Msg, RecordingTap, Topics, make
 
 from streams.worker import tap
 from streams.worker.tap import BatchTap
-
-
-@dataclass(eq=False)
-class Msg:
-    topic: str
-    partition: int
-    offset: int
-    generation_id: int = 1
-    tracked: bool = False
-    acked: bool = False
-
-    @property
-    def tp(self) -> tuple[str, int]:
-        return (self.topic, self.partition)
-
-
-@dataclass
-class FlowControl:
-    active: bool = True
-
-    def is_active(self) -> bool:
-        return self.active
-
-
-@dataclass
-class Consumer:
-    """The parts of faust-streaming 0.15's Consumer that ``Consumer.ack`` works on."""
-
-    app: Any = None
-    _unacked_messages: WeakSet[Any] = field(default_factory=WeakSet)
-    _acked: defaultdict[Any, list[int]] = field(default_factory=lambda: defaultdict(list))
-    _acked_index: defaultdict[Any, set[int]] = field(default_factory=lambda: defaultdict(set))
-    _committed_offset: defaultdict[Any, int | None] = field(
-        default_factory=lambda: defaultdict(lambda: None))
-    _n_acked: int = 0
-    _waiting_for_ack: Any = None
-
-    @property
-    def acked(self) -> list[Any]:
-        """The messages acked so far, in the order they were offered."""
-        return [m for m in self.app.offered if m.acked]
-
-
-@dataclass
-class Topics:
-    unacked: frozenset[str] = frozenset()
-
-    def acks_enabled_for(self, topic: str) -> bool:
-        return topic not in self.unacked
-
-
-@dataclass
-class Monitor:
-    stream_inbound_time: dict[Any, float] = field(default_factory=dict)
-
-
-@dataclass
-class App:
-    consumer_generation_id: int = 1
-    flow_control: FlowControl = field(default_factory=FlowControl)
-    consumer: Consumer = field(default_factory=Consumer)
-    monitor: Monitor = field(default_factory=Monitor)
-    topics: Topics = field(default_factory=Topics)
-    #: every record offered to the tap (``RecordingTap``), in order
-    offered: list[Any] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.consumer.app = self
-
-
-class RecordingTap(BatchTap):
-    """A BatchTap that remembers every record offered to it (in ``app.offered``), and takes
-    them one at a time too."""
-
-    def offer(self, message: Any) -> bool:
-        """``offer_many`` of one record: whether it was added."""
-        return self.offer_many([message]) == 1
-
-    def offer_many(self, messages: list[Any]) -> int:
-        self.app.offered.extend(messages)
-        return super().offer_many(messages)
-
-
-def make(batch_max: int = 3, within: float = 0.01) -> tuple[App, BatchTap]:
-    app = App()
-    return app, RecordingTap(app, ["orders", "payments"], batch_max, within)
 
 
 def test_records_come_out_in_fetch_order_in_batches_of_at_most_batch_max() -> None:
@@ -243,14 +155,6 @@ def test_a_failed_batch_is_never_acked() -> None:
         return app.consumer.acked
 
     assert asyncio.run(scenario()) == []
-
-
-def test_install_patches_faust_0_15_fetch_loop_once() -> None:
-    from faust.transport.consumer import Consumer as FaustConsumer
-
-    assert tap.supported()
-    assert tap.install() and tap.install()
-    assert FaustConsumer._drain_messages is tap._drain_messages
 
 
 def test_close_waits_for_the_batch_under_way_acks_it_and_takes_no_other() -> None:
@@ -412,112 +316,3 @@ def test_no_more_than_max_unsettled_batches_wait_for_their_deliveries() -> None:
     assert held == tap.MAX_UNSETTLED and after_one == tap.MAX_UNSETTLED + 1
 
 
-class TP(NamedTuple):
-    topic: str
-    partition: int
-
-
-@dataclass
-class Fetched:
-    """The parts of an aiokafka ConsumerRecord the fetch loop reads."""
-
-    offset: int
-    key: bytes | None = b"k"
-    value: bytes | None = b"v"
-
-
-@dataclass
-class FetchConsumer:
-    """The parts of faust-streaming 0.15's Consumer that ``offer_fetched`` works on."""
-
-    app: Any
-    flow_active: bool = True
-    _commit_every: int | None = None
-    _n_acked: int = 0
-    _buffered_partitions: set[Any] = field(default_factory=set)
-    _read_offset: defaultdict[Any, int | None] = field(
-        default_factory=lambda: defaultdict(lambda: None))
-    gaps: list[tuple[Any, int, int]] = field(default_factory=list)
-    ends: dict[Any, int] = field(default_factory=dict)
-    commits: int = 0
-    suspend_flow: asyncio.Event = field(default_factory=asyncio.Event)
-
-    class log:  # Faust's logger, as the loop calls it
-        @staticmethod
-        def dev(*args: Any) -> None:
-            pass
-
-    def highwater(self, tp: Any) -> int:
-        return 100 + int(tp.partition)
-
-    async def _add_gap(self, tp: Any, start: int, end: int) -> None:
-        self.gaps.append((tp, start, end))
-
-    async def commit(self) -> None:
-        self.commits += 1
-
-    async def wait_first(self, *coros: Any) -> None:
-        tasks = [asyncio.ensure_future(c) for c in coros]
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
-            task.cancel()
-
-
-@dataclass
-class EndMonitor(Monitor):
-    ends: dict[Any, int] = field(default_factory=dict)
-
-    def track_tp_end_offset(self, tp: Any, end: int) -> None:
-        self.ends[tp] = end
-
-
-def test_a_fetch_goes_into_the_tap_a_partition_at_a_time_with_read_offsets_and_gaps() -> None:
-    """Each tapped partition's records, in order, as TapMessages of the fetch's generation;
-    a record below the read offset is dropped, a jump in the offsets is registered as a gap,
-    an inactive partition and an untapped topic are left alone."""
-    async def scenario() -> tuple[RecordingTap, FetchConsumer, EndMonitor]:
-        app = App(monitor=EndMonitor())
-        t = RecordingTap(app, ["orders", "payments"], 100, 0.01)
-        consumer = FetchConsumer(app, _commit_every=2, _n_acked=2)
-        consumer._read_offset[TP("orders", 0)] = 4
-        records = {TP("orders", 0): [Fetched(3), Fetched(5), Fetched(6), Fetched(9)],
-                   TP("payments", 1): [Fetched(0), Fetched(1)],
-                   TP("orders", 2): [Fetched(7)],  # not an active partition
-                   TP("metrics", 0): [Fetched(1)]}  # not a tapped topic
-        active = {TP("orders", 0), TP("payments", 1), TP("metrics", 0)}
-        await tap.offer_fetched(consumer, t, records, active, 1)
-        return t, consumer, cast(EndMonitor, app.monitor)
-
-    t, consumer, monitor = asyncio.run(scenario())
-    got = t.take()
-    assert [(m.topic, m.partition, m.offset) for m in got] == [
-        ("orders", 0, 5), ("orders", 0, 6), ("orders", 0, 9), ("payments", 1, 0),
-        ("payments", 1, 1)]
-    assert all(isinstance(m, tap.TapMessage) and m.generation_id == 1 and not m.acked
-               and m.tp == (m.topic, m.partition) and m.value == b"v" for m in got)
-    assert consumer.gaps == [(TP("orders", 0), 7, 9)]
-    assert consumer._read_offset == {TP("orders", 0): 9, TP("payments", 1): 1}
-    assert monitor.ends == {TP("orders", 0): 100, TP("payments", 1): 101}
-    assert consumer.commits == 1 and consumer._n_acked == 0  # commit_every acks were reached
-
-
-def test_a_fetch_waits_for_room_in_the_tap_and_gives_up_when_flow_is_suspended() -> None:
-    async def scenario() -> tuple[list[int], list[int]]:
-        app = App(monitor=EndMonitor())
-        t = RecordingTap(app, ["orders"], 2, 0.01)  # room for 4
-        consumer = FetchConsumer(app)
-        records = {TP("orders", 0): [Fetched(i) for i in range(10)]}
-        fetch = asyncio.ensure_future(tap.offer_fetched(consumer, t, records, None, 1))
-        await asyncio.sleep(0.05)
-        assert len(t) == 4 and not fetch.done()  # held back at twice batch_max
-        taken = [m.offset for m in t.take()]  # room again: the fetch goes on
-        await asyncio.sleep(0.05)
-        assert len(t) == 4 and not fetch.done()
-        consumer.flow_active = False  # a rebalance begins while it waits
-        app.flow_control.active = False
-        consumer.suspend_flow.set()
-        await asyncio.wait_for(fetch, 1.0)
-        return taken, [m.offset for m in t._buffer]
-
-    taken, buffered = asyncio.run(scenario())
-    assert taken == [0, 1] and buffered == [2, 3, 4, 5]

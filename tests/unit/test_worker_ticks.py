@@ -7,7 +7,8 @@ from builders import BlobStore
 from schemas.codec import Codec
 from streams.config import RuleConfig
 from streams.worker.idle import IdleTracker
-from streams.worker.runtime import Record, Runtime
+from streams.worker.runtime import Runtime
+from streams.worker.runtime_types import Record
 from topology.topics import TopicId, Topology
 
 RULES = RuleConfig(allowed_lateness=1000, idle_timeout=2000)

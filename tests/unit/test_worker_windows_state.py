@@ -9,7 +9,7 @@ from builders import BlobStore
 from test_metrics_windows import MIN, Harness, P, orders_on, payment
 
 from streams.names import WINDOW_PREFIX, WINDOWS_CLOSED_KEY, WINDOWS_KEY
-from streams.worker.runtime import Emit
+from streams.worker.runtime_types import Emit
 from streams.worker.windows_store import load_windows, window_key
 from topology.topics import TopicId
 

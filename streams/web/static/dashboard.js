@@ -23,6 +23,11 @@
     REFUND_WITHOUT_RELEASE: "#ff9da7",
     TCC_EMPTY_ROLLBACK: "#9c755f",
     TCC_HANGING: "#bab0ac",
+    PAYMENT_NOT_APPLIED: "#a0cbe8",
+    CANCELLED_BUT_CHARGED: "#d37295",
+    CANCELLED_BUT_RESERVED: "#8cd17d",
+    CANCELLED_BUT_SHIPPED: "#ffbe7d",
+    PAID_WITHOUT_PAYMENT: "#499894",
   };
   const CURRENCY_COLORS = ["#4e79a7", "#e15759", "#59a14f", "#f28e2b", "#b07aa1", "#76b7b2"];
 

@@ -1,0 +1,1 @@
+../streams/cdc/shop_schema.sql

@@ -1,0 +1,1 @@
+"""Change-data-capture for development and tests: local PostgreSQL, Kafka Connect, Debezium."""
