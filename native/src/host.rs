@@ -31,17 +31,20 @@ pub const COMMAND_FIELDS: [&str; 10] = ["command_id", "type", "order_id", "targe
 
 /// A msgspec Struct class the engine makes objects of from values given in the order of
 /// `names`: each name's position among the class's fields, found once, so the call passes
-/// them where the class has them.
+/// them where the class has them (and, for a field with a default among them that the
+/// engine does not fill, its default).
 struct Maker {
     class: Py<PyAny>,
     /// for each of `names`, its position in the class's fields
     positions: Vec<usize>,
-    /// how many arguments a call passes (the class's fields after them keep their defaults)
-    arity: usize,
+    /// the arguments of a call before the engine's values go in: the defaults of the fields
+    /// it does not fill, None where it does (the fields after the last of them keep theirs)
+    template: Vec<Option<Py<PyAny>>>,
 }
 
 impl Maker {
     fn new(class: Bound<'_, PyAny>, names: &[&str]) -> PyResult<Self> {
+        let py = class.py();
         let fields: Vec<String> = class.getattr("__struct_fields__")?.extract()?;
         let what = || class.getattr("__qualname__").map(|n| n.to_string()).unwrap_or_default();
         let mut positions = Vec::with_capacity(names.len());
@@ -53,16 +56,28 @@ impl Maker {
             positions.push(at);
         }
         let arity = positions.iter().max().map_or(0, |m| m + 1);
-        if let Some(extra) = fields[..arity].iter().find(|f| !names.contains(&f.as_str())) {
-            return Err(PyValueError::new_err(format!(
-                "{}.{extra} comes before fields the native engine fills, and it does not fill it",
-                what())));
+        let infos = py.import("msgspec.structs")?.getattr("fields")?.call1((&class,))?;
+        let no_default = py.import("msgspec")?.getattr("NODEFAULT")?;
+        let mut template = Vec::with_capacity(arity);
+        for (at, field) in fields[..arity].iter().enumerate() {
+            if positions.contains(&at) {
+                template.push(None);
+                continue;
+            }
+            let default = infos.get_item(at)?.getattr("default")?;
+            if default.is(&no_default) {
+                return Err(PyValueError::new_err(format!(
+                    "{}.{field} comes before fields the native engine fills, and it has no \
+                     default to give it", what())));
+            }
+            template.push(Some(default.unbind()));
         }
-        Ok(Maker { class: class.unbind(), positions, arity })
+        Ok(Maker { class: class.unbind(), positions, template })
     }
 
     fn make<'py>(&self, py: Python<'py>, values: Vec<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-        let mut args: Vec<Option<Bound<'py, PyAny>>> = vec![None; self.arity];
+        let mut args: Vec<Option<Bound<'py, PyAny>>> = self.template.iter()
+            .map(|d| d.as_ref().map(|d| d.bind(py).clone())).collect();
         for (value, &at) in values.into_iter().zip(&self.positions) {
             args[at] = Some(value);
         }

@@ -59,5 +59,16 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     fields.set_item("streams.engine.state.PartitionMeta", watermark::META_FIELDS.to_vec())?;
     fields.set_item("streams.config.RuleConfig", engine::rule_settings())?;
     m.add("FIELDS", fields)?;
+    // the rule table: (number, type, severity, command, reads, trigger source, trigger
+    // types, delay setting, first, after, resolvable), compared with the Python table's
+    let rules = pyo3::types::PyList::empty(m.py());
+    for r in &table::RULES {
+        let t = &r.trigger;
+        let reads: Vec<&str> = r.reads.iter().map(|s| s.name()).collect();
+        rules.append((r.number, r.kind, r.severity, r.command.as_ref().map(|c| c.kind), reads,
+                      t.source.name(), t.types.to_vec(), t.delay, t.first, t.after,
+                      r.resolvable))?;
+    }
+    m.add("RULES", rules)?;
     Ok(())
 }

@@ -7,8 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams import native
 from streams.config import RuleConfig
 from streams.model import LIFECYCLE, Event, Item, MismatchType, Severity, Source, Step
+from streams.rulebook import RULEBOOK
 from streams.rules import table, triggers
 from streams.rules.catalog import DECIDED_ON, RULE_OF
 from streams.rules.entities import OrderView, dedup, trigger_key
@@ -31,6 +33,34 @@ def test_the_table_is_consistent() -> None:
         if spec.trigger.after is not None:
             assert ORD in spec.reads  # D waits for an order event: the rule reads orders
     assert len({spec.type for spec in table.RULES.values()}) == len(table.RULES)
+
+
+def test_the_table_says_what_the_rulebook_says() -> None:
+    """The settings' view of each rule (``streams.rulebook``: the rules file, ``crosscheck
+    rules``) and its entry agree: reads, the duration D adds, severity, command."""
+    for spec, info in zip(table.RULES.values(), RULEBOOK, strict=False):
+        assert spec.type == info.type
+        assert sorted(s.value for s in spec.reads) == sorted(info.inputs), info.type
+        assert spec.trigger.delay == info.threshold, info.type
+        assert spec.severity == info.severity, info.type
+        assert (spec.command.value if spec.command else None) == info.command, info.type
+    assert len(table.RULES) <= len(RULEBOOK)
+
+
+@pytest.mark.skipif(native.status() != "native", reason="the native engine is not built")
+def test_the_native_table_is_the_python_one() -> None:
+    module = native.load()
+    assert module is not None
+    ours = [(n, spec.type.value, spec.severity.value,
+             spec.command.value if spec.command else None, sorted(s.value for s in spec.reads),
+             spec.trigger.source.value, list(spec.trigger.types), spec.trigger.delay,
+             spec.trigger.first, spec.trigger.after, spec.resolvable)
+            for n, spec in table.RULES.items()]
+    theirs = [(n, kind, severity, command, sorted(reads), source, list(types), delay, first,
+               after, resolvable)
+              for n, kind, severity, command, reads, source, types, delay, first, after,
+              resolvable in module.RULES]
+    assert theirs == ours
 
 
 @pytest.mark.parametrize("bad", [
