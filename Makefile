@@ -88,6 +88,7 @@ NATIVE_CHECK := import sys, streams.native as n; sys.exit(None if n.status() == 
                 f"make test: the native engine is not running: {n.reason()}; `make native` builds it")
 test: install wheel chromium
 	@$(PY) -c '$(NATIVE_CHECK)'
+	cargo test --manifest-path native/Cargo.toml --locked -q
 	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile
 	@echo "pure Python run of the rules, engine and store tests:"
 	CROSSCHECK_PURE_PYTHON=1 $(PY) -m pytest -q $(PURE_TESTS)

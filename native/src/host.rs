@@ -4,27 +4,155 @@
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use pyo3::IntoPyObjectExt;
 
-use crate::catalog::CommandSpec;
-use crate::engine::NativeOrder;
+use crate::spec::CommandSpec;
+use crate::order::NativeOrder;
 use crate::model::{Event, Item, LedgerEntry, Source, Step};
 use crate::due::DueBuffer;
 use crate::overlay::OrderOverlay;
+
+/// The fields of `streams.model.Event` the engine reads, by name (never by position: a
+/// field moved or added there changes nothing here; one renamed is an error at the first
+/// event, and `tests/unit/test_native.py` checks every name exists).
+pub const EVENT_FIELDS: [&str; 14] = ["source", "event_id", "order_id", "type", "event_time",
+    "entity_id", "amount", "currency", "channel", "sku", "quantity", "items", "user_id",
+    "total_amount"];
+/// The fields of `streams.model.Item` the engine reads.
+pub const ITEM_FIELDS: [&str; 3] = ["sku", "quantity", "unit_price"];
+/// The fields of `streams.model.Mismatch` the engine fills, in the order `mismatch` gives them.
+pub const MISMATCH_FIELDS: [&str; 13] = ["mismatch_id", "type", "status", "order_id",
+    "subject_id", "severity", "decided_at", "detected_at", "evidence", "command_id", "details",
+    "resolved_at", "resolved_by"];
+/// The fields of `streams.model.Command` the engine fills, in the order `command` gives them.
+pub const COMMAND_FIELDS: [&str; 10] = ["command_id", "type", "order_id", "target_id",
+    "mismatch_id", "issued_at", "amount", "currency", "sku", "quantity"];
+
+/// A msgspec Struct class the engine makes objects of from values given in the order of
+/// `names`: each name's position among the class's fields, found once, so the call passes
+/// them where the class has them (and, for a field with a default among them that the
+/// engine does not fill, its default).
+struct Maker {
+    class: Py<PyAny>,
+    /// for each of `names`, its position in the class's fields
+    positions: Vec<usize>,
+    /// the arguments of a call before the engine's values go in: the defaults of the fields
+    /// it does not fill, None where it does (the fields after the last of them keep theirs)
+    template: Vec<Option<Py<PyAny>>>,
+}
+
+impl Maker {
+    fn new(class: Bound<'_, PyAny>, names: &[&str]) -> PyResult<Self> {
+        let py = class.py();
+        let fields: Vec<String> = class.getattr("__struct_fields__")?.extract()?;
+        let what = || class.getattr("__qualname__").map(|n| n.to_string()).unwrap_or_default();
+        let mut positions = Vec::with_capacity(names.len());
+        for name in names {
+            let at = fields.iter().position(|f| f == name).ok_or_else(|| {
+                PyValueError::new_err(format!("the native engine fills {}.{name}, which it does \
+                                               not have (fields: {fields:?})", what()))
+            })?;
+            positions.push(at);
+        }
+        let arity = positions.iter().max().map_or(0, |m| m + 1);
+        let infos = py.import("msgspec.structs")?.getattr("fields")?.call1((&class,))?;
+        let no_default = py.import("msgspec")?.getattr("NODEFAULT")?;
+        let mut template = Vec::with_capacity(arity);
+        for (at, field) in fields[..arity].iter().enumerate() {
+            if positions.contains(&at) {
+                template.push(None);
+                continue;
+            }
+            let default = infos.get_item(at)?.getattr("default")?;
+            if default.is(&no_default) {
+                return Err(PyValueError::new_err(format!(
+                    "{}.{field} comes before fields the native engine fills, and it has no \
+                     default to give it", what())));
+            }
+            template.push(Some(default.unbind()));
+        }
+        Ok(Maker { class: class.unbind(), positions, template })
+    }
+
+    fn make<'py>(&self, py: Python<'py>, values: Vec<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+        let mut args: Vec<Option<Bound<'py, PyAny>>> = self.template.iter()
+            .map(|d| d.as_ref().map(|d| d.bind(py).clone())).collect();
+        for (value, &at) in values.into_iter().zip(&self.positions) {
+            args[at] = Some(value);
+        }
+        let args: Vec<Bound<'py, PyAny>> = args.into_iter().map(|a| a.expect("every position filled"))
+            .collect();
+        self.class.bind(py).call1(PyTuple::new(py, args)?)
+    }
+}
+
+fn interned<const N: usize>(py: Python<'_>, names: [&str; N]) -> [Py<PyString>; N] {
+    names.map(|n| PyString::intern(py, n).unbind())
+}
+
+/// A msgspec Struct class the engine reads fields of, by name: an object of the class
+/// itself is read in one call (`msgspec.structs.astuple`), each field at its position found
+/// by name once; any other object field by field (getattr of interned names).
+struct Reader<const N: usize> {
+    class: Py<PyAny>,
+    positions: [usize; N],
+    names: [Py<PyString>; N],
+}
+
+impl<const N: usize> Reader<N> {
+    fn new(class: Bound<'_, PyAny>, names: [&str; N]) -> PyResult<Self> {
+        let fields: Vec<String> = class.getattr("__struct_fields__")?.extract()?;
+        let mut positions = [0; N];
+        for (slot, name) in positions.iter_mut().zip(names) {
+            *slot = fields.iter().position(|f| f == name).ok_or_else(|| {
+                PyValueError::new_err(format!("the native engine reads {}.{name}, which it does \
+                                               not have (fields: {fields:?})",
+                                              class.getattr("__qualname__")
+                                                  .map(|n| n.to_string()).unwrap_or_default()))
+            })?;
+        }
+        Ok(Reader { positions, names: interned(class.py(), names), class: class.unbind() })
+    }
+
+    /// The fields of `obj`, in the order of the names.
+    fn read<'py>(&self, obj: &Bound<'py, PyAny>, astuple: &Py<PyAny>)
+        -> PyResult<[Bound<'py, PyAny>; N]> {
+        let py = obj.py();
+        if obj.get_type().is(self.class.bind(py)) {
+            let values = astuple.bind(py).call1((obj,))?;
+            let values = values.cast::<PyTuple>()?;
+            return every(std::array::from_fn(|i| values.get_item(self.positions[i])));
+        }
+        every(std::array::from_fn(|i| obj.getattr(self.names[i].bind(py))))
+    }
+}
+
+/// The values, or the first error.
+fn every<T, const N: usize>(got: [PyResult<T>; N]) -> PyResult<[T; N]> {
+    let mut error = None;
+    let values = got.map(|r| r.map_err(|e| { error.get_or_insert(e); }).ok());
+    match error {
+        Some(e) => Err(e),
+        None => Ok(values.map(|v| v.expect("no error"))),
+    }
+}
 
 /// Python objects the engine builds outputs with, looked up once per engine.
 pub struct Host {
     pub store: Py<PyAny>,
     pub clock: Py<PyAny>,
-    mismatch: Py<PyAny>,
-    command: Py<PyAny>,
+    mismatch: Maker,
+    command: Maker,
     mismatch_type: Py<PyAny>,
     command_type: Py<PyAny>,
     severity: Py<PyAny>,
     status: Py<PyAny>,
     partition_meta: Py<PyAny>,
     sources: [Py<PyAny>; 4],
+    /// `streams.model.Event` and `Item`, read by the names of `EVENT_FIELDS`, `ITEM_FIELDS`
+    event: Reader<14>,
+    item: Reader<3>,
     /// msgspec.structs.astuple: a Struct's fields in one call
     astuple: Py<PyAny>,
     /// the store's methods, bound once
@@ -77,14 +205,16 @@ impl Host {
             put_meta: method("put_meta")?,
             store,
             clock,
-            mismatch: model.getattr("Mismatch")?.unbind(),
-            command: model.getattr("Command")?.unbind(),
+            mismatch: Maker::new(model.getattr("Mismatch")?, &MISMATCH_FIELDS)?,
+            command: Maker::new(model.getattr("Command")?, &COMMAND_FIELDS)?,
             mismatch_type: model.getattr("MismatchType")?.unbind(),
             command_type: model.getattr("CommandType")?.unbind(),
             severity: model.getattr("Severity")?.unbind(),
             status: model.getattr("Status")?.unbind(),
             partition_meta: state.getattr("PartitionMeta")?.unbind(),
             sources,
+            event: Reader::new(model.getattr("Event")?, EVENT_FIELDS)?,
+            item: Reader::new(model.getattr("Item")?, ITEM_FIELDS)?,
             astuple: py.import("msgspec.structs")?.getattr("astuple")?.unbind(),
         })
     }
@@ -102,38 +232,36 @@ impl Host {
 
     /// An input `streams.model.Event` as the engine needs it, and its order_id.
     pub fn event(&self, ev: &Bound<'_, PyAny>) -> PyResult<(Event, String)> {
-        let py = ev.py();
-        // the fields in one call, in streams.model.Event's order
-        let fields = self.astuple.bind(py).call1((ev,))?;
-        let f = fields.cast::<PyTuple>()?;
-        let source = self.source_of(&f.get_item(0)?)?;
-        let event_id: String = f.get_item(1)?.extract()?;
-        let kind: String = f.get_item(3)?.extract()?;
+        let [source, event_id, order_id, kind, event_time, entity_id, amount, currency, channel,
+             sku, quantity, items, user_id, total_amount] = self.event.read(ev, &self.astuple)?;
+        let source = self.source_of(&source)?;
+        let event_id: String = event_id.extract()?;
+        let kind: String = kind.extract()?;
         let Some(rank) = source.rank_of(&kind) else {
             return Err(PyValueError::new_err(format!(
                 "{} event {:?} has an unknown type {:?}", source.name(), event_id, kind)));
         };
-        let mut items = Vec::new();
-        for item in f.get_item(11)?.try_iter()? {
-            let item = self.astuple.bind(py).call1((item?,))?;
-            let (sku, quantity, unit_price): (String, i64, Option<i64>) = item.extract()?;
-            items.push(Item { sku, quantity, unit_price });
+        let mut found = Vec::new();
+        for item in items.try_iter()? {
+            let [sku, quantity, unit_price] = self.item.read(&item?, &self.astuple)?;
+            found.push(Item { sku: sku.extract()?, quantity: quantity.extract()?,
+                              unit_price: unit_price.extract()? });
         }
         let step = Step {
-            event_time: f.get_item(4)?.extract()?,
+            event_time: event_time.extract()?,
             rank,
             event_id,
-            amount: f.get_item(6)?.extract()?,
-            currency: f.get_item(7)?.extract()?,
-            channel: f.get_item(8)?.extract()?,
-            sku: f.get_item(9)?.extract()?,
-            quantity: f.get_item(10)?.extract()?,
-            items,
-            user_id: f.get_item(12)?.extract()?,
-            total_amount: f.get_item(13)?.extract()?,
+            amount: amount.extract()?,
+            currency: currency.extract()?,
+            channel: channel.extract()?,
+            sku: sku.extract()?,
+            quantity: quantity.extract()?,
+            items: found,
+            user_id: user_id.extract()?,
+            total_amount: total_amount.extract()?,
         };
-        let event = Event { source, entity_id: f.get_item(5)?.extract()?, kind, step };
-        Ok((event, f.get_item(2)?.extract()?))
+        let event = Event { source, entity_id: entity_id.extract()?, kind, step };
+        Ok((event, order_id.extract()?))
     }
 
     pub fn now(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
@@ -147,7 +275,7 @@ impl Host {
         for (k, v) in &e.details {
             details.set_item(k, v)?;
         }
-        let args = PyTuple::new(py, [
+        self.mismatch.make(py, vec![
             e.mismatch_id.as_str().into_bound_py_any(py)?,
             self.mismatch_type.bind(py).call1((e.kind.as_str(),))?,
             self.status.bind(py).call1((e.status.as_str(),))?,
@@ -161,14 +289,13 @@ impl Host {
             details.into_any(),
             e.resolved_at.into_bound_py_any(py)?,
             e.resolved_by.as_deref().into_bound_py_any(py)?,
-        ])?;
-        self.mismatch.bind(py).call1(args)
+        ])
     }
 
     /// The Command record of a finding's command.
     pub fn command<'py>(&self, py: Python<'py>, order_id: &str, c: &CommandSpec,
                         mismatch_id: &str, issued_at: &Py<PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let args = PyTuple::new(py, [
+        self.command.make(py, vec![
             c.command_id().into_bound_py_any(py)?,
             self.command_type.bind(py).call1((c.kind,))?,
             order_id.into_bound_py_any(py)?,
@@ -179,8 +306,7 @@ impl Host {
             c.currency.as_deref().into_bound_py_any(py)?,
             c.sku.as_deref().into_bound_py_any(py)?,
             c.quantity.into_bound_py_any(py)?,
-        ])?;
-        self.command.bind(py).call1(args)
+        ])
     }
 
     // -- the store -------------------------------------------------------------------------

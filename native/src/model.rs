@@ -40,12 +40,10 @@ impl Source {
 // ranks (streams.rules.entities)
 pub const PLACED: i64 = 0;
 pub const SUCCEEDED: i64 = 0;
-pub const REFUNDED: i64 = 2;
 pub const RESERVED: i64 = 0;
 pub const CONFIRMED: i64 = 1;
 pub const RELEASED: i64 = 2;
 pub const CREATED: i64 = 0;
-pub const DISPATCHED: i64 = 1;
 
 pub fn active_payment(rank: i64) -> bool {
     rank == SUCCEEDED
@@ -111,6 +109,7 @@ impl Step {
 }
 
 /// An input event as the engine needs it (the fields of `streams.model.Event`).
+#[derive(Clone, Debug)]
 pub struct Event {
     pub source: Source,
     pub entity_id: String,
@@ -206,17 +205,20 @@ pub struct Decision {
     pub key: String,
 }
 
-/// The rule settings (`streams.config.RuleConfig`), in ms.
-#[derive(Clone, Copy, Debug)]
+/// The rule settings (`streams.config.RuleConfig`), in ms: the two the engine reads, and
+/// the thresholds the rule table's triggers name (`table::Trigger::delay`), by name.
+#[derive(Clone, Debug)]
 pub struct Rules {
     pub allowed_lateness: i64,
-    pub payment_timeout: i64,
-    pub reservation_timeout: i64,
-    pub shipment_timeout: i64,
-    pub payment_grace: i64,
-    pub release_timeout: i64,
-    pub tcc_grace: i64,
     pub state_retention: i64,
+    pub settings: Vec<(&'static str, i64)>,
+}
+
+impl Rules {
+    /// The setting named `name` (None: not given).
+    pub fn setting(&self, name: &str) -> Option<i64> {
+        self.settings.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
 }
 
 pub const FOREVER: i64 = 1 << 62;

@@ -230,3 +230,63 @@ impl<'a> Reader<'a> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn ints_take_msgspecs_smallest_form_and_read_back() {
+        // what msgspec.msgpack.encode writes for each
+        let cases: [(i64, &str); 20] = [
+            (0, "00"), (127, "7f"), (128, "cc80"), (255, "ccff"), (256, "cd0100"),
+            (65535, "cdffff"), (65536, "ce00010000"), (4_294_967_295, "ceffffffff"),
+            (4_294_967_296, "cf0000000100000000"), (i64::MAX, "cf7fffffffffffffff"),
+            (-1, "ff"), (-32, "e0"), (-33, "d0df"), (-128, "d080"), (-129, "d1ff7f"),
+            (-32768, "d18000"), (-32769, "d2ffff7fff"), (-2_147_483_648, "d280000000"),
+            (-2_147_483_649, "d3ffffffff7fffffff"), (i64::MIN, "d38000000000000000"),
+        ];
+        for (v, form) in cases {
+            let mut w = Writer::new();
+            w.int(v);
+            assert_eq!(hex(&w.buf), form, "{v}");
+            let mut r = Reader::new(&w.buf);
+            assert_eq!(r.int(), Ok(v));
+            assert!(r.at_end());
+        }
+        // any valid form reads, a uint64 past i64 does not
+        assert_eq!(Reader::new(&[0xcd, 0x00, 0x05]).int(), Ok(5));
+        assert!(Reader::new(&[0xcf, 0xff, 0, 0, 0, 0, 0, 0, 0]).int().is_err());
+        assert!(Reader::new(&[0xcd, 0x00]).int().is_err());
+    }
+
+    #[test]
+    fn strings_arrays_and_maps_take_their_headers() {
+        for (n, head) in [(0, "a0"), (31, "bf"), (32, "d920"), (255, "d9ff"), (256, "da0100")] {
+            let text = "a".repeat(n);
+            let mut w = Writer::new();
+            w.str(&text);
+            assert!(hex(&w.buf).starts_with(head), "{n}");
+            assert_eq!(Reader::new(&w.buf).str(), Ok(text));
+        }
+        let mut w = Writer::new();
+        w.array(15);
+        w.array(16);
+        w.map(16);
+        w.map(70_000);
+        assert_eq!(hex(&w.buf), "9fdc0010de0010df00011170");
+        let mut r = Reader::new(&w.buf);
+        assert_eq!((r.array(), r.array(), r.map(), r.map()), (Ok(15), Ok(16), Ok(16), Ok(70_000)));
+        let mut w = Writer::new();
+        w.opt_int(None);
+        w.opt_str(&Some("x".to_string()));
+        w.boolean(true);
+        let mut r = Reader::new(&w.buf);
+        assert_eq!((r.opt_int(), r.opt_str(), r.boolean()), (Ok(None), Ok(Some("x".into())), Ok(true)));
+        assert!(Reader::new(&[0xa2, 0xff, 0xfe]).str().is_err()); // not UTF-8
+    }
+}

@@ -8,8 +8,68 @@ use std::collections::{HashMap, HashSet};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-use crate::engine::{decode, NativeOrder};
+use crate::order::{decode, NativeOrder};
 use crate::state::encode_order;
+
+/// What an overlay holds, by order_id: each order read or changed since the last drain (a
+/// missing or deleted one as None), and the changed ones in the order of their first change.
+pub struct Held<T> {
+    held: HashMap<String, Option<T>>,
+    changed: Vec<String>,
+    changed_set: HashSet<String>,
+}
+
+impl<T> Held<T> {
+    pub fn new() -> Self {
+        Held { held: HashMap::new(), changed: Vec::new(), changed_set: HashSet::new() }
+    }
+
+    /// The order as held (None: not held; Some(None): held as missing or deleted).
+    pub fn get(&self, order_id: &str) -> Option<&Option<T>> {
+        self.held.get(order_id)
+    }
+
+    /// Hold the order as read from the store (not a change).
+    pub fn hold(&mut self, order_id: &str, order: Option<T>) {
+        self.held.insert(order_id.to_string(), order);
+    }
+
+    /// Change the order (None: delete it) until drained.
+    pub fn store(&mut self, order_id: &str, order: Option<T>) {
+        self.held.insert(order_id.to_string(), order);
+        if self.changed_set.insert(order_id.to_string()) {
+            self.changed.push(order_id.to_string());
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    pub fn changed(&self) -> usize {
+        self.changed.len()
+    }
+
+    /// (order_id, its state or None for a deletion) of every changed order, in the order
+    /// they were first changed; then nothing is held.
+    pub fn drain(&mut self) -> Vec<(String, Option<T>)> {
+        let mut held = std::mem::take(&mut self.held);
+        self.changed_set.clear();
+        std::mem::take(&mut self.changed).into_iter()
+            .map(|order_id| {
+                let order = held.remove(&order_id).flatten();
+                (order_id, order)
+            })
+            .collect()
+    }
+
+    /// Forget every held order and change.
+    pub fn clear(&mut self) {
+        self.held.clear();
+        self.changed.clear();
+        self.changed_set.clear();
+    }
+}
 
 /// Orders read from a backing store and changed in memory until `drain()`.
 ///
@@ -19,9 +79,7 @@ use crate::state::encode_order;
 #[pyclass(module = "streams._native")]
 pub struct OrderOverlay {
     load: Py<PyAny>,
-    held: HashMap<String, Option<Py<NativeOrder>>>,
-    changed: Vec<String>,
-    changed_set: HashSet<String>,
+    held: Held<Py<NativeOrder>>,
 }
 
 impl OrderOverlay {
@@ -44,16 +102,13 @@ impl OrderOverlay {
             };
             Some(Bound::new(py, order)?)
         };
-        self.held.insert(order_id.to_string(), order.as_ref().map(|o| o.clone().unbind()));
+        self.held.hold(order_id, order.as_ref().map(|o| o.clone().unbind()));
         Ok(order)
     }
 
     /// Change the order (None: delete it) until drained.
     pub fn store(&mut self, order_id: &str, order: Option<Py<NativeOrder>>) {
-        self.held.insert(order_id.to_string(), order);
-        if self.changed_set.insert(order_id.to_string()) {
-            self.changed.push(order_id.to_string());
-        }
+        self.held.store(order_id, order);
     }
 }
 
@@ -61,7 +116,7 @@ impl OrderOverlay {
 impl OrderOverlay {
     #[new]
     fn new(load: Py<PyAny>) -> Self {
-        OrderOverlay { load, held: HashMap::new(), changed: Vec::new(), changed_set: HashSet::new() }
+        OrderOverlay { load, held: Held::new() }
     }
 
     /// The order's current state, or None.
@@ -97,20 +152,17 @@ impl OrderOverlay {
     /// How many orders `drain` would write.
     #[getter]
     fn changed(&self) -> usize {
-        self.changed.len()
+        self.held.changed()
     }
 
     /// (order_id, encoded state or None for a deletion) of every changed order, in the order
     /// they were first changed; then nothing is held.
     fn drain<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let held = std::mem::take(&mut self.held);
-        let changed = std::mem::take(&mut self.changed);
-        self.changed_set.clear();
         let rows = PyList::empty(py);
-        for order_id in changed {
-            let value: Bound<'py, PyAny> = match held.get(&order_id) {
-                Some(Some(order)) => PyBytes::new(py, &encode_order(&order.borrow(py).state)).into_any(),
-                _ => py.None().into_bound(py),
+        for (order_id, order) in self.held.drain() {
+            let value: Bound<'py, PyAny> = match order {
+                Some(order) => PyBytes::new(py, &encode_order(&order.borrow(py).state)).into_any(),
+                None => py.None().into_bound(py),
             };
             rows.append(PyTuple::new(py, [order_id.into_pyobject(py)?.into_any(), value])?)?;
         }
@@ -120,7 +172,31 @@ impl OrderOverlay {
     /// Forget every held order and change.
     fn clear(&mut self) {
         self.held.clear();
-        self.changed.clear();
-        self.changed_set.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Held;
+
+    #[test]
+    fn changes_drain_in_the_order_first_made() {
+        let mut held: Held<u32> = Held::new();
+        held.hold("read", Some(1));
+        held.hold("missing", None);
+        held.store("b", Some(2));
+        held.store("a", Some(3));
+        held.store("b", Some(4));
+        held.store("read", None);
+        assert_eq!((held.len(), held.changed()), (4, 3));
+        assert_eq!(held.get("missing"), Some(&None));
+        assert_eq!(held.get("b"), Some(&Some(4)));
+        assert_eq!(held.get("never"), None);
+        assert_eq!(held.drain(), vec![("b".to_string(), Some(4)), ("a".to_string(), Some(3)),
+                                      ("read".to_string(), None)]);
+        assert_eq!((held.len(), held.changed()), (0, 0));
+        held.store("c", Some(5));
+        held.clear();
+        assert_eq!((held.len(), held.changed(), held.drain()), (0, 0, vec![]));
     }
 }

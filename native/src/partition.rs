@@ -43,3 +43,22 @@ pub fn partition_for(key: &str, partitions: u32) -> PyResult<u32> {
     }
     Ok(((murmur2(key.as_bytes()) as u32) & 0x7FFF_FFFF) % partitions)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::murmur2;
+
+    #[test]
+    fn murmur2_is_kafkas() {
+        // Kafka's UtilsTest.testMurmur2 vectors
+        for (key, hash) in [("21", -973_932_308), ("foobar", -790_332_482),
+                            ("a-little-bit-long-string", -985_981_536),
+                            ("a-little-bit-longer-string", -1_486_304_829),
+                            ("lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58_897_971),
+                            ("", 275_646_681)] {
+            assert_eq!(murmur2(key.as_bytes()), hash, "{key:?}");
+        }
+        // the partition of a key, as the Java producer's
+        assert_eq!(((murmur2(b"o1") as u32) & 0x7FFF_FFFF) % 12, 7);
+    }
+}

@@ -190,3 +190,67 @@ pub fn read_event(source: Source, data: &[u8], start: usize) -> Option<(Event, S
     }
     Some((Event { source, entity_id, kind: kind.to_string(), step: s }, order_id))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn long(out: &mut Vec<u8>, v: i64) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        while z >= 0x80 {
+            out.push((z as u8) | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+    }
+
+    fn string(out: &mut Vec<u8>, s: &str) {
+        long(out, s.len() as i64);
+        out.extend_from_slice(s.as_bytes());
+    }
+
+    /// A payments body: event_id, order_id, type, event_time, payment_id, amount, currency,
+    /// channel (the schema's order).
+    fn payment(kind: i64, amount: i64, currency: &str) -> Vec<u8> {
+        let mut out = vec![0, 0, 0, 0, 7]; // Confluent framing, schema id 7
+        string(&mut out, "e1");
+        string(&mut out, "o1");
+        long(&mut out, kind);
+        long(&mut out, 1_795_219_200_000);
+        string(&mut out, "p1");
+        long(&mut out, amount);
+        string(&mut out, currency);
+        string(&mut out, "card");
+        out
+    }
+
+    #[test]
+    fn reads_a_valid_payment() {
+        let (event, order_id) = read_event(Source::Payments, &payment(2, 3000, "CNY"), 5)
+            .expect("valid");
+        assert_eq!(order_id, "o1");
+        assert_eq!((event.source, event.entity_id.as_str(), event.kind.as_str()),
+                   (Source::Payments, "p1", "REFUNDED"));
+        let s = &event.step;
+        assert_eq!((s.event_time, s.rank, s.event_id.as_str()), (1_795_219_200_000, 2, "e1"));
+        assert_eq!((s.amount, s.currency.as_deref(), s.channel.as_deref()),
+                   (Some(3000), Some("CNY"), Some("card")));
+    }
+
+    #[test]
+    fn declines_what_it_does_not_read_with_certainty() {
+        assert!(read_event(Source::Payments, &payment(3, 3000, "CNY"), 5).is_none(), "no type 3");
+        assert!(read_event(Source::Payments, &payment(0, -1, "CNY"), 5).is_none(), "negative");
+        assert!(read_event(Source::Payments, &payment(0, 1, "cny"), 5).is_none(), "currency");
+        let mut trailing = payment(0, 1, "CNY");
+        trailing.push(0);
+        assert!(read_event(Source::Payments, &trailing, 5).is_none(), "trailing bytes");
+        let valid = payment(0, 1, "CNY");
+        assert!(read_event(Source::Payments, &valid[..valid.len() - 1], 5).is_none(), "truncated");
+        // a varint with a trailing zero group (not minimal): amount 1 as 0x82 0x00
+        let mut loose = payment(0, 1, "CNY");
+        let at = loose.iter().rposition(|b| *b == 2).expect("amount 1 is 0x02");
+        loose.splice(at..=at, [0x82, 0x00]);
+        assert!(read_event(Source::Payments, &loose, 5).is_none(), "not minimal");
+    }
+}

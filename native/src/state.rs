@@ -217,3 +217,68 @@ pub fn decode_order(data: &[u8]) -> R<OrderState> {
     }
     Ok(state)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::OPEN;
+
+    /// `streams.engine.state.encode_order` of an order (PLACED, a SUCCEEDED payment of
+    /// another amount, a CREATED shipment) after its AMOUNT_MISMATCH was decided
+    const PYTHON_BYTES: [&str; 9] = [
+        "9a02a16f919bce000f424000a86f72643030303030c0c0c0a3434e599193a141010505c0a2753181a27031919bce",
+        "000f424100a87061793030303031c0c004a3434e5990c0c0c08081a27331919bce000f424300a873687030303030",
+        "32c0c0c0c09193a14102c0c0c0c092ce000f55c9ce000f4dfbce000f59b181d92038636361363130336363343937",
+        "663266346263376166356132313738316566629fd920386363613631303363633439376632663462633761663561",
+        "3231373831656662af414d4f554e545f4d49534d4154434806a27031a27031a448494748ce000f4241ce000f4241",
+        "92a87061793030303031a86f7264303030303086aa7061796d656e745f6964a27031a6616d6f756e74a134a86375",
+        "7272656e6379a3434e59af65787065637465645f616d6f756e74a135b165787065637465645f63757272656e6379",
+        "a3434e59ac747269676765725f74696d65b8313937302d30312d30315430303a31363a34302e3030315ac0a44f50",
+        "454ec0c0c290",
+    ];
+
+    fn python_bytes() -> Vec<u8> {
+        let text: String = PYTHON_BYTES.concat();
+        (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
+    }
+
+    #[test]
+    fn reads_and_writes_pythons_bytes() {
+        let data = python_bytes();
+        let state = decode_order(&data).expect("format 2");
+        assert_eq!(state.order_id, "o");
+        assert_eq!(state.logs.orders[0].total_amount, Some(5));
+        assert_eq!(state.logs.orders[0].items[0].unit_price, Some(5));
+        assert_eq!(state.logs.payments[0].0, "p1");
+        assert_eq!(state.logs.shipments[0].1[0].items[0].quantity, 2);
+        assert_eq!(state.book.dues, vec![1_005_001, 1_003_003]);
+        assert_eq!(state.book.expire_at, Some(1_006_001));
+        let (_, entry) = &state.book.ledger[0];
+        assert_eq!((entry.kind.as_str(), entry.rule, entry.status.as_str()), ("AMOUNT_MISMATCH", 6, OPEN));
+        assert_eq!(entry.evidence, vec!["pay00001", "ord00000"]);
+        assert_eq!(crate::model::get(&entry.details, "expected_amount").map(String::as_str), Some("5"));
+        assert!(state.book.commands.is_empty());
+        assert_eq!(encode_order(&state), data, "byte for byte what msgspec wrote");
+    }
+
+    #[test]
+    fn reads_shorter_forms_and_refuses_others() {
+        // an order written before its later fields existed: only the format and the order_id
+        let mut w = Writer::new();
+        w.array(2);
+        w.int(ORDER_FORMAT);
+        w.str("o9");
+        let state = decode_order(&w.buf).expect("a short form");
+        assert_eq!(state, OrderState::new("o9"));
+        let mut data = encode_order(&state);
+        assert_eq!(decode_order(&data), Ok(state));
+        data.push(0xc0);
+        assert!(decode_order(&data).is_err(), "trailing bytes");
+        let mut w = Writer::new();
+        w.array(2);
+        w.int(1);
+        w.str("o9");
+        assert!(decode_order(&w.buf).is_err(), "format 1 is the Python decoder's");
+        assert!(decode_order(&python_bytes()[..100]).is_err(), "truncated");
+    }
+}

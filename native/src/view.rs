@@ -1,8 +1,8 @@
 //! Read-only queries over one order's entity logs as of an event time (`streams.rules.entities`).
 
 use crate::model::{
-    active_payment, active_reservation, live_shipment, shipped, Logs, Ordered, Source, Step,
-    CREATED, SUCCEEDED,
+    active_payment, active_reservation, live_shipment, shipped, Event, Logs, Ordered, Source,
+    Step, CREATED, SUCCEEDED,
 };
 
 const NO_STEPS: &[Step] = &[];
@@ -14,6 +14,24 @@ pub fn insert_step(log: &mut Vec<Step>, step: Step) {
         at -= 1;
     }
     log.insert(at, step);
+}
+
+/// Put an event, as a step, into its entity's log (created if new) of an order's logs.
+pub fn place(logs: &mut Logs, event: &Event) {
+    let step = event.step.clone();
+    let entities = match event.source {
+        Source::Orders => {
+            insert_step(&mut logs.orders, step);
+            return;
+        }
+        Source::Payments => &mut logs.payments,
+        Source::Inventory => &mut logs.reservations,
+        Source::Shipping => &mut logs.shipments,
+    };
+    match crate::model::get_mut(entities, &event.entity_id) {
+        Some(log) => insert_step(log, step),
+        None => entities.push((event.entity_id.clone(), vec![step])),
+    }
 }
 
 /// The first of `steps` by (event_time, event_id); the first of equals (Python's `min`).
@@ -44,6 +62,19 @@ impl<'a> View<'a> {
             Source::Shipping => &self.logs.shipments,
             Source::Orders => unreachable!("the order's own log has no entity map"),
         }
+    }
+
+    /// (entity id, log) of every entity of a source: the order's own log under its order_id
+    /// (none while it is empty), as `OrderView.entities`.
+    pub fn entity_logs(&self, source: Source) -> impl Iterator<Item = (&'a str, &'a [Step])> + 'a {
+        let logs = self.logs;
+        let own = (source == Source::Orders && !logs.orders.is_empty())
+            .then_some((self.order_id, logs.orders.as_slice()));
+        let map: &'a [(String, Vec<Step>)] = match source {
+            Source::Orders => &[],
+            other => self.entities(other),
+        };
+        own.into_iter().chain(map.iter().map(|(k, l)| (k.as_str(), l.as_slice())))
     }
 
     /// The entity's whole log, in lifecycle order.

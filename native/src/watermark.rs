@@ -6,10 +6,17 @@ use pyo3::intern;
 
 use crate::model::Source;
 
+const MAX_TIME: &str = "max_time";
+const IDLE: &str = "idle";
+const RELEASED: &str = "released";
+const WATERMARK: &str = "watermark";
+/// The fields of `streams.engine.state.PartitionMeta` read and written here, by name.
+pub const META_FIELDS: [&str; 4] = [MAX_TIME, IDLE, RELEASED, WATERMARK];
+
 fn parts<'py>(meta: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyList>)> {
     let py = meta.py();
-    let max_time = meta.getattr(intern!(py, "max_time"))?.cast_into::<PyDict>()?;
-    let idle = meta.getattr(intern!(py, "idle"))?.cast_into::<PyList>()?;
+    let max_time = meta.getattr(intern!(py, MAX_TIME))?.cast_into::<PyDict>()?;
+    let idle = meta.getattr(intern!(py, IDLE))?.cast_into::<PyList>()?;
     Ok((max_time, idle))
 }
 
@@ -32,16 +39,6 @@ fn is_idle(idle: &Bound<'_, PyList>, name: &str) -> PyResult<bool> {
     Ok(false)
 }
 
-/// Whether every source is quiet (the end of the traffic).
-fn all_quiet(idle: &Bound<'_, PyList>) -> PyResult<bool> {
-    for source in Source::ALL {
-        if !is_idle(idle, source.name())? {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
 /// The watermark the sources currently allow (ignoring the never-backwards rule): the
 /// lowest progress of the sources not released (a quiet one still holds), or, when every
 /// source is quiet, the highest progress; minus the lateness (`streams/engine/watermark.py`).
@@ -50,7 +47,7 @@ fn candidate(meta: &Bound<'_, PyAny>, lateness: i64) -> PyResult<Option<i64>> {
 }
 
 fn released_of<'py>(meta: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
-    Ok(meta.getattr(intern!(meta.py(), "released"))?.cast_into::<PyList>()?)
+    Ok(meta.getattr(intern!(meta.py(), RELEASED))?.cast_into::<PyList>()?)
 }
 
 /// `names` with `name` put in (`on`) or taken out, sorted and without repeats.
@@ -84,6 +81,13 @@ fn slot(source: Source) -> usize {
 }
 
 impl Snapshot {
+    /// A snapshot of each source's progress and quiet flag (orders, payments, inventory,
+    /// shipping), none released.
+    #[cfg(test)]
+    pub fn of(progress: [Option<i64>; 4], quiet: [bool; 4], watermark: Option<i64>) -> Snapshot {
+        Snapshot { progress, quiet, released: [false; 4], watermark }
+    }
+
     pub fn read(meta: &Bound<'_, PyAny>) -> PyResult<Snapshot> {
         let (max_time, idle) = parts(meta)?;
         let released = released_of(meta)?;
@@ -166,11 +170,11 @@ impl Snapshot {
 }
 
 pub fn watermark(meta: &Bound<'_, PyAny>) -> PyResult<Option<i64>> {
-    meta.getattr(intern!(meta.py(), "watermark"))?.extract()
+    meta.getattr(intern!(meta.py(), WATERMARK))?.extract()
 }
 
 fn set_watermark(meta: &Bound<'_, PyAny>, value: i64) -> PyResult<()> {
-    meta.setattr(intern!(meta.py(), "watermark"), value)
+    meta.setattr(intern!(meta.py(), WATERMARK), value)
 }
 
 fn settle(meta: &Bound<'_, PyAny>, lateness: i64) -> PyResult<()> {
@@ -210,10 +214,10 @@ pub fn set_idle(meta: &Bound<'_, PyAny>, source: Source, idle_now: bool, latenes
     -> PyResult<()> {
     let (_, idle) = parts(meta)?;
     let py = meta.py();
-    meta.setattr(intern!(py, "idle"), with_name(&idle, source.name(), idle_now)?)?;
+    meta.setattr(intern!(py, IDLE), with_name(&idle, source.name(), idle_now)?)?;
     if !idle_now {
         let released = released_of(meta)?;
-        meta.setattr(intern!(py, "released"), with_name(&released, source.name(), false)?)?;
+        meta.setattr(intern!(py, RELEASED), with_name(&released, source.name(), false)?)?;
     }
     settle(meta, lateness)
 }
@@ -224,10 +228,10 @@ pub fn set_released(meta: &Bound<'_, PyAny>, source: Source, on: bool, lateness:
     -> PyResult<()> {
     let py = meta.py();
     let released = released_of(meta)?;
-    meta.setattr(intern!(py, "released"), with_name(&released, source.name(), on)?)?;
+    meta.setattr(intern!(py, RELEASED), with_name(&released, source.name(), on)?)?;
     if on {
         let (_, idle) = parts(meta)?;
-        meta.setattr(intern!(py, "idle"), with_name(&idle, source.name(), true)?)?;
+        meta.setattr(intern!(py, IDLE), with_name(&idle, source.name(), true)?)?;
     }
     settle(meta, lateness)
 }
@@ -238,4 +242,57 @@ pub fn force(meta: &Bound<'_, PyAny>, value: i64) -> PyResult<()> {
         set_watermark(meta, value)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Source::{Inventory as I, Orders as O, Payments as P, Shipping as S};
+
+    /// A snapshot of progress per source (orders, payments, inventory, shipping).
+    fn snap(progress: [Option<i64>; 4], watermark: Option<i64>) -> Snapshot {
+        Snapshot { progress, quiet: [false; 4], released: [false; 4], watermark }
+    }
+
+    #[test]
+    fn the_slowest_input_holds_the_watermark() {
+        let s = snap([Some(500), Some(900), Some(700), Some(800)], None);
+        assert_eq!(s.candidate(60), Some(440));
+        let silent = snap([None, Some(900), Some(700), Some(800)], None);
+        assert_eq!(silent.candidate(60), None, "an input never heard of holds it");
+        let mut released = silent;
+        released.released[slot(O)] = true;
+        assert_eq!(released.candidate(60), Some(640), "unless it is released");
+        let mut ended = snap([None, Some(900), Some(700), Some(800)], None);
+        ended.quiet = [true; 4];
+        assert_eq!(ended.candidate(60), Some(840), "every input quiet: the end of the traffic");
+    }
+
+    #[test]
+    fn a_rule_waits_only_for_what_it_reads() {
+        let s = snap([None, Some(900), Some(700), Some(300)], Some(200));
+        assert_eq!(s.candidate(60), None);
+        assert_eq!(s.rule_candidate(&[P, I], 60), Some(640));
+        assert_eq!(s.rule_candidate(&[P, I, S], 60), Some(240));
+        assert_eq!(s.rule_candidate(&[P, O], 60), Some(200), "orders silent: the partition's");
+        let mut behind = snap([Some(100), Some(900), Some(700), Some(800)], Some(500));
+        assert_eq!(behind.rule_candidate(&[I], 60), Some(640));
+        behind.progress[slot(I)] = Some(400);
+        assert_eq!(behind.rule_candidate(&[I], 60), Some(500), "never below the partition's");
+        let mut gone = snap([Some(100), Some(900), Some(700), Some(800)], None);
+        gone.released[slot(I)] = true;
+        assert_eq!(gone.rule_candidate(&[I], 60), Some(40), "nothing left: the partition's candidate");
+    }
+
+    #[test]
+    fn an_event_moves_its_input_on_and_wakes_it() {
+        let mut s = snap([Some(100), Some(900), Some(700), Some(800)], Some(40));
+        s.quiet[slot(O)] = true;
+        s.released[slot(O)] = true;
+        s.observe(O, 50, Some(40));
+        assert_eq!(s.progress[slot(O)], Some(100), "progress never goes back");
+        assert!(!s.quiet[slot(O)] && !s.released[slot(O)]);
+        s.observe(O, 1000, Some(640));
+        assert_eq!((s.progress[slot(O)], s.watermark), (Some(1000), Some(640)));
+    }
 }

@@ -1,21 +1,25 @@
 """The engine this process runs, native (``streams._native``) or Python, and its order objects.
 
-Everything that builds engines or stores orders goes through here, so the engine and the
-objects the stores hold always match: the native engine keeps ``NativeOrder`` objects, the
-Python one ``OrderState`` Structs; both encode an order as the same state-format-2 bytes.
+Everything that builds engines or stores orders goes through here (the order objects through
+``streams.engine.orders``, re-exported), so the engine and the objects the stores hold always
+match: the native engine keeps ``NativeOrder`` objects, the Python one ``OrderState`` Structs;
+both encode an order as the same state-format-2 bytes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Protocol, cast
 
 from streams import native
 from streams.config import RuleConfig
-from streams.engine.overlay import OrderOverlay
+from streams.engine.orders import as_state as as_state  # re-exported
+from streams.engine.orders import dump_order as dump_order  # re-exported
+from streams.engine.orders import load_order as load_order  # re-exported
+from streams.engine.orders import native_orders as native_orders  # re-exported
+from streams.engine.orders import new_overlay as new_overlay  # re-exported
 from streams.engine.partition import Engine
 from streams.engine.partition import PartitionEngine as PythonEngine
-from streams.engine.state import OrderState, decode_order, encode_order
 from streams.engine.store import StateStore
 from streams.model import Command, Mismatch, Source
 from topology.partitioner import partition_for
@@ -80,41 +84,3 @@ def record_engine(engine: Engine) -> RecordEngine | None:
     if _module is not None and isinstance(engine, _module.PartitionEngine):
         return cast(RecordEngine, engine)
     return None
-
-
-def new_overlay(load: Callable[[str], bytes | None]) -> Any:
-    """A write-behind cache of a store's orders over ``load(order_id)`` (stored bytes or
-    None), holding the running engine's order objects: the native ``OrderOverlay`` when the
-    native engine runs (a store that exposes it as ``native_orders`` is read and written by
-    the engine without a Python call), else ``streams.engine.overlay.OrderOverlay``. Both have
-    the same methods: get, put, delete, drain, clear, len() and ``changed``."""
-    if _module is not None:
-        return _module.OrderOverlay(load)
-    return OrderOverlay(load, load_order, dump_order)
-
-
-def native_orders(overlay: Any) -> Any:
-    """The overlay if it is the native one (a store's ``native_orders``), else None."""
-    return overlay if _module is not None and isinstance(overlay, _module.OrderOverlay) else None
-
-
-def load_order(data: bytes) -> Any:
-    """Stored bytes (state format 1 or 2) -> the order object the running engine works on."""
-    if _module is not None:
-        return _module.decode(data)
-    return decode_order(data)
-
-
-def dump_order(order: Any) -> bytes:
-    """An order object (of either engine) -> state-format-2 bytes."""
-    if isinstance(order, OrderState):
-        return encode_order(order)
-    return bytes(order.encode())
-
-
-def as_state(order: Any) -> OrderState:
-    """An order object of either engine as a Python ``OrderState`` (a copy for a native one:
-    for documents, pending work and tests)."""
-    if isinstance(order, OrderState):
-        return order
-    return decode_order(dump_order(order))

@@ -38,14 +38,8 @@ Processing model
   of D (``due_between``, then ``decide``), so one whose trigger moved is not made. (An
   order's outputs therefore come in the same order whatever entries it has; how the outputs
   of different orders handled in one drain interleave follows the entries and their rounds.)
-* Early decisions, per rule: a decision that would fire is also kept in memory by rule
-  (``_early``); after every call, each rule's own watermark (``watermark.rule_candidate``:
-  over the inputs the rule reads, never backwards) is computed, and the kept decisions it
-  passes are made at once, before the partition's watermark reaches them. A decision
-  depends only on the order's events of the inputs its rule reads with event_time <= D,
-  so it is the same made early or when the partition's watermark passes D; made again
-  then, it is suppressed by the ledger. The keeping is not part of the state: after a
-  restart, what was kept is decided when the partition's watermark passes it.
+* Early decisions, per rule: a decision that would fire is also kept in memory by rule,
+  and made as soon as its rule's own watermark passes it (``early.py``).
 * Opening a mismatch: a mismatch_id already in the order's ledger is suppressed (OPEN at most
   once ever, even after RESOLVED); a command_id already issued is not issued again (the
   Mismatch still carries it). A resolvable mismatch puts index entries at the order's event
@@ -65,106 +59,25 @@ Processing model
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable
-from typing import Protocol
 
 from streams.config import RuleConfig
 from streams.engine import watermark as wmark
+from streams.engine.api import Engine as Engine  # re-exported
+from streams.engine.early import EarlyDecisions
 from streams.engine.state import LedgerEntry, OrderState, PartitionMeta, add_event
 from streams.engine.store import StateStore
-from streams.model import Command, Event, Mismatch, Source, Status
-from streams.rules.catalog import (
-    DECIDED_ON,
-    RULES,
-    Decision,
-    Finding,
-    command_record,
-    decide,
-    fires,
-    holds,
-)
+from streams.engine.work import DECIDE as DECIDE  # re-exported
+from streams.engine.work import RECHECK as RECHECK  # re-exported
+from streams.engine.work import Output as Output  # re-exported
+from streams.engine.work import Work as Work  # re-exported
+from streams.engine.work import open_entries
+from streams.engine.work import pending_work as pending_work  # re-exported
+from streams.engine.work import view_of as view_of  # re-exported
+from streams.model import Event, Source, Status
+from streams.rules.catalog import Decision, Finding, command_record, decide, fires, holds
 from streams.rules.entities import OrderView
 from streams.rules.triggers import FOREVER, due_between, new_decisions
-
-Output = Mismatch | Command
-#: pending work as (due, kind, rule, key): kind DECIDE (a decision of rule ``rule`` for
-#: ``key``) or RECHECK (the order's OPEN mismatches); the order it is handled in
-Work = tuple[int, int, int, str]
-DECIDE = 0
-RECHECK = 1
-
-
-def view_of(state: OrderState) -> OrderView:
-    """The rules' view over an order state's logs (no copy: rebuild it after a change)."""
-    return OrderView(state.order_id,
-                     logs=(state.orders, state.payments, state.reservations, state.shipments))
-
-
-def _open_entries(state: OrderState) -> list[LedgerEntry]:
-    """The OPEN, resolvable, not frozen mismatches, by (decided_at, rule, subject)."""
-    entries = [
-        e
-        for e in state.ledger.values()
-        if e.status is Status.OPEN and not e.frozen and RULES[e.rule].resolvable
-    ]
-    if len(entries) > 1:
-        entries.sort(key=lambda e: (e.decided_at, e.rule, e.subject_id))
-    return entries
-
-
-def pending_work(state: OrderState, rules: RuleConfig, watermark: int | None,
-                 until: int = FOREVER) -> list[Work]:
-    """An order's work due after ``watermark`` (None: all) and up to ``until``, in order:
-    its decisions, and a recheck at each event time after the earliest OPEN resolvable
-    mismatch's decision (what the mismatches opened before then would call for)."""
-    view = view_of(state)
-    work: list[Work] = [(d.due, DECIDE, d.rule, d.key)
-                        for d in due_between(view, rules, watermark, until)]
-    entries = _open_entries(state)
-    if entries:
-        since = min(e.decided_at for e in entries)
-        low = since if watermark is None else max(since, watermark)
-        work.extend((t, RECHECK, 0, "") for t in view.event_times_between(low, until))
-        work.sort()
-    return work
-
-
-class Engine(Protocol):
-    """What the worker and the replay use of an engine: this module's PartitionEngine or the
-    native one (``streams.engine.core``)."""
-
-    @property
-    def last_was_new(self) -> bool:
-        """Whether the last ``on_event`` was a new event (False: a redelivery, ignored)."""
-        ...
-
-    @property
-    def store(self) -> StateStore:
-        """Where the engine keeps its state."""
-        ...
-
-    @property
-    def watermark(self) -> int | None:
-        """The partition's current watermark (None before there is one)."""
-        ...
-
-    def on_event(self, event: Event) -> list[Output]:
-        """Apply one input event; the mismatches and commands it leads to, in order."""
-        ...
-
-    def set_idle(self, source: Source, idle: bool) -> list[Output]:
-        """Mark an input source idle (or active again); what the watermark move decides."""
-        ...
-
-    def set_released(self, source: Source, released: bool) -> list[Output]:
-        """Release an input source stalled past source_hold (it stops holding the
-        watermark), or hold it again; what the watermark move decides."""
-        ...
-
-    def advance_to(self, watermark: int) -> list[Output]:
-        """Force the watermark to ``watermark`` (never backwards); what that decides."""
-        ...
 
 
 class PartitionEngine:
@@ -180,12 +93,8 @@ class PartitionEngine:
         self.clock = clock
         #: whether the last ``on_event`` was a new event (False: a redelivery, ignored)
         self.last_was_new = False
-        #: rule -> a heap of (due, order_id, key) of the decisions that would fire, for the
-        #: early decisions (see the module docstring); the entries kept, to keep each once
-        self._early: dict[int, list[tuple[int, str, str]]] = {}
-        self._early_kept: set[tuple[int, int, str, str]] = set()
-        #: rule -> its watermark (never backwards)
-        self._marks: dict[int, int] = {}
+        #: the decisions that would fire, kept by rule for their rule's watermark
+        self._early = EarlyDecisions()
 
     # -- public API ------------------------------------------------------------------------
 
@@ -285,35 +194,16 @@ class PartitionEngine:
         for decision in due_between(view, self.rules, low, FOREVER):
             if fires(decision, view, self.rules):
                 self._index(state, decision.due, wm)
-                entry = (decision.rule, decision.due, state.order_id, decision.key)
-                if self.early and entry not in self._early_kept:  # kept once
-                    self._early_kept.add(entry)
-                    heapq.heappush(self._early.setdefault(decision.rule, []), entry[1:])
+                if self.early:
+                    self._early.keep(decision.rule, decision.due, state.order_id, decision.key)
 
     def _decide_early(self, meta: PartitionMeta, out: list[Output]) -> None:
-        """Make the kept decisions each rule's own watermark has passed (module docstring),
-        in (due, rule, order_id, key) order, as the batch evaluator makes an order's."""
+        """Make the kept decisions each rule's own watermark has passed (``early.py``), in
+        (due, rule, order_id, key) order, as the batch evaluator makes an order's."""
         if not self._early:
             return
         wm = meta.watermark
-        lateness = self.rules.allowed_lateness
-        ready: list[tuple[int, int, str, str]] = []
-        for rule, heap in self._early.items():
-            if not heap:
-                continue
-            mark = self._marks.get(rule)
-            new = wmark.rule_candidate(meta, DECIDED_ON[rule], lateness)
-            if new is not None and (mark is None or new > mark):
-                self._marks[rule] = mark = new
-            if mark is None:
-                continue
-            while heap and heap[0][0] <= mark:
-                due, order_id, key = heapq.heappop(heap)
-                self._early_kept.discard((rule, due, order_id, key))
-                if wm is None or due > wm:  # (else the partition's watermark made it)
-                    ready.append((due, rule, order_id, key))
-        ready.sort()
-        for due, rule, order_id, key in ready:
+        for due, rule, order_id, key in self._early.ready(meta, self.rules.allowed_lateness):
             state = self.store.get_order(order_id)
             if state is None:
                 continue
@@ -374,7 +264,7 @@ class PartitionEngine:
         emitted = len(out)
         decisions = due_between(view, self.rules, since, until)
         times = (view.event_times_between(since, until)
-                 if decisions or _open_entries(state) else [])
+                 if decisions or open_entries(state) else [])
         work: list[Work] = [(d.due, DECIDE, d.rule, d.key) for d in decisions]
         if times:
             work.extend((t, RECHECK, 0, "") for t in times)
@@ -476,7 +366,7 @@ class PartitionEngine:
         return holds(entry.rule, entry.subject_id, entry.key, entry.trigger_time, view, at)
 
     def _recheck(self, state: OrderState, view: OrderView, at: int, out: list[Output]) -> None:
-        entries = [e for e in _open_entries(state) if e.decided_at < at]
+        entries = [e for e in open_entries(state) if e.decided_at < at]
         if not entries:
             return
         first = view.first_event_at(at)
@@ -489,7 +379,7 @@ class PartitionEngine:
     def _late_recheck(
         self, state: OrderState, view: OrderView, event: Event, out: list[Output]
     ) -> None:
-        for entry in _open_entries(state):
+        for entry in open_entries(state):
             if not self._holds(entry, view, max(event.event_time, entry.decided_at)):
                 self._resolve(state, entry, event.event_time, event.event_id, out)
 

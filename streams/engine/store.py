@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from streams.engine.orders import dump_order, load_order
 from streams.engine.overlay import HeapIndex
 from streams.engine.state import (
     OrderState,
@@ -59,15 +60,13 @@ class MemoryStore:
     """A StateStore in dicts and a heap, for tests, batch-like replays and benchmarks.
 
     Orders and meta are kept as msgpack bytes (like the Faust table), so every access goes
-    through the running engine's decoding and encoding (``streams.engine.core``) and nothing
+    through the running engine's decoding and encoding (``streams.engine.orders``) and nothing
     is shared with the engine. ``state`` reads an order as a Python ``OrderState`` whatever
     the engine (for tests and tools).
     """
 
     def __init__(self) -> None:
-        from streams.engine import core  # (core imports the engine, which imports this module)
-
-        self._load, self._dump = core.load_order, core.dump_order
+        self._load, self._dump = load_order, dump_order
         self._orders: dict[str, bytes] = {}
         self._index = HeapIndex()
         self._meta: bytes | None = None

@@ -1,11 +1,14 @@
-"""Decisions and their trigger events: what an order's events call for, and when.
+"""Decisions and their trigger events, derived from the rule table's triggers.
 
-A **decision** is ``Decision(due, rule, key)``: rule number 1..10 (contract order), its
-decision time D and its key (see ``catalog``). ``triggers`` derives every decision of an
-order with its trigger event; ``due_between`` the decisions due in a span of event time
-(what the engine makes when the watermark crosses it); ``trigger_of`` finds the trigger of
-one decision, looking at its entity's events only (what ``decide`` needs, per decision, on
-the engine's hot path); ``new_decisions`` the decisions one arriving event adds.
+A **decision** is ``Decision(due, rule, key)``: rule number (contract order), its decision
+time D and its key (the entity of its trigger; see ``streams.rules.spec.Trigger``).
+``triggers`` derives every decision of an order with its trigger event; ``due_between`` the
+decisions due in a span of event time (what the engine makes when the watermark crosses
+it); ``trigger_of`` finds the trigger of one decision, looking at its entity's events only
+(what ``decide`` needs, per decision, on the engine's hot path); ``new_decisions`` the
+decisions one arriving event adds. All three read the rules' ``Trigger`` entries, through
+a ``Plan``: the table's triggers with their delays for one RuleConfig, grouped as each
+function reads them.
 """
 
 from __future__ import annotations
@@ -15,23 +18,12 @@ from typing import NamedTuple
 
 from streams.config import RuleConfig
 from streams.model import RANK, Event, Source, Step
-from streams.rules.entities import (
-    ACTIVE_RESERVATION,
-    CONFIRMED,
-    CREATED,
-    DISPATCHED,
-    PLACED,
-    REFUNDED,
-    RELEASED,
-    RESERVED,
-    SUCCEEDED,
-    OrderView,
-    trigger_key,
-)
+from streams.rules.entities import OrderView, trigger_key
+from streams.rules.table import RULES
 
 FOREVER = 2**62  # "no upper bound" for event-time queries
 
-PAY, INV, SHIP, ORD = Source.PAYMENTS, Source.INVENTORY, Source.SHIPPING, Source.ORDERS
+ORD = Source.ORDERS
 
 
 class Decision(NamedTuple):
@@ -44,64 +36,115 @@ class Decision(NamedTuple):
 
 #: (due, rule, key, trigger step): one event calling for one decision
 Candidate = tuple[int, int, str, Step]
+#: one rule's trigger with its delay: (rule, source, ranks, delay in ms, first, after rank)
+Armed = tuple[int, Source, frozenset[int], int, bool, int | None]
 
 
-def _candidates(view: OrderView, rules: RuleConfig, low: int, high: int) -> list[Candidate]:
-    """Every (decision, trigger) pair the order's events call for with low < due <= high: a
-    decision appears once per event that calls for it (rule 1: once, with its reservation's
-    first active event)."""
-    found: list[Candidate] = []
-    for reservation, log in view.reservations.items():
-        first: Step | None = None
-        for s in log:
-            rank, t = s.rank, s.event_time
-            if rank == RELEASED:
-                due = t + rules.tcc_grace
-                if low < due <= high:
-                    found.append((due, 9, reservation, s))
+class Plan:
+    """The triggers of the rules in force, with their delays for one RuleConfig, grouped
+    as the functions here read them."""
+
+    def __init__(self, rules: RuleConfig, numbers: Iterable[int] | None = None) -> None:
+        """``numbers``: the rules in force (None: every rule of the table)."""
+        self.rules = rules
+        armed: list[Armed] = []
+        for n in sorted(RULES if numbers is None else numbers):
+            t = RULES[n].trigger
+            armed.append((n, t.source, t.ranks, t.delay_of(rules), t.first, t.after_rank))
+        #: rule -> its trigger
+        self.by_rule: dict[int, Armed] = {a[0]: a for a in armed}
+        #: (source, rank) -> the triggers an event of that type is (or may be, ``first``) one of
+        self.on: dict[tuple[Source, int], tuple[Armed, ...]] = {
+            (s, r): tuple(a for a in armed if a[1] is s and r in a[2])
+            for s in Source for r in RANK[s].values()}
+        #: rank of an order event -> the triggers whose D waits for the order's first of them
+        self.anchored: dict[int, tuple[Armed, ...]] = {
+            r: tuple(a for a in armed if a[5] == r) for r in RANK[ORD].values()}
+        #: per source with triggers: (source, rank -> (rule, delay) of the triggers of every
+        #: event of that rank, rank -> (rule, delay, after rank) of those ``after`` an order
+        #: event (None: there are none), the ``first`` triggers)
+        self.sources: list[tuple[Source, list[tuple[tuple[int, int], ...]],
+                                 list[tuple[tuple[int, int, int], ...]] | None,
+                                 tuple[Armed, ...]]] = []
+        for source in Source:
+            mine = [a for a in armed if a[1] is source]
+            if not mine:
                 continue
-            if first is None or trigger_key(s) < trigger_key(first):
-                first = s
-            if rank == CONFIRMED:
-                due = t + rules.shipment_timeout
-                if low < due <= high:
-                    found.append((due, 3, reservation, s))
-            elif rank == RESERVED and low < t <= high:
-                found.append((t, 10, reservation, s))
-        if first is not None:
-            due = first.event_time + rules.payment_timeout
-            if low < due <= high:
-                found.append((due, 1, reservation, first))
-    placed: Step | None = None
-    for payment, log in view.payments.items():
-        for s in log:
-            t = s.event_time
-            if s.rank == SUCCEEDED:
-                due = t + rules.reservation_timeout
-                if low < due <= high:
-                    found.append((due, 2, payment, s))
-                if low < t <= high:
-                    found.append((t, 5, payment, s))
-                if placed is None:
-                    placed = view.placed(FOREVER)
-                if placed is not None:
-                    due = max(t, placed.event_time)
+            ranks = range(len(RANK[source]))
+            plain = [tuple((a[0], a[3]) for a in mine
+                           if not a[4] and a[5] is None and r in a[2]) for r in ranks]
+            after = [tuple((a[0], a[3], a[5]) for a in mine
+                           if a[5] is not None and r in a[2]) for r in ranks]
+            self.sources.append((source, plain, after if any(after) else None,
+                                 tuple(a for a in mine if a[4])))
+
+
+_plans: dict[RuleConfig, Plan] = {}
+_last: tuple[RuleConfig, Plan] | None = None
+
+
+def plan_of(rules: RuleConfig) -> Plan:
+    """The plan of every rule in force for ``rules`` (built once per RuleConfig)."""
+    global _last
+    if _last is not None and _last[0] is rules:
+        return _last[1]
+    plan = _plans.get(rules)
+    if plan is None:
+        plan = _plans[rules] = Plan(rules)
+    _last = (rules, plan)
+    return plan
+
+
+#: each rank of an order event, as the set ``OrderView.first`` takes
+_ORDER_RANKS = {rank: frozenset({rank}) for rank in RANK[ORD].values()}
+
+
+def _anchor(view: OrderView, rank: int, at: int) -> Step | None:
+    """The order's first own event of ``rank`` by (event_time, event_id), up to ``at``."""
+    return view.first(ORD, view.order_id, _ORDER_RANKS[rank], at)
+
+
+def _candidates(view: OrderView, plan: Plan, low: int, high: int) -> list[Candidate]:
+    """Every (decision, trigger) pair the order's events call for with low < due <= high: a
+    decision appears once per event that calls for it (a ``first`` trigger: once, with its
+    entity's first such event)."""
+    found: list[Candidate] = []
+    anchors: dict[int, Step | None] = {}
+    for source, plain, anchored, firsts in plan.sources:
+        if source is Source.PAYMENTS:
+            entities = view.payments
+        elif source is Source.INVENTORY:
+            entities = view.reservations
+        elif source is Source.SHIPPING:
+            entities = view.shipments
+        else:
+            entities = view.entities(source)
+        for key, log in entities.items():
+            for s in log:
+                for rule, delay in plain[s.rank]:
+                    due = s.event_time + delay
                     if low < due <= high:
-                        found.append((due, 6, payment, s))
-            elif s.rank == REFUNDED:
-                due = t + rules.release_timeout
-                if low < due <= high:
-                    found.append((due, 8, payment, s))
-    for shipment, log in view.shipments.items():
-        for s in log:
-            if s.rank == CREATED or s.rank == DISPATCHED:
-                due = s.event_time + rules.payment_grace
-                if low < due <= high:
-                    found.append((due, 4, shipment, s))
-                if s.rank == CREATED:
-                    due = s.event_time + rules.tcc_grace
+                        found.append((due, rule, key, s))
+                if anchored is None:
+                    continue
+                for rule, delay, after in anchored[s.rank]:
+                    if after not in anchors:
+                        anchors[after] = _anchor(view, after, FOREVER)
+                    anchor = anchors[after]
+                    if anchor is not None:
+                        due = max(s.event_time, anchor.event_time) + delay
+                        if low < due <= high:
+                            found.append((due, rule, key, s))
+            for rule, _, ranks, delay, _, _ in firsts:
+                first: Step | None = None
+                for s in log:  # lifecycle order is by event_time first
+                    if s.rank in ranks and (first is None or (
+                            s.event_time == first.event_time and s.event_id < first.event_id)):
+                        first = s
+                if first is not None:
+                    due = first.event_time + delay
                     if low < due <= high:
-                        found.append((due, 7, shipment, s))
+                        found.append((due, rule, key, first))
     return found
 
 
@@ -114,7 +157,7 @@ def triggers(view: OrderView, rules: RuleConfig, at: int) -> dict[Decision, Step
     call for.
     """
     found: dict[Decision, Step] = {}
-    for due, rule, key, step in _candidates(view, rules, -FOREVER, at):
+    for due, rule, key, step in _candidates(view, plan_of(rules), -FOREVER, at):
         decision = Decision(due, rule, key)
         current = found.get(decision)
         if current is None or trigger_key(step) < trigger_key(current):
@@ -126,40 +169,10 @@ def due_between(view: OrderView, rules: RuleConfig, low: int | None, high: int
                 ) -> list[Decision]:
     """The decisions with low < due <= high (low None: no lower bound), sorted: what the
     engine makes when its watermark moves from ``low`` to ``high``."""
-    found = _candidates(view, rules, -FOREVER if low is None else low, high)
+    found = _candidates(view, plan_of(rules), -FOREVER if low is None else low, high)
     if not found:
         return []
     return sorted({Decision(due, rule, key) for due, rule, key, _ in found})
-
-
-#: rule -> the source and ranks of its trigger events (every rule but 1, whose trigger is
-#: the first active event of a reservation)
-_TRIGGERED_BY: dict[int, tuple[Source, frozenset[int]]] = {
-    2: (PAY, frozenset({SUCCEEDED})),
-    3: (INV, frozenset({CONFIRMED})),
-    4: (SHIP, frozenset({CREATED, DISPATCHED})),
-    5: (PAY, frozenset({SUCCEEDED})),
-    6: (PAY, frozenset({SUCCEEDED})),
-    7: (SHIP, frozenset({CREATED})),
-    8: (PAY, frozenset({REFUNDED})),
-    9: (INV, frozenset({RELEASED})),
-    10: (INV, frozenset({RESERVED})),
-}
-
-
-def _delay(rule: int, rules: RuleConfig) -> int:
-    """Decision time minus trigger time of the rules other than 1 and 6."""
-    if rule == 2:
-        return rules.reservation_timeout
-    if rule == 3:
-        return rules.shipment_timeout
-    if rule == 4:
-        return rules.payment_grace
-    if rule in (7, 9):
-        return rules.tcc_grace
-    if rule == 8:
-        return rules.release_timeout
-    return 0  # rules 5 and 10
 
 
 def trigger_of(view: OrderView, rules: RuleConfig, decision: Decision) -> Step | None:
@@ -167,41 +180,32 @@ def trigger_of(view: OrderView, rules: RuleConfig, decision: Decision) -> Step |
     for it: ``triggers(view, rules, decision.due).get(decision)``, from the events of the
     decision's entity (its key) only."""
     at, rule, key = decision
-    if rule == 1:
-        first = view.first(INV, key, ACTIVE_RESERVATION, at)
-        if first is not None and first.event_time + rules.payment_timeout == at:
-            return first
+    armed = plan_of(rules).by_rule.get(rule)
+    if armed is None:
         return None
-    source, ranks = _TRIGGERED_BY[rule]
-    if rule == 6:
-        placed = view.placed(at)
-        if placed is None:
-            return None
-        floor = placed.event_time  # D = max(t, placed time)
-        matches = [s for s in view.history(source, key, at)
-                   if s.rank in ranks and max(s.event_time, floor) == at]
-    else:
-        delay = _delay(rule, rules)
+    _, source, ranks, delay, first, after = armed
+    if first:
+        step = view.first(source, key, ranks, at)
+        if step is not None and step.event_time + delay == at:
+            return step
+        return None
+    if after is None:
         matches = [s for s in view.history(source, key, at)
                    if s.rank in ranks and s.event_time + delay == at]
+    else:
+        anchor = _anchor(view, after, at)
+        if anchor is None:
+            return None
+        floor = anchor.event_time  # D = max(t, the anchor's time) + delay
+        matches = [s for s in view.history(source, key, at)
+                   if s.rank in ranks and max(s.event_time, floor) + delay == at]
     if not matches:
         return None
     return matches[0] if len(matches) == 1 else min(matches, key=trigger_key)
 
 
-def _same_time(others: list[Step], ranks: frozenset[int], t: int) -> bool:
-    """Whether one of ``others`` of ``ranks`` has event time ``t``."""
-    return any(s.event_time == t and s.rank in ranks for s in others)
-
-
-_SUCCEEDED = frozenset({SUCCEEDED})
-_REFUNDED = frozenset({REFUNDED})
-_CONFIRMED = frozenset({CONFIRMED})
-_RELEASED = frozenset({RELEASED})
-_RESERVED = frozenset({RESERVED})
-_SHIPPED_OR_CREATED = frozenset({CREATED, DISPATCHED})
-_CREATED = frozenset({CREATED})
-_PLACED = frozenset({PLACED})
+def _earliest(steps: list[Step]) -> Step | None:
+    return min(steps, key=trigger_key) if steps else None
 
 
 def new_decisions(view: OrderView, event: Event, rules: RuleConfig) -> list[Decision]:
@@ -209,61 +213,50 @@ def new_decisions(view: OrderView, event: Event, rules: RuleConfig) -> list[Deci
     few decisions ``event`` can add (the engine's hot path: no second derivation).
 
     ``view`` holds ``event`` (and no other event with its event_id). A decision is new when
-    no other event calls for it: for the rules triggered by one event (2-5, 7-10), no other
-    event of the entity with a trigger type at the same event time; for rule 1, the event
-    became its reservation's first active event at another time than the previous first;
-    for rule 6, a SUCCEEDED payment (D = max(its time, PLACED time)) or a PLACED that became
-    the order's first PLACED, which moves every payment's D.
+    no other event calls for it: for a trigger, no other event of the entity with a trigger
+    type and the same D; for a ``first`` trigger, the event became its entity's first at
+    another time than the previous first; for a trigger ``after`` an order event, an order
+    event of that type that became the order's first moves the D of every such decision.
     """
+    plan = plan_of(rules)
     eid, source, t = event.event_id, event.source, event.event_time
+    rank = RANK[source].get(event.type, -1)
+    triggered = plan.on.get((source, rank), ())
+    anchored = plan.anchored.get(rank, ()) if source is ORD else ()
+    if not triggered and not anchored:
+        return []
     entity = event.entity_id if source is not ORD else view.order_id
     rest = [s for s in view.log(source, entity) if s.event_id != eid]
-    rank = RANK[source].get(event.type, -1)
     found: list[Decision] = []
-    if source is PAY:
-        if rank == SUCCEEDED:
-            if not _same_time(rest, _SUCCEEDED, t):
-                found += [Decision(t + rules.reservation_timeout, 2, entity),
-                          Decision(t, 5, entity)]
-            placed = view.placed(FOREVER)
-            if placed is not None:
-                floor = placed.event_time
-                due = max(t, floor)
-                if not any(s.rank == SUCCEEDED and max(s.event_time, floor) == due
-                           for s in rest):
-                    found.append(Decision(due, 6, entity))
-        elif rank == REFUNDED and not _same_time(rest, _REFUNDED, t):
-            found.append(Decision(t + rules.release_timeout, 8, entity))
-    elif source is INV:
-        if rank in ACTIVE_RESERVATION:
-            first = view.first(INV, entity, ACTIVE_RESERVATION, FOREVER)
-            if first is not None and first.event_id == eid:
-                earlier = [s for s in rest if s.rank in ACTIVE_RESERVATION]
-                previous = min(earlier, key=trigger_key) if earlier else None
+    for rule, _, ranks, delay, first, after in triggered:
+        if first:
+            step = view.first(source, entity, ranks, FOREVER)
+            if step is not None and step.event_id == eid:
+                previous = _earliest([s for s in rest if s.rank in ranks])
                 if previous is None or previous.event_time != t:
-                    found.append(Decision(t + rules.payment_timeout, 1, entity))
-        if rank == CONFIRMED and not _same_time(rest, _CONFIRMED, t):
-            found.append(Decision(t + rules.shipment_timeout, 3, entity))
-        elif rank == RELEASED and not _same_time(rest, _RELEASED, t):
-            found.append(Decision(t + rules.tcc_grace, 9, entity))
-        elif rank == RESERVED and not _same_time(rest, _RESERVED, t):
-            found.append(Decision(t, 10, entity))
-    elif source is SHIP and rank in _SHIPPED_OR_CREATED:
-        if not _same_time(rest, _SHIPPED_OR_CREATED, t):
-            found.append(Decision(t + rules.payment_grace, 4, entity))
-        if rank == CREATED and not _same_time(rest, _CREATED, t):
-            found.append(Decision(t + rules.tcc_grace, 7, entity))
-    elif source is ORD and rank == PLACED:
-        placed = view.placed(FOREVER)
-        if placed is not None and placed.event_id == eid:
-            earlier = [s for s in rest if s.rank == PLACED]
-            previous = min(earlier, key=trigger_key) if earlier else None
-            for payment in view.entity_ids(PAY):
-                paid = [s for s in view.log(PAY, payment) if s.rank == SUCCEEDED]
-                for due in {max(s.event_time, t) for s in paid}:
-                    if previous is None or all(max(s.event_time, previous.event_time) != due
-                                               for s in paid):
-                        found.append(Decision(due, 6, payment))
+                    found.append(Decision(t + delay, rule, entity))
+        elif after is None:
+            if not any(s.event_time == t and s.rank in ranks for s in rest):
+                found.append(Decision(t + delay, rule, entity))
+        else:
+            anchor = _anchor(view, after, FOREVER)
+            if anchor is not None:
+                floor = anchor.event_time
+                due = max(t, floor) + delay
+                if not any(s.rank in ranks and max(s.event_time, floor) + delay == due
+                           for s in rest):
+                    found.append(Decision(due, rule, entity))
+    for rule, of, ranks, delay, _, _ in anchored:
+        anchor = _anchor(view, rank, FOREVER)
+        if anchor is None or anchor.event_id != eid:
+            continue  # not the order's first of its type: no D moved
+        previous = _earliest([s for s in rest if s.rank == rank])
+        for other in view.entity_ids(of):
+            steps = [s for s in view.log(of, other) if s.rank in ranks]
+            for due in {max(s.event_time, t) + delay for s in steps}:
+                if previous is None or all(
+                        max(s.event_time, previous.event_time) + delay != due for s in steps):
+                    found.append(Decision(due, rule, other))
     return sorted(set(found))
 
 
