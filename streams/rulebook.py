@@ -117,6 +117,16 @@ class RuleSetting:
     threshold: int | None = None
 
 
+#: how an order's ledger of issued commands records an id that went out in shadow (an id
+#: alone went out live): the two are kept apart, each at most once
+SHADOW_MARK = "shadow:"
+
+
+def ledger_key(command_id: str, shadow: bool) -> str:
+    """The entry of the order's issued commands for a command_id that went out so."""
+    return SHADOW_MARK + command_id if shadow else command_id
+
+
 def issue_as(mode: CommandMode, went_live: bool, went_shadow: bool) -> CommandMode | None:
     """How a command that a new decision calls for goes out: ``mode`` is its rule's mode when
     the decision is made, ``went_live``/``went_shadow`` whether its command_id already went

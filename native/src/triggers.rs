@@ -54,11 +54,13 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan of the rules `numbers` (None: every rule of the table) for `rules`; an error
-    /// names a trigger type or setting that does not exist.
+    /// The plan of the rules `numbers` (None: every rule of the table) that `rules` leaves
+    /// on, each with its own duration where it has one; an error names a trigger type or
+    /// setting that does not exist.
     pub fn new(rules: Rules, numbers: Option<&[i64]>) -> Result<Plan, String> {
         let triggers: Vec<(i64, &Trigger)> = RULES.iter()
             .filter(|r| numbers.is_none_or(|n| n.contains(&r.number)))
+            .filter(|r| rules.own(r.number).is_none_or(|o| o.enabled))
             .map(|r| (r.number, &r.trigger))
             .collect();
         Self::of(rules, &triggers)
@@ -74,9 +76,10 @@ impl Plan {
                     .ok_or_else(|| format!("rule {number}: {} has no type {kind}", t.source.name()))?;
                 ranks |= 1 << rank;
             }
-            let delay = match t.delay {
-                None => 0,
-                Some(name) => rules.setting(name)
+            let delay = match (t.delay, rules.own(number).and_then(|o| o.delay)) {
+                (None, _) => 0,
+                (Some(_), Some(own)) => own,
+                (Some(name), None) => rules.setting(name)
                     .ok_or_else(|| format!("rule {number}: no setting {name}"))?,
             };
             let after = match t.after {

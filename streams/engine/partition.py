@@ -75,7 +75,18 @@ from streams.engine.work import open_entries
 from streams.engine.work import pending_work as pending_work  # re-exported
 from streams.engine.work import view_of as view_of  # re-exported
 from streams.model import Event, Source, Status
-from streams.rules.catalog import Decision, Finding, command_record, decide, fires, holds
+from streams.rulebook import CommandMode, ledger_key
+from streams.rules.catalog import (
+    Decision,
+    Finding,
+    command_of,
+    command_record,
+    decide,
+    fires,
+    holds,
+    issue,
+    severity_of,
+)
 from streams.rules.entities import OrderView
 from streams.rules.triggers import FOREVER, due_between, new_decisions
 
@@ -333,14 +344,14 @@ class PartitionEngine:
             return
         now = self.clock()
         spec = finding.spec
-        cid = finding.command.command_id if finding.command else None
+        cid = command_of(finding, self.rules)
         entry = LedgerEntry(
             mismatch_id=mid,
             type=spec.type,
             rule=finding.rule,
             subject_id=finding.subject_id,
             key=finding.key,
-            severity=spec.severity,
+            severity=severity_of(finding, self.rules),
             decided_at=finding.decided_at,
             trigger_time=finding.trigger_time,
             evidence=finding.evidence,
@@ -349,10 +360,13 @@ class PartitionEngine:
         )
         state.ledger[mid] = entry
         out.append(entry.record(state.order_id, now))
-        command = command_record(finding, now)
-        if command is not None and command.command_id not in state.commands:
-            state.commands.append(command.command_id)
-            out.append(command)
+        mode = issue(finding, self.rules, state.commands) if cid is not None else None
+        if mode is not None:
+            shadow = mode is CommandMode.SHADOW
+            command = command_record(finding, now, shadow)
+            if command is not None:
+                state.commands.append(ledger_key(command.command_id, shadow))
+                out.append(command)
         if spec.resolvable:
             for time in view.event_times():
                 if time <= finding.decided_at:

@@ -20,10 +20,12 @@ evaluator both use it. The rules themselves are the entries of ``streams.rules.t
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from streams.config import RuleConfig
-from streams.model import Command, Mismatch, MismatchType, Source, Status, Step
+from streams.model import Command, Mismatch, MismatchType, Severity, Source, Status, Step
+from streams.rulebook import SHADOW_MARK, CommandMode, issue_as
 from streams.rules.entities import OrderView
 from streams.rules.ids import mismatch_id
 from streams.rules.spec import CommandSpec as CommandSpec  # re-exported
@@ -141,18 +143,51 @@ def decide(decision: Decision, view: OrderView, rules: RuleConfig) -> list[Findi
     return findings
 
 
+# -- what the rules file makes of a finding ------------------------------------------------
+
+
+def severity_of(finding: Finding, rules: RuleConfig) -> Severity:
+    """The severity of a finding's mismatch: the rules file's for its rule, else the table's."""
+    spec = finding.spec
+    return rules.severity_of(spec.type.value, spec.severity)
+
+
+def mode_of(finding: Finding, rules: RuleConfig) -> CommandMode | None:
+    """The mode of the finding's command as decided now (None: it calls for none)."""
+    return None if finding.command is None else rules.mode_of(finding.spec.type.value)
+
+
+def command_of(finding: Finding, rules: RuleConfig) -> str | None:
+    """The command_id the finding's mismatch carries: none when its rule's mode is off."""
+    if finding.command is None or mode_of(finding, rules) is CommandMode.OFF:
+        return None
+    return finding.command.command_id
+
+
+def issue(finding: Finding, rules: RuleConfig, issued: Collection[str]) -> CommandMode | None:
+    """How the finding's command goes out (None: not at all), given the order's ledger of
+    issued commands (``rulebook.ledger_key`` entries): ``rulebook.issue_as``."""
+    mode = mode_of(finding, rules)
+    if mode is None or finding.command is None:
+        return None
+    cid = finding.command.command_id
+    return issue_as(mode, cid in issued, SHADOW_MARK + cid in issued)
+
+
 # -- records ------------------------------------------------------------------------------
 
 
-def open_record(finding: Finding, command: str | None, detected_at: int) -> Mismatch:
-    """The OPEN Mismatch record of a finding, carrying the command_id it maps to."""
+def open_record(finding: Finding, command: str | None, detected_at: int,
+                severity: Severity | None = None) -> Mismatch:
+    """The OPEN Mismatch record of a finding, carrying the command_id it maps to (and the
+    severity the rules file gives it, the table's when None)."""
     return Mismatch(
         mismatch_id=finding.mismatch_id,
         type=finding.spec.type,
         status=Status.OPEN,
         order_id=finding.order_id,
         subject_id=finding.subject_id,
-        severity=finding.spec.severity,
+        severity=finding.spec.severity if severity is None else severity,
         decided_at=finding.decided_at,
         detected_at=detected_at,
         evidence=finding.evidence,
@@ -161,8 +196,10 @@ def open_record(finding: Finding, command: str | None, detected_at: int) -> Mism
     )
 
 
-def command_record(finding: Finding, issued_at: int) -> Command | None:
-    """The Command a finding calls for (None when its rule has no command)."""
+def command_record(finding: Finding, issued_at: int, shadow: bool = False
+                   ) -> Command | None:
+    """The Command a finding calls for (None when its rule has no command); ``shadow``:
+    decided in shadow mode (it goes to the shadow topic)."""
     spec = finding.command
     if spec is None:
         return None
@@ -177,4 +214,6 @@ def command_record(finding: Finding, issued_at: int) -> Command | None:
         currency=spec.currency,
         sku=spec.sku,
         quantity=spec.quantity,
+        payment_id=spec.payment_id,
+        shadow=shadow,
     )
