@@ -73,7 +73,7 @@ RULEBOOK: tuple[RuleInfo, ...] = (
              "payment_timeout", SV.LOW, "RELEASE_STOCK", "r"),
     RuleInfo("PAYMENT_WITHOUT_RESERVATION", "P, I", "SUCCEEDED of p", "reservation_timeout",
              SV.HIGH, "REFUND_PAYMENT", "p"),
-    RuleInfo("PAID_NOT_SHIPPED", "I, P, S", "CONFIRMED of r", "shipment_timeout", SV.MEDIUM,
+    RuleInfo("PAID_NOT_SHIPPED", "I, P, S, O", "CONFIRMED of r", "shipment_timeout", SV.MEDIUM,
              "EXPEDITE_SHIPMENT", "order"),
     RuleInfo("SHIPPED_WITHOUT_PAYMENT", "S, P", "CREATED/DISPATCHED of s", "payment_grace",
              SV.CRITICAL, "HOLD_SHIPMENT", "s"),

@@ -114,7 +114,8 @@ pub(crate) const CANCELLED_BUT_SHIPPED: Rule = Rule {
 // -- 15 PAID_WITHOUT_PAYMENT (subject: the order) ---------------------------------------------
 
 fn paid_for_nothing(_subject: &str, _key: &str, _since: i64, view: &View, at: i64) -> bool {
-    view.paid(at).is_some() && view.active_payments(at).is_empty()
+    // a cancelled order is no longer claimed paid (its payment is refunded as it should be)
+    view.paid(at).is_some() && view.cancelled(at).is_none() && view.active_payments(at).is_empty()
 }
 
 fn paid_facts<'a>(_subject: &str, _key: &str, trigger: &Step, _view: &View<'a>, _at: i64)

@@ -154,7 +154,7 @@ fn paid_reservation<'a>(_subject: &str, key: &str, _t: &Step, view: &View<'a>, a
 
 const PAID_NOT_SHIPPED: Rule = Rule {
     number: 3, kind: "PAID_NOT_SHIPPED", severity: "MEDIUM",
-    command: Some(EXPEDITE_SHIPMENT), reads: &[INV, PAY, SHIP],
+    command: Some(EXPEDITE_SHIPMENT), reads: &[INV, PAY, SHIP, ORD],
     trigger: Trigger { source: INV, types: &["CONFIRMED"], delay: Some("shipment_timeout"),
                        first: false, after: None },
     holds: not_shipped, fires: None, facts: paid_reservation, subjects: Some(the_order),

@@ -111,7 +111,9 @@ CANCELLED_BUT_SHIPPED = RuleSpec(
 
 
 def _paid_for_nothing(subject: str, key: str, since: int, view: OrderView, at: int) -> bool:
-    return view.paid(at) is not None and not view.active_payments(at)
+    # a cancelled order is no longer claimed paid (its payment is refunded as it should be)
+    return (view.paid(at) is not None and view.cancelled(at) is None
+            and not view.active_payments(at))
 
 
 def _paid_facts(subject: str, key: str, trigger: Step, view: OrderView, at: int

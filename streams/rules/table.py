@@ -97,7 +97,7 @@ def _paid_reservation(subject: str, key: str, trigger: Step, view: OrderView, at
 
 
 PAID_NOT_SHIPPED = RuleSpec(
-    3, MT.PAID_NOT_SHIPPED, SV.MEDIUM, CT.EXPEDITE_SHIPMENT, frozenset({INV, PAY, SHIP}),
+    3, MT.PAID_NOT_SHIPPED, SV.MEDIUM, CT.EXPEDITE_SHIPMENT, frozenset({INV, PAY, SHIP, ORD}),
     Trigger(INV, ("CONFIRMED",), "shipment_timeout"),
     holds=_not_shipped, facts=_paid_reservation, subjects=the_order)
 

@@ -189,6 +189,12 @@ def test_pwp_payment_at_d_counts_one_after_resolves() -> None:
     assert resolved.resolved_by == late.event_id
 
 
+def test_pwp_a_paid_order_cancelled_and_refunded_is_not_paid_for_nothing() -> None:
+    events = [placed(T0), pay("SUCCEEDED", T0), paid(T0 + 100), cancelled(T0 + 200),
+              pay("REFUNDED", T0 + 300)]
+    assert of_type(assert_robust(events), PWP) == []
+
+
 # -- PAID_NOT_SHIPPED, cancelled -------------------------------------------------------------
 
 
