@@ -202,7 +202,11 @@ class PartitionEngine:
         through here, so a decision not armed after the order's last event does not fire
         when the watermark passes it: the order is not woken for it (nearly all decisions)."""
         low = since - 1 if wm is None else max(wm, since - 1)
+        dues, early, order_id = state.dues, self._early, state.order_id
         for decision in due_between(view, self.rules, low, FOREVER):
+            if decision.due in dues and (not self.early or early.has(
+                    decision.rule, decision.due, order_id, decision.key)):
+                continue  # indexed and kept already: whether it fires changes nothing
             if fires(decision, view, self.rules):
                 self._index(state, decision.due, wm)
                 if self.early:
