@@ -93,3 +93,16 @@ def test_a_mode_change_keeps_what_went_out_and_issues_live_once() -> None:
     assert of_type(out, DUP) == []  # not opened twice
     # and once only: the same decisions again issue nothing
     assert commands(run_stream(first, RULES, store, until=T0 + 100_000)) == []
+
+
+def test_a_rule_switched_off_still_resolves_what_it_opened_with_its_severity() -> None:
+    store = MemoryStore()
+    [opened] = of_type(run_stream([pay("SUCCEEDED", T0)], RULES, store, until=D2), PWR)
+    assert opened.severity is Severity.HIGH
+    off = _with(RuleSetting(PWR, enabled=False, severity=Severity.LOW))
+    later = [inv("RESERVED", D2 + 100), inv("RELEASED", D2 + 150), pay("SUCCEEDED", D2 + 200, "p2")]
+    assert len(of_type(run_stream(later, RULES, MemoryStore(), until=D2 + 100_000), PWR)) == 1
+    out = run_stream(later, off, store, until=D2 + 100_000)
+    [resolved] = of_type(out, PWR)  # resolved; p2, unreserved, is not decided: the rule is off
+    assert (resolved.mismatch_id, resolved.status.value, resolved.severity) == (
+        opened.mismatch_id, "RESOLVED", Severity.HIGH)
