@@ -176,49 +176,59 @@ def _faults(r: RuleConfig) -> dict[str, Template]:
     return {
         # 1 RESERVATION_WITHOUT_PAYMENT
         "rwp-open": lambda b: b.placed(0).inv("RESERVED", 1),
-        "rwp-paid-late": lambda b: b.placed(0).inv("RESERVED", 1).pay("SUCCEEDED", 1 + pt + 5),
+        "rwp-paid-late": lambda b: b.placed(0).inv("RESERVED", 1).pay("SUCCEEDED", 1 + pt + 5)
+        .paid(1 + pt + 5 + 0.2),
         "rwp-released": lambda b: b.placed(0).inv("RESERVED", 1).inv("RELEASED", 1 + pt + 5),
         # 2 PAYMENT_WITHOUT_RESERVATION
-        "pwr-open": lambda b: b.placed(0).pay("SUCCEEDED", 1),
-        "pwr-reserved-late": lambda b: b.placed(0).pay("SUCCEEDED", 1)
+        "pwr-open": lambda b: b.placed(0).pay("SUCCEEDED", 1).paid(1 + 0.2),
+        "pwr-reserved-late": lambda b: b.placed(0).pay("SUCCEEDED", 1).paid(1 + 0.2)
         .inv("RESERVED", 1 + rt + 5),
-        "pwr-refunded": lambda b: b.placed(0).pay("SUCCEEDED", 1).pay("REFUNDED", 1 + rt + 5),
+        "pwr-refunded": lambda b: b.placed(0).pay("SUCCEEDED", 1)
+        .paid(1 + 0.2).pay("REFUNDED", 1 + rt + 5),
         # 3 PAID_NOT_SHIPPED
-        "pns-open": lambda b: b.placed(0).inv("RESERVED", 1).pay("SUCCEEDED", 2)
+        "pns-open": lambda b: b.placed(0).inv("RESERVED", 1).pay("SUCCEEDED", 2).paid(2 + 0.2)
         .inv("CONFIRMED", 3),
         "pns-shipped-late": lambda b: b.placed(0).inv("RESERVED", 1).pay("SUCCEEDED", 2)
+        .paid(2 + 0.2)
         .inv("CONFIRMED", 3).ship("CREATED", 3 + st + 5),
         # 4 SHIPPED_WITHOUT_PAYMENT
         "swp-open": lambda b: b.placed(0).inv("RESERVED", 1).ship("CREATED", 2),
         "swp-dispatched": lambda b: b.placed(0).inv("RESERVED", 1).ship("DISPATCHED", 2),
         "swp-paid-late": lambda b: b.placed(0).inv("RESERVED", 1).ship("CREATED", 2)
-        .pay("SUCCEEDED", 2 + pg + 5),
+        .pay("SUCCEEDED", 2 + pg + 5).paid(2 + pg + 5 + 0.2),
         "swp-cancelled": lambda b: b.placed(0).inv("RESERVED", 1).ship("CREATED", 2)
         .ship("CANCELLED", 2 + pg + 5),
         # 5 DUPLICATE_PAYMENT
         "dup-open": lambda b: b.placed(0).inv("RESERVED", 1).pay("SUCCEEDED", 2, "p1")
-        .pay("SUCCEEDED", 3, "p2"),
+        .paid(2 + 0.2, "p1")
+        .pay("SUCCEEDED", 3, "p2").paid(3 + 0.2, "p2"),
         "dup-same-time": lambda b: b.placed(0).inv("RESERVED", 1).pay("SUCCEEDED", 2, "p2")
-        .pay("SUCCEEDED", 2, "p1"),
+        .paid(2 + 0.2, "p2")
+        .pay("SUCCEEDED", 2, "p1").paid(2 + 0.2, "p1"),
         "dup-refunded": lambda b: b.placed(0).inv("RESERVED", 1).pay("SUCCEEDED", 2, "p1")
-        .pay("SUCCEEDED", 3, "p2").pay("REFUNDED", 10, "p2"),
+        .paid(2 + 0.2, "p1")
+        .pay("SUCCEEDED", 3, "p2").paid(3 + 0.2, "p2").pay("REFUNDED", 10, "p2"),
         # 6 AMOUNT_MISMATCH
         "amount": lambda b: b.placed(0, total=3000).inv("RESERVED", 1)
-        .pay("SUCCEEDED", 2, amount=2500),
+        .pay("SUCCEEDED", 2, amount=2500).paid(2 + 0.2),
         "amount-currency": lambda b: b.placed(0, currency="CNY").inv("RESERVED", 1)
-        .pay("SUCCEEDED", 2, currency="USD"),
+        .pay("SUCCEEDED", 2, currency="USD").paid(2 + 0.2),
         "amount-placed-after": lambda b: b.inv("RESERVED", 0).pay("SUCCEEDED", 1, amount=999)
+        .paid(1 + 0.2)
         .placed(4, total=1000),
         # 7 OVERSHIPMENT
         "over-open": lambda b: b.placed(0).inv("RESERVED", 1, qty=1).pay("SUCCEEDED", 2)
+        .paid(2 + 0.2)
         .ship("CREATED", 3, items=(("A", 2),)),
         "over-cancelled": lambda b: b.placed(0).inv("RESERVED", 1, qty=1).pay("SUCCEEDED", 2)
+        .paid(2 + 0.2)
         .ship("CREATED", 3, items=(("A", 2),)).ship("CANCELLED", 3 + tg + 5),
         "over-restocked": lambda b: b.placed(0).inv("RESERVED", 1, qty=1).pay("SUCCEEDED", 2)
+        .paid(2 + 0.2)
         .ship("CREATED", 3, items=(("A", 2),)).inv("RESERVED", 3 + tg + 5, "r2", qty=1),
         # 7 + 4 on one shipment: two mismatches, one HOLD_SHIPMENT command
         "over-unpaid": lambda b: b.placed(0).ship("CREATED", 1, items=(("B", 1),)),
-        # 8 REFUND_WITHOUT_RELEASE
+        # 8 REFUND_WITHOUT_RELEASE (refunded within callback_timeout, never marked PAID)
         "rwr-open": lambda b: b.placed(0).inv("RESERVED", 1).pay("SUCCEEDED", 2)
         .pay("REFUNDED", 10),
         "rwr-two": lambda b: b.placed(0).inv("RESERVED", 1, "r1", sku="A")
