@@ -89,7 +89,7 @@ NATIVE_CHECK := import sys, streams.native as n; sys.exit(None if n.status() == 
 test: install wheel chromium
 	@$(PY) -c '$(NATIVE_CHECK)'
 	cargo test --manifest-path native/Cargo.toml --locked -q
-	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile --durations=15
 	@echo "pure Python run of the rules, engine and store tests:"
 	CROSSCHECK_PURE_PYTHON=1 $(PY) -m pytest -q $(PURE_TESTS)
 

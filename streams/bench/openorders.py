@@ -66,6 +66,8 @@ class OpenOrdersFigures:
     #: records in the phase's mismatches topic at the end: 0 (else the orders were not open)
     mismatch_offsets: int
     rss_target_bytes: int = RSS_TARGET_BYTES
+    #: bytes of its changelogs on the broker's disk at zero lag (None: not the local broker)
+    changelog_bytes: int | None = None
 
 
 def measure_open_orders(settings: Settings, count: int, seed: int, workdir: Path
@@ -82,7 +84,8 @@ def measure_open_orders(settings: Settings, count: int, seed: int, workdir: Path
     figures = run_worker(os_, topology, "exactly_once", workdir, timeout=3600.0)
     result = OpenOrdersFigures(count, loaded.seconds, figures.seconds_to_zero_lag,
                                figures.throughput, figures.peak_rss_bytes,
-                               figures.rocksdb_bytes, _end_offsets(os_, topology))
+                               figures.rocksdb_bytes, _end_offsets(os_, topology),
+                               changelog_bytes=figures.changelog_bytes)
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(result).items()}
 
 

@@ -58,7 +58,7 @@ def table(results: dict[str, Any]) -> str:
     m = results["machine"]
     ceiling = results.get("ceiling", {}).get("records_per_s")
     rows: list[tuple[str, ...]] = [("phase", "records/s", "of ceiling", "seconds", "peak RSS",
-                                    "RocksDB")]
+                                    "RocksDB", "changelogs")]
 
     def share(rate: float | None) -> str:
         """A rate as a share of the ceiling."""
@@ -67,19 +67,20 @@ def table(results: dict[str, Any]) -> str:
     if "ceiling" in results:
         c = results["ceiling"]
         rows.append(("ceiling: raw consumer + Avro decode", _rate(c["records_per_s"]), "100%",
-                     f"{c['seconds']:.1f}", "-", "-"))
+                     f"{c['seconds']:.1f}", "-", "-", "-"))
     for key, label in (("exactly_once", "worker, exactly-once"),
                        ("at_least_once", "worker, at-least-once")):
         w = results.get("worker", {}).get(key)
         if w:
             rows.append((label, _rate(w["throughput"]), share(w["throughput"]),
                          f"{w['seconds_to_zero_lag']:.1f} (start-up {w['startup_seconds']:.1f})",
-                         _mb(w["peak_rss_bytes"]), _mb(w["rocksdb_bytes"])))
+                         _mb(w["peak_rss_bytes"]), _mb(w["rocksdb_bytes"]),
+                         _mb(w.get("changelog_bytes"))))
     r = results.get("replay")
     if r:
         rows.append(("replay (backfill, all events)", _rate(r["records_per_s"]),
                      share(r["records_per_s"]), f"{r['seconds']:.1f}", _mb(r["peak_rss_bytes"]),
-                     _mb(r["state_bytes"])))
+                     _mb(r["state_bytes"]), "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [f"crosscheck bench: {results['events']:,} events, {results['partitions']} "
              f"partitions; {m['cpus']} CPUs ({m['cpu_model'] or 'unknown'}), "
@@ -118,7 +119,8 @@ def table(results: dict[str, Any]) -> str:
         lines.append(f"open orders: {o['orders']:,} undecided orders held by one exactly-once "
                      f"worker: peak RSS {_mb(rss)} ({verdict} the "
                      f"{o['rss_target_bytes'] / 1e6:,.0f} MB target), RocksDB "
-                     f"{_mb(o['rocksdb_bytes'])}; loaded at {_rate(o['throughput'])} events/s"
+                     f"{_mb(o['rocksdb_bytes'])}, changelogs {_mb(o.get('changelog_bytes'))}; "
+                     f"loaded at {_rate(o['throughput'])} events/s"
                      + (f"; NOT all open: {o['mismatch_offsets']} offsets in the mismatches "
                         "topic" if o.get("mismatch_offsets") else ""))
     p = results.get("preload")

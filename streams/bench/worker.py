@@ -10,6 +10,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
+from streams.bench.changelogs import changelog_bytes
 from streams.bench.procs import Child, dir_size, peak_rss
 from streams.bench.stages import scrape_stages
 from streams.clients import confluent_config
@@ -68,6 +69,9 @@ class WorkerFigures:
     rocksdb_bytes: int
     #: wall seconds per stage of batch processing, from the worker's /metrics at zero lag
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    #: bytes of its tables' changelogs on the broker's disk at zero lag (None: the broker
+    #: is not the local one)
+    changelog_bytes: int | None = None
 
 
 def run_worker(settings: Settings, topology: Topology, guarantee: str, workdir: Path,
@@ -107,6 +111,7 @@ def run_worker(settings: Settings, topology: Topology, guarantee: str, workdir: 
             rss = peak_rss(child.pid) or rss
             stages = scrape_stages(port)
             state = dir_size(data_dir_for(ws, port))
+            changelogs = changelog_bytes(ws)
         if not keep_state:
             shutil.rmtree(data_dir_for(ws, port), ignore_errors=True)
     finally:
@@ -115,4 +120,4 @@ def run_worker(settings: Settings, topology: Topology, guarantee: str, workdir: 
     overall = total / max(finished - began, 1e-3)
     steady = (total - first[1]) / max(finished - first[0], 1e-3) if first[1] < total else overall
     return WorkerFigures(guarantee, total, finished - began, first[0] - began, steady, overall,
-                         rss, state, stages)
+                         rss, state, stages, changelogs)

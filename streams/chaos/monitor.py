@@ -25,6 +25,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from streams.chaos.recovery import ReadyTimes
 from streams.chaos.supervisor import Supervisor
 from streams.clients import confluent_config
 from streams.config import Settings
@@ -108,6 +109,8 @@ class Monitor:
     log: Callable[[str], None] = lambda _: None
     #: every sample (per-partition committed and end offsets, worker statuses) as JSON Lines
     samples_path: Path | None = None
+    #: told of every worker seen ready (the time to ready after each SIGKILL)
+    ready: ReadyTimes | None = None
     episodes: list[Episode] = field(default_factory=list)
     #: the longest time a partition's committed offset stood still with records waiting,
     #: for whatever reason (restarts and recovery included), and where
@@ -162,7 +165,13 @@ class Monitor:
         now = time.monotonic()
         self.samples += 1
         alive = self.supervisor.alive()
+        starts = {s.name: s.starts for s in alive}  # before asking: a ready is of this start
         statuses = {s.name: health(s.port) for s in alive}
+        if self.ready is not None:
+            seen = time.monotonic()
+            for name, word in statuses.items():
+                if word == "ready":
+                    self.ready.seen(name, seen, starts[name])
         excused = (self._excused or now < self._excused_until or not alive
                    or any(v != "ready" for v in statuses.values()))
         stuck: list[TP] = []

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.chaos.plan import FAULT_NAMES
+from streams.chaos.recovery import ready_line
 from streams.config import Settings
 from streams.errors import CrosscheckError
 from streams.export import json_line, read_topic
@@ -112,6 +113,8 @@ def table(results: dict[str, Any]) -> str:
     lines.append(f"worker restarts by the supervisor: {r['total']} ({r['killed']} after a "
                  f"SIGKILL, {r['stalled']} after exit 75, {r.get('refused', 0)} after exit 76 "
                  f"(a send refused), {r['crashed']} after a crash)")
+    if "ready_after_kill" in results:  # not in results written before it was measured
+        lines.append(ready_line(results["ready_after_kill"]))
     lines += ["", f"{'output':28}  {'expected':>8}  {'got':>8}  {'lost':>5}  "
                   f"{'duplicated':>10}  {'extra':>5}  {'changed':>7}"]
     rows = [("mismatches OPEN", out["mismatches_open"]),

@@ -24,7 +24,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -51,6 +51,7 @@ from streams.chaos.plan import (
     schedule,
 )
 from streams.chaos.publisher import ChaosPacer, Outage
+from streams.chaos.recovery import ReadyTimes
 from streams.chaos.report import export_outputs, judge_outputs, verdict
 from streams.chaos.supervisor import Supervisor
 from streams.clients import admin
@@ -103,6 +104,8 @@ class Run:
     broker: BrokerControl | None
     log: Log
     broker_down: bool = False
+    #: the time to ready after each SIGKILL
+    ready: ReadyTimes = field(default_factory=ReadyTimes)
 
     def wait_ready(self, name: str, timeout: float = 60.0) -> str:
         """Wait until the slot's worker says it is ready (so that a SIGKILL hits it while it
@@ -110,7 +113,9 @@ class Run:
         began = time.monotonic()
         slot = self.supervisor.slots[name]
         while time.monotonic() - began < timeout:
+            starts = slot.starts  # before asking: a ready is of this start
             if health(slot.port) == "ready":
+                self.ready.seen(name, time.monotonic(), starts)
                 return f"ready after {time.monotonic() - began:.0f}s"
             self.supervisor.poll()
             time.sleep(0.5)
@@ -136,7 +141,11 @@ class Run:
                 return "no worker running: nothing to kill"
             name = alive[min(int(fault.pick * len(alive)), len(alive) - 1)]
             waited = self.wait_ready(name)
-            return f"SIGKILL {name} (pid {sup.kill(name)}, {waited})"
+            starts, killed_at = sup.slots[name].starts, time.monotonic()
+            pid = sup.kill(name)
+            if pid is not None:
+                self.ready.killed(name, killed_at, starts)
+            return f"SIGKILL {name} (pid {pid}, {waited})"
         if fault.kind == JOIN:
             sup.start("w2")
             return "w2 started"
@@ -192,8 +201,9 @@ def run_chaos(settings: Settings, config: ChaosConfig, log: Log = lambda _: None
     supervisor = Supervisor(ss, workdir, ["--batch-size", str(config.batch_size)], log=log)
     for name in ("w1", "w2"):
         supervisor.add(name, free_port())
+    ready = ReadyTimes()
     monitor = Monitor(Offsets(ss, topology, ss.app_id), supervisor, config.stuck_after, log,
-                      samples_path=workdir / "monitor.jsonl")
+                      samples_path=workdir / "monitor.jsonl", ready=ready)
     bad = BadSender(ss, topology, Codec(registry_from(ss.schema_registry_url,
                                                       ss.schema_registry_auth)), config.seed)
     outages = [Outage(outage_topic(f.pick), math.ceil(f.at * total), config.outage_length)
@@ -201,7 +211,7 @@ def run_chaos(settings: Settings, config: ChaosConfig, log: Log = lambda _: None
     pacer = ChaosPacer(ss, traffic.events, config.rate, outages, lambda detail: log(
         f"{supervisor.elapsed():7.1f}s  {pacer.sent / total:4.0%} published  {OUTAGE:15} "
         f"{detail}"))
-    run = Run(config, supervisor, monitor, pacer, bad, broker, log)
+    run = Run(config, supervisor, monitor, pacer, bad, broker, log, ready=ready)
     injected: list[Injected] = []
     finished = False
     seconds = total / config.rate
@@ -263,6 +273,7 @@ def run_chaos(settings: Settings, config: ChaosConfig, log: Log = lambda _: None
         "timeline": [asdict(i) for i in injected],
         "exits": supervisor.exits_doc(),
         "restarts": _restarts(supervisor),
+        "ready_after_kill": ready.doc(),
         "bad_records": {"sent": len(bad.sent), "by_kind": dict(sorted(bad.by_kind.items()))},
         "outputs": outputs,
         "stuck": _stuck(supervisor, monitor),

@@ -49,8 +49,9 @@ def bench(ctx: click.Context, /, events: int, seed: int, latency_events: int,
     and Avro-decoding the records; (b) `crosscheck worker` from start to zero lag, with
     exactly-once and with at-least-once; (c) the decision latency, from the watermark
     passing a decision time to the mismatch being readable (p50/p99); (d) each worker's
-    peak RSS and RocksDB size; (e) `crosscheck replay` throughput over the whole range;
-    (f) a worker's peak RSS and RocksDB size holding --open-orders undecided orders.
+    peak RSS and RocksDB size, and its changelogs' bytes on the broker's disk (local
+    broker only); (e) `crosscheck replay` throughput over the whole range; (f) a worker's
+    peak RSS, RocksDB size and changelog bytes holding --open-orders undecided orders.
     Prints a table and one JSON line, and writes the results to --out.
     """
     from streams.bench import BenchConfig, run_bench, table

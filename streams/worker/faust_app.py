@@ -12,6 +12,7 @@ from streams.config import Settings
 from streams.names import META_TABLE, METRICS_TABLE, ORDERS_TABLE
 from streams.worker.lifecycle import web_host_for
 from streams.worker.store import TABLE_ROCKSDB_OPTIONS
+from topology.changelogs import CHANGELOG_CONFIG
 from topology.topics import TopicId
 
 
@@ -100,9 +101,13 @@ def build_app(settings: Settings, options: WorkerOptions) -> faust.App:
     # key_type/value_type bytes make Faust use the raw serializer for the changelogs, so
     # recovery copies our msgpack bytes as they are. (A `schema=` argument does not: the
     # changelog would be decoded as JSON, and on a multi-topic channel it stops delivery.)
+    # The changelogs' topic configs (compaction down to about the live state) are the
+    # tables' extra configs, so a changelog Faust would create itself gets them too.
     for name in (ORDERS_TABLE, META_TABLE):
         app.Table(name, partitions=options.input_partitions, key_type=bytes, value_type=bytes,
-                  help=f"crosscheck {name} state", options=dict(TABLE_ROCKSDB_OPTIONS))
+                  help=f"crosscheck {name} state", options=dict(TABLE_ROCKSDB_OPTIONS),
+                  extra_topic_configs=dict(CHANGELOG_CONFIG))
     app.Table(METRICS_TABLE, partitions=1, key_type=bytes, value_type=bytes,
-              help="crosscheck metrics aggregator", options=dict(TABLE_ROCKSDB_OPTIONS))
+              help="crosscheck metrics aggregator", options=dict(TABLE_ROCKSDB_OPTIONS),
+              extra_topic_configs=dict(CHANGELOG_CONFIG))
     return app

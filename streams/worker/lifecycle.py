@@ -14,6 +14,7 @@ from streams.config import Settings
 from streams.errors import CrosscheckError
 from streams.gctune import tune_gc
 from topology.admin import check_topics, create_new, create_topics, input_partition_count
+from topology.changelogs import changelog_config
 from topology.topics import TOPICS, TopicId, Topology
 
 log = logging.getLogger("crosscheck.worker")
@@ -108,8 +109,10 @@ def create_changelogs(settings: Settings, app: Any, timeout: float = 30.0) -> li
     missing topic") until the next rebalance, and the table is then neither recovered from
     its changelog nor routable (a CI run: ``/api/windows`` answered 503 for the whole test).
     Created here first, with what Faust would give them (the table's partitions, else the
-    app's; its replication factor; compacted, plus the table's extra configs), they are in
-    every member's metadata when the group forms. Faust leaves existing topics as they are.
+    app's; its replication factor; ``CHANGELOG_CONFIG``, compacted to about the live state,
+    plus the table's extra configs), they are in every member's metadata when the group
+    forms. Faust leaves existing topics as they are, and so does this (docs/operations.md
+    says how to give an existing changelog the configs).
     TopologyError names a topic that could not be created.
     """
     from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
@@ -122,11 +125,9 @@ def create_changelogs(settings: Settings, app: Any, timeout: float = 30.0) -> li
         name = topic.get_topic_name()
         if name in existing:
             continue
-        config = {"cleanup.policy": "compact",
-                  **{k: str(v) for k, v in (table.extra_topic_configs or {}).items()}}
         new.append(NewTopic(name, num_partitions=topic.partitions or app.conf.topic_partitions,
                             replication_factor=app.conf.topic_replication_factor,
-                            config=config))
+                            config=changelog_config(table.extra_topic_configs)))
     return create_new(client, new, timeout)
 
 

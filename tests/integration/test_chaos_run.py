@@ -41,6 +41,10 @@ def test_a_short_chaos_run_loses_duplicates_and_invents_nothing(
     assert outage["held_s"] >= 8.0 > results["source_outages"]["idle_timeout_s"]
     assert outage["records_held"] > 100 and not outage["other_inputs_ended_first"], outage
     assert results["restarts"]["killed"] == 2, results["exits"]
+    ready = results["ready_after_kill"]  # each killed worker was restarted and got ready
+    assert ready["kills"] == 2 and ready["not_ready"] == 0 and len(ready["seconds"]) == 2, ready
+    assert 0 < ready["median_s"] <= ready["max_s"] == max(ready["seconds"]) < 120, ready
+    assert f"time to ready after a SIGKILL: median {ready['median_s']:.0f} s" in report
     assert results["finished"], report
 
     out = results["outputs"]

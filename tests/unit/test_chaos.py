@@ -343,3 +343,14 @@ def test_an_outage_that_did_not_run_its_length_is_planned_but_not_injected() -> 
                 Injected(OUTAGE, 9.0, 99, "orders not held back", False)]
     counts = _fault_counts(faults, injected, ChaosConfig(), broker=True)
     assert counts[OUTAGE] == {"planned": 2, "injected": 1}
+
+
+def test_the_table_gives_the_time_to_ready_after_the_kills_when_measured() -> None:
+    outputs = judge_outputs({TopicId.MISMATCHES: [], TopicId.COMMANDS: [], TopicId.DLQ: []},
+                            Expected([], []), {})
+    measured = {**_results(outputs), "ready_after_kill": {
+        "kills": 3, "seconds": [10.0, 31.0, 19.0], "median_s": 19.0, "max_s": 31.0,
+        "not_ready": 0}}
+    assert "time to ready after a SIGKILL: median 19 s, max 31 s (3 kills: 10, 31, 19 s)" \
+        in table(measured).splitlines()
+    assert "time to ready" not in table(_results(outputs))  # results from before it
