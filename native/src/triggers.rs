@@ -115,7 +115,8 @@ impl Plan {
                 sources.push((s, every, firsts));
             }
         }
-        let decided_on = (0..=top as i64).map(decided_on_of).collect();
+        let in_force: Vec<i64> = armed.iter().map(|a| a.rule).collect();
+        let decided_on = (0..=top as i64).map(|n| decided_on_of(n, &in_force)).collect();
         Ok(Plan { rules, armed, by_rule, on, anchored, sources, decided_on })
     }
 
@@ -133,14 +134,16 @@ impl Plan {
 
 /// What a rule reads, and what the rules that can call for a command of the same type read:
 /// those decide together, so that a command two rules call for is issued with the earliest
-/// decision, whichever input lags.
-fn decided_on_of(number: i64) -> Vec<Source> {
+/// decision, whichever input lags. Only the rules in force (`on`) widen it
+/// (`catalog.decided_on`).
+fn decided_on_of(number: i64, on: &[i64]) -> Vec<Source> {
     let Some(r) = rule(number) else { return Vec::new() };
     let command = r.command.as_ref().map(|c| c.kind);
     let mut found: Vec<Source> = Vec::new();
     for other in &RULES {
         let same = other.number == number
-            || (command.is_some() && other.command.as_ref().map(|c| c.kind) == command);
+            || (command.is_some() && on.contains(&other.number)
+                && other.command.as_ref().map(|c| c.kind) == command);
         if same {
             found.extend(other.reads.iter().copied());
         }

@@ -25,7 +25,9 @@ from streams.rules.catalog import DECIDED_ON
 class EarlyDecisions:
     """The decisions kept for their rules' watermarks, and those watermarks."""
 
-    def __init__(self) -> None:
+    def __init__(self, decided_on: dict[int, frozenset[Source]] = DECIDED_ON) -> None:
+        #: rule -> the inputs its watermark is over (``catalog.decided_on``)
+        self._decided_on = decided_on
         #: rule -> a heap of (due, order_id, key); the entries kept, to keep each once
         self._heaps: dict[int, list[tuple[int, str, str]]] = {}
         self._kept: set[tuple[int, int, str, str]] = set()
@@ -57,7 +59,7 @@ class EarlyDecisions:
             if not heap:
                 continue
             mark = self._marks.get(rule)
-            reads = DECIDED_ON[rule]
+            reads = self._decided_on[rule]
             if reads in candidates:
                 new = candidates[reads]
             else:

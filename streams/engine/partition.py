@@ -82,6 +82,7 @@ from streams.rules.catalog import (
     command_of,
     command_record,
     decide,
+    decided_on,
     fires,
     holds,
     issue,
@@ -105,7 +106,7 @@ class PartitionEngine:
         #: whether the last ``on_event`` was a new event (False: a redelivery, ignored)
         self.last_was_new = False
         #: the decisions that would fire, kept by rule for their rule's watermark
-        self._early = EarlyDecisions()
+        self._early = EarlyDecisions(decided_on(rules))
 
     # -- public API ------------------------------------------------------------------------
 

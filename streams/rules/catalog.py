@@ -35,25 +35,36 @@ from streams.rules.table import COMMANDS
 from streams.rules.table import RULES as RULES  # re-exported
 from streams.rules.triggers import Decision as Decision  # re-exported
 from streams.rules.triggers import derive_decisions as derive_decisions  # re-exported
-from streams.rules.triggers import trigger_of
+from streams.rules.triggers import in_force, trigger_of
 
 #: rule number of each mismatch type
 RULE_OF: dict[MismatchType, int] = {spec.type: n for n, spec in RULES.items()}
 
 
-def _decided_on(rule: int) -> frozenset[Source]:
+def _decided_on(rule: int, in_force: Collection[int]) -> frozenset[Source]:
     spec = RULES[rule]
     if spec.command is None:
         return spec.reads
-    return frozenset().union(*(other.reads for other in RULES.values()
-                               if other.command is spec.command))
+    return frozenset().union(spec.reads, *(
+        other.reads for n, other in RULES.items()
+        if n in in_force and other.command is spec.command))
 
 
 #: rule -> the inputs its own watermark is over: what it reads, and what the other rules
 #: that can call for a command of the same type read. Those decide together, so that a
 #: command two rules call for (a payment refunded as a duplicate and as unreserved) is
 #: issued with the earliest decision, as in the batch evaluator, whichever input lags.
-DECIDED_ON: dict[int, frozenset[Source]] = {n: _decided_on(n) for n in RULES}
+DECIDED_ON: dict[int, frozenset[Source]] = {n: _decided_on(n, RULES) for n in RULES}
+
+
+def decided_on(rules: RuleConfig) -> dict[int, frozenset[Source]]:
+    """``DECIDED_ON`` over the rules ``rules`` leaves on (a rule switched off widens no
+    other's watermark: a shop without the orders topic that switches off the rules of the
+    order's status gets its refunds, releases and holds decided without waiting for it)."""
+    on = set(in_force(rules))
+    if len(on) == len(RULES):
+        return DECIDED_ON
+    return {n: _decided_on(n, on) for n in RULES}
 
 
 @dataclass(frozen=True)
