@@ -35,7 +35,17 @@ from streams.clock import wall_ms
 from streams.config import RuleConfig
 from streams.engine.held import is_confirmed
 from streams.model import Command, Event, Mismatch, Status
-from streams.rules.catalog import RULES, command_record, decide, derive_decisions, holds
+from streams.rulebook import CommandMode, ledger_key
+from streams.rules.catalog import (
+    RULES,
+    command_of,
+    command_record,
+    decide,
+    derive_decisions,
+    holds,
+    issue,
+    severity_of,
+)
 from streams.rules.catalog import open_record as _open_record
 from streams.rules.entities import OrderView
 from topology.partitioner import partition_for
@@ -67,16 +77,18 @@ def evaluate_order(
                 continue
             opened.add(mid)
             now = clock()
-            cid = finding.command.command_id if finding.command else None
-            mismatch = _open_record(finding, cid, now)
+            cid = command_of(finding, rules)
+            mismatch = _open_record(finding, cid, now, severity_of(finding, rules))
             key: _Key = (decision.due, order_id, 0, seq, 0, finding.subject_id, 0)
             results.append((key, mismatch))
-            command = command_record(finding, now)
+            mode = issue(finding, rules, issued) if cid is not None else None
+            shadow = mode is CommandMode.SHADOW
+            command = command_record(finding, now, shadow) if mode is not None else None
             if command is not None and progress is not None and not is_confirmed(
                     progress, finding.rule, decision.due, rules.allowed_lateness):
                 command = None  # held: its inputs have not confirmed D
-            if command is not None and command.command_id not in issued:
-                issued.add(command.command_id)
+            if command is not None:
+                issued.add(ledger_key(command.command_id, shadow))
                 results.append(((*key[:-1], 1), command))
             if not RULES[finding.rule].resolvable:
                 continue

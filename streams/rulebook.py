@@ -73,7 +73,7 @@ RULEBOOK: tuple[RuleInfo, ...] = (
              "payment_timeout", SV.LOW, "RELEASE_STOCK", "r"),
     RuleInfo("PAYMENT_WITHOUT_RESERVATION", "P, I", "SUCCEEDED of p", "reservation_timeout",
              SV.HIGH, "REFUND_PAYMENT", "p"),
-    RuleInfo("PAID_NOT_SHIPPED", "I, P, S", "CONFIRMED of r", "shipment_timeout", SV.MEDIUM,
+    RuleInfo("PAID_NOT_SHIPPED", "I, P, S, O", "CONFIRMED of r", "shipment_timeout", SV.MEDIUM,
              "EXPEDITE_SHIPMENT", "order"),
     RuleInfo("SHIPPED_WITHOUT_PAYMENT", "S, P", "CREATED/DISPATCHED of s", "payment_grace",
              SV.CRITICAL, "HOLD_SHIPMENT", "s"),
@@ -115,6 +115,16 @@ class RuleSetting:
     severity: Severity | None = None
     commands: CommandMode | None = None
     threshold: int | None = None
+
+
+#: how an order's ledger of issued commands records an id that went out in shadow (an id
+#: alone went out live): the two are kept apart, each at most once
+SHADOW_MARK = "shadow:"
+
+
+def ledger_key(command_id: str, shadow: bool) -> str:
+    """The entry of the order's issued commands for a command_id that went out so."""
+    return SHADOW_MARK + command_id if shadow else command_id
 
 
 def issue_as(mode: CommandMode, went_live: bool, went_shadow: bool) -> CommandMode | None:

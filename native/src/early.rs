@@ -103,21 +103,24 @@ mod tests {
     fn plan() -> Plan {
         let settings = vec![("payment_timeout", 40), ("reservation_timeout", 20),
                             ("shipment_timeout", 60), ("payment_grace", 10),
-                            ("release_timeout", 30), ("tcc_grace", 5)];
-        Plan::new(Rules { allowed_lateness: 10, state_retention: 0, settings }, None).unwrap()
+                            ("release_timeout", 30), ("tcc_grace", 5),
+                            ("callback_timeout", 50)];
+        Plan::new(Rules { allowed_lateness: 10, state_retention: 0, settings, own: Vec::new() }, None).unwrap()
     }
 
     #[test]
     fn a_rule_decides_when_the_inputs_it_reads_pass() {
         let plan = plan();
         let mut early = Early::new();
-        early.keep(5, 100, "o2", "p2".into()); // DUPLICATE_PAYMENT: payments, inventory
+        // DUPLICATE_PAYMENT: orders, payments, inventory (the refunds' inputs)
+        early.keep(5, 100, "o2", "p2".into());
         early.keep(5, 100, "o2", "p2".into()); // kept once
         early.keep(5, 100, "o1", "p1".into());
         early.keep(4, 100, "o3", "s1".into()); // SHIPPED_WITHOUT_PAYMENT: and shipping
         early.keep(9, 500, "o4", "r1".into()); // TCC_EMPTY_ROLLBACK: inventory
-        // orders and shipping silent: no partition watermark; payments and inventory at 120
-        early.snapshot = Some(Snapshot::of([None, Some(120), Some(120), None], [false; 4], None));
+        // shipping silent: no partition watermark; orders, payments and inventory at 120
+        early.snapshot = Some(Snapshot::of([Some(120), Some(120), Some(120), None], [false; 4],
+                                           None));
         assert_eq!(early.take_ready(&plan, 10), vec![(100, 5, "o1".to_string(), "p1".to_string()),
                                                      (100, 5, "o2".to_string(), "p2".to_string())]);
         assert_eq!(early.take_ready(&plan, 10), vec![], "made once");

@@ -13,7 +13,7 @@ use pyo3::IntoPyObjectExt;
 
 use crate::early::Early;
 use crate::host::Host;
-use crate::model::{Decision, Event, OrderState, Rules, Source};
+use crate::model::{Decision, Event, Mode, OrderState, Own, Rules, Source};
 use crate::order::{read_home, NativeEvent, NativeOrder};
 use crate::table::RULES;
 use crate::triggers::Plan;
@@ -39,10 +39,36 @@ fn rules_of(obj: &Bound<'_, PyAny>) -> PyResult<Rules> {
     for name in rule_settings() {
         settings.push((name, get(name)?));
     }
+    let own_delays: Vec<(String, i64)> = obj.getattr("per_rule")?.try_iter()?
+        .map(|s| -> PyResult<Option<(String, i64)>> {
+            let s = s?;
+            let threshold = s.getattr("threshold")?;
+            if threshold.is_none() {
+                return Ok(None);
+            }
+            Ok(Some((s.getattr("type")?.extract()?, threshold.extract()?)))
+        })
+        .filter_map(Result::transpose)
+        .collect::<PyResult<_>>()?;
+    let mut own = Vec::new();
+    for r in RULES.iter() {
+        let mode: String = obj.call_method1("mode_of", (r.kind,))?.str()?.extract()?;
+        own.push(Own {
+            enabled: obj.call_method1("enabled", (r.kind,))?.extract()?,
+            delay: own_delays.iter().find(|(t, _)| t == r.kind).map(|(_, d)| *d),
+            severity: obj.call_method1("severity_of", (r.kind, r.severity))?.str()?.extract()?,
+            mode: match mode.as_str() {
+                "shadow" => Mode::Shadow,
+                "off" => Mode::Off,
+                _ => Mode::Live,
+            },
+        });
+    }
     Ok(Rules {
         allowed_lateness: get("allowed_lateness")?,
         state_retention: get("state_retention")?,
         settings,
+        own,
     })
 }
 

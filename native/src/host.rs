@@ -26,8 +26,8 @@ pub const MISMATCH_FIELDS: [&str; 13] = ["mismatch_id", "type", "status", "order
     "subject_id", "severity", "decided_at", "detected_at", "evidence", "command_id", "details",
     "resolved_at", "resolved_by"];
 /// The fields of `streams.model.Command` the engine fills, in the order `command` gives them.
-pub const COMMAND_FIELDS: [&str; 10] = ["command_id", "type", "order_id", "target_id",
-    "mismatch_id", "issued_at", "amount", "currency", "sku", "quantity"];
+pub const COMMAND_FIELDS: [&str; 12] = ["command_id", "type", "order_id", "target_id",
+    "mismatch_id", "issued_at", "amount", "currency", "sku", "quantity", "payment_id", "shadow"];
 
 /// A msgspec Struct class the engine makes objects of from values given in the order of
 /// `names`: each name's position among the class's fields, found once, so the call passes
@@ -294,7 +294,8 @@ impl Host {
 
     /// The Command record of a finding's command.
     pub fn command<'py>(&self, py: Python<'py>, order_id: &str, c: &CommandSpec,
-                        mismatch_id: &str, issued_at: &Py<PyAny>) -> PyResult<Bound<'py, PyAny>> {
+                        mismatch_id: &str, issued_at: &Py<PyAny>, shadow: bool)
+        -> PyResult<Bound<'py, PyAny>> {
         self.command.make(py, vec![
             c.command_id().into_bound_py_any(py)?,
             self.command_type.bind(py).call1((c.kind,))?,
@@ -306,6 +307,8 @@ impl Host {
             c.currency.as_deref().into_bound_py_any(py)?,
             c.sku.as_deref().into_bound_py_any(py)?,
             c.quantity.into_bound_py_any(py)?,
+            c.payment_id.as_deref().into_bound_py_any(py)?,
+            shadow.into_bound_py_any(py)?,
         ])
     }
 

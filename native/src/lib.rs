@@ -32,6 +32,7 @@ mod partition;
 mod record;
 mod spec;
 mod state;
+mod status;
 mod table;
 mod triggers;
 mod view;

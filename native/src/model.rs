@@ -39,6 +39,8 @@ impl Source {
 
 // ranks (streams.rules.entities)
 pub const PLACED: i64 = 0;
+pub const ORDER_CANCELLED: i64 = 1;
+pub const ORDER_PAID: i64 = 2;
 pub const SUCCEEDED: i64 = 0;
 pub const RESERVED: i64 = 0;
 pub const CONFIRMED: i64 = 1;
@@ -53,6 +55,10 @@ pub fn active_reservation(rank: i64) -> bool {
 }
 pub fn live_shipment(rank: i64) -> bool {
     (0..=2).contains(&rank)
+}
+/// CREATED or DISPATCHED: a parcel on its way (CANCELLED_BUT_SHIPPED).
+pub fn on_its_way(rank: i64) -> bool {
+    rank == 0 || rank == 1
 }
 pub fn shipped(rank: i64) -> bool {
     rank == 1 || rank == 2
@@ -212,12 +218,47 @@ pub struct Rules {
     pub allowed_lateness: i64,
     pub state_retention: i64,
     pub settings: Vec<(&'static str, i64)>,
+    /// what the rules file makes of each rule, by rule number - 1 (empty: the table's)
+    pub own: Vec<Own>,
+}
+
+/// Where a rule's commands go (`streams.rulebook.CommandMode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Live,
+    Shadow,
+    Off,
+}
+
+/// One rule as the rules file leaves it (`RuleConfig.enabled`, `delay_of` where the file
+/// gives the rule its own duration, `severity_of`, `mode_of`).
+#[derive(Clone, Debug)]
+pub struct Own {
+    pub enabled: bool,
+    pub delay: Option<i64>,
+    pub severity: String,
+    pub mode: Mode,
+}
+
+/// How an order's ledger of issued commands records an id that went out in shadow
+/// (`rulebook.SHADOW_MARK`).
+pub const SHADOW_MARK: &str = "shadow:";
+
+/// The entry of the order's issued commands for a command_id that went out so
+/// (`rulebook.ledger_key`).
+pub fn ledger_key(command_id: &str, shadow: bool) -> String {
+    if shadow { format!("{SHADOW_MARK}{command_id}") } else { command_id.to_string() }
 }
 
 impl Rules {
     /// The setting named `name` (None: not given).
     pub fn setting(&self, name: &str) -> Option<i64> {
         self.settings.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+
+    /// What the rules file makes of rule `number` (None: the table's defaults).
+    pub fn own(&self, number: i64) -> Option<&Own> {
+        usize::try_from(number - 1).ok().and_then(|i| self.own.get(i))
     }
 }
 

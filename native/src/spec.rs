@@ -31,12 +31,13 @@ pub struct CommandSpec {
     pub currency: Option<String>,
     pub sku: Option<String>,
     pub quantity: Option<i64>,
+    pub payment_id: Option<String>,
 }
 
 impl CommandSpec {
     pub fn new(kind: &'static str, target_id: &str) -> Self {
         CommandSpec { kind, target_id: target_id.to_string(), amount: None, currency: None,
-                      sku: None, quantity: None }
+                      sku: None, quantity: None, payment_id: None }
     }
     pub fn command_id(&self) -> String {
         command_id(self.kind, &self.target_id)

@@ -11,21 +11,25 @@ use crate::model::{
     active_payment, active_reservation, live_shipment, put, Ordered, Source, Step, RELEASED,
 };
 use crate::spec::{CommandKind, CommandSpec, Facts, Rule, Trigger};
+use crate::status::{
+    CANCELLED_BUT_CHARGED, CANCELLED_BUT_RESERVED, CANCELLED_BUT_SHIPPED, PAID_WITHOUT_PAYMENT,
+    PAYMENT_NOT_APPLIED,
+};
 use crate::view::View;
 
 use Source::{Inventory as INV, Orders as ORD, Payments as PAY, Shipping as SHIP};
 
 // -- shared facts and commands ---------------------------------------------------------------
 
-fn opt_int(v: Option<i64>) -> String {
+pub(crate) fn opt_int(v: Option<i64>) -> String {
     v.map_or_else(|| "None".to_string(), |v| v.to_string())
 }
 
-fn opt_str(v: &Option<String>) -> String {
+pub(crate) fn opt_str(v: &Option<String>) -> String {
     v.clone().unwrap_or_else(|| "None".to_string())
 }
 
-fn reservation_facts(view: &View, reservation: &str, at: i64) -> Ordered<String> {
+pub(crate) fn reservation_facts(view: &View, reservation: &str, at: i64) -> Ordered<String> {
     let mut facts = vec![("reservation_id".to_string(), reservation.to_string())];
     if let Some((sku, q)) = view.reservation_line(reservation, at) {
         put(&mut facts, "sku", sku.to_string());
@@ -34,7 +38,7 @@ fn reservation_facts(view: &View, reservation: &str, at: i64) -> Ordered<String>
     facts
 }
 
-fn payment_facts(payment: &str, trigger: &Step) -> Ordered<String> {
+pub(crate) fn payment_facts(payment: &str, trigger: &Step) -> Ordered<String> {
     vec![
         ("payment_id".to_string(), payment.to_string()),
         ("amount".to_string(), opt_int(trigger.amount)),
@@ -66,18 +70,28 @@ fn expedite(_subject: &str, _key: &str, _trigger: &Step, view: &View, _at: i64) 
     CommandSpec::new("EXPEDITE_SHIPMENT", view.order_id)
 }
 
+fn mark_paid(_subject: &str, key: &str, trigger: &Step, view: &View, _at: i64) -> CommandSpec {
+    let mut c = CommandSpec::new("MARK_ORDER_PAID", view.order_id);
+    c.amount = trigger.amount;
+    c.currency = trigger.currency.clone();
+    c.payment_id = Some(key.to_string());
+    c
+}
+
 /// The reservation subject is released, the payment key refunded, the shipment subject
-/// held, the order's shipment expedited (`table.COMMANDS`).
-const RELEASE_STOCK: CommandKind = CommandKind { kind: "RELEASE_STOCK", build: release };
-const REFUND_PAYMENT: CommandKind = CommandKind { kind: "REFUND_PAYMENT", build: refund };
-const HOLD_SHIPMENT: CommandKind = CommandKind { kind: "HOLD_SHIPMENT", build: hold };
+/// held, the order's shipment expedited, the order marked paid (`commands.COMMANDS`).
+pub(crate) const RELEASE_STOCK: CommandKind = CommandKind { kind: "RELEASE_STOCK", build: release };
+pub(crate) const REFUND_PAYMENT: CommandKind = CommandKind { kind: "REFUND_PAYMENT", build: refund };
+pub(crate) const HOLD_SHIPMENT: CommandKind = CommandKind { kind: "HOLD_SHIPMENT", build: hold };
 const EXPEDITE_SHIPMENT: CommandKind = CommandKind { kind: "EXPEDITE_SHIPMENT", build: expedite };
+pub(crate) const MARK_ORDER_PAID: CommandKind = CommandKind { kind: "MARK_ORDER_PAID",
+                                                            build: mark_paid };
 
 fn the_order(view: &View, _key: &str, _at: i64) -> Vec<String> {
     vec![view.order_id.to_string()]
 }
 
-fn active_reservations(view: &View, _key: &str, at: i64) -> Vec<String> {
+pub(crate) fn active_reservations(view: &View, _key: &str, at: i64) -> Vec<String> {
     view.active_reservations(at).into_iter().map(str::to_string).collect()
 }
 
@@ -123,6 +137,7 @@ fn not_shipped(_subject: &str, key: &str, _since: i64, view: &View, at: i64) -> 
     active_reservation(view.rank(INV, key, at))
         && !view.active_payments(at).is_empty()
         && view.live_shipments(at).is_empty()
+        && view.cancelled(at).is_none()
 }
 
 fn paid_reservation<'a>(_subject: &str, key: &str, _t: &Step, view: &View<'a>, at: i64)
@@ -139,7 +154,7 @@ fn paid_reservation<'a>(_subject: &str, key: &str, _t: &Step, view: &View<'a>, a
 
 const PAID_NOT_SHIPPED: Rule = Rule {
     number: 3, kind: "PAID_NOT_SHIPPED", severity: "MEDIUM",
-    command: Some(EXPEDITE_SHIPMENT), reads: &[INV, PAY, SHIP],
+    command: Some(EXPEDITE_SHIPMENT), reads: &[INV, PAY, SHIP, ORD],
     trigger: Trigger { source: INV, types: &["CONFIRMED"], delay: Some("shipment_timeout"),
                        first: false, after: None },
     holds: not_shipped, fires: None, facts: paid_reservation, subjects: Some(the_order),
@@ -327,7 +342,7 @@ const TCC_HANGING: Rule = Rule {
 };
 
 /// The rule table, in the contract's order (rule n at index n - 1).
-pub static RULES: [Rule; 10] = [
+pub static RULES: [Rule; 15] = [
     RESERVATION_WITHOUT_PAYMENT,
     PAYMENT_WITHOUT_RESERVATION,
     PAID_NOT_SHIPPED,
@@ -338,6 +353,11 @@ pub static RULES: [Rule; 10] = [
     REFUND_WITHOUT_RELEASE,
     TCC_EMPTY_ROLLBACK,
     TCC_HANGING,
+    PAYMENT_NOT_APPLIED,
+    CANCELLED_BUT_CHARGED,
+    CANCELLED_BUT_RESERVED,
+    CANCELLED_BUT_SHIPPED,
+    PAID_WITHOUT_PAYMENT,
 ];
 
 /// Rule number `n` of the table.

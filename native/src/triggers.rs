@@ -54,11 +54,13 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan of the rules `numbers` (None: every rule of the table) for `rules`; an error
-    /// names a trigger type or setting that does not exist.
+    /// The plan of the rules `numbers` (None: every rule of the table) that `rules` leaves
+    /// on, each with its own duration where it has one; an error names a trigger type or
+    /// setting that does not exist.
     pub fn new(rules: Rules, numbers: Option<&[i64]>) -> Result<Plan, String> {
         let triggers: Vec<(i64, &Trigger)> = RULES.iter()
             .filter(|r| numbers.is_none_or(|n| n.contains(&r.number)))
+            .filter(|r| rules.own(r.number).is_none_or(|o| o.enabled))
             .map(|r| (r.number, &r.trigger))
             .collect();
         Self::of(rules, &triggers)
@@ -74,9 +76,10 @@ impl Plan {
                     .ok_or_else(|| format!("rule {number}: {} has no type {kind}", t.source.name()))?;
                 ranks |= 1 << rank;
             }
-            let delay = match t.delay {
-                None => 0,
-                Some(name) => rules.setting(name)
+            let delay = match (t.delay, rules.own(number).and_then(|o| o.delay)) {
+                (None, _) => 0,
+                (Some(_), Some(own)) => own,
+                (Some(name), None) => rules.setting(name)
                     .ok_or_else(|| format!("rule {number}: no setting {name}"))?,
             };
             let after = match t.after {
@@ -112,7 +115,8 @@ impl Plan {
                 sources.push((s, every, firsts));
             }
         }
-        let decided_on = (0..=top as i64).map(decided_on_of).collect();
+        let in_force: Vec<i64> = armed.iter().map(|a| a.rule).collect();
+        let decided_on = (0..=top as i64).map(|n| decided_on_of(n, &in_force)).collect();
         Ok(Plan { rules, armed, by_rule, on, anchored, sources, decided_on })
     }
 
@@ -130,14 +134,16 @@ impl Plan {
 
 /// What a rule reads, and what the rules that can call for a command of the same type read:
 /// those decide together, so that a command two rules call for is issued with the earliest
-/// decision, whichever input lags.
-fn decided_on_of(number: i64) -> Vec<Source> {
+/// decision, whichever input lags. Only the rules in force (`on`) widen it
+/// (`catalog.decided_on`).
+fn decided_on_of(number: i64, on: &[i64]) -> Vec<Source> {
     let Some(r) = rule(number) else { return Vec::new() };
     let command = r.command.as_ref().map(|c| c.kind);
     let mut found: Vec<Source> = Vec::new();
     for other in &RULES {
         let same = other.number == number
-            || (command.is_some() && other.command.as_ref().map(|c| c.kind) == command);
+            || (command.is_some() && on.contains(&other.number)
+                && other.command.as_ref().map(|c| c.kind) == command);
         if same {
             found.extend(other.reads.iter().copied());
         }

@@ -168,6 +168,18 @@ impl<'a> View<'a> {
         self.first(Source::Orders, id, |r| r == crate::model::PLACED, at)
     }
 
+    /// The order's first CANCELLED event up to `at` (a cancellation is for good).
+    pub fn cancelled(&self, at: i64) -> Option<&'a Step> {
+        let id = self.order_id;
+        self.first(Source::Orders, id, |r| r == crate::model::ORDER_CANCELLED, at)
+    }
+
+    /// The order's first PAID event up to `at`.
+    pub fn paid(&self, at: i64) -> Option<&'a Step> {
+        let id = self.order_id;
+        self.first(Source::Orders, id, |r| r == crate::model::ORDER_PAID, at)
+    }
+
     pub fn reservation_line(&self, reservation: &str, at: i64) -> Option<(&'a str, i64)> {
         let s = self.latest(Source::Inventory, reservation, at)?;
         let sku = s.sku.as_deref()?;

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use crate::catalog::{decide, fires, holds, Finding};
 use crate::engine::{Out, PartitionEngine};
 use crate::ids::mismatch_id;
-use crate::model::{Decision, Event, LedgerEntry, OrderState, OPEN, RESOLVED};
+use crate::model::{ledger_key, Decision, Event, LedgerEntry, Mode, OrderState, OPEN, RESOLVED};
 use crate::order::NativeOrder;
 use crate::table::rule;
 use crate::triggers::{due_between, new_decisions};
@@ -242,18 +242,20 @@ impl PartitionEngine {
             return Ok(());
         }
         let now = self.host.now(py)?;
+        let own = self.plan.rules.own(f.rule);
+        let mode = own.map_or(Mode::Live, |o| o.mode);
         let entry = LedgerEntry {
             mismatch_id: mid.clone(),
             kind: spec.kind.to_string(),
             rule: f.rule,
             subject_id: f.subject_id.clone(),
             key: f.key.clone(),
-            severity: spec.severity.to_string(),
+            severity: own.map_or_else(|| spec.severity.to_string(), |o| o.severity.clone()),
             decided_at: f.decided_at,
             trigger_time: f.trigger_time,
             evidence: f.evidence.clone(),
             details: f.details.clone(),
-            command_id: f.command.as_ref().map(|c| c.command_id()),
+            command_id: f.command.as_ref().filter(|_| mode != Mode::Off).map(|c| c.command_id()),
             status: OPEN.to_string(),
             resolved_at: None,
             resolved_by: None,
@@ -261,11 +263,16 @@ impl PartitionEngine {
         };
         out.push(self.host.mismatch(py, &state.order_id, &entry, &now)?.unbind());
         state.book.ledger.push((mid.clone(), entry));
-        if let Some(command) = &f.command {
+        if let Some(command) = f.command.as_ref().filter(|_| mode != Mode::Off) {
+            // `rulebook.issue_as`: live at most once, shadow at most once; shadow stays shadow
             let cid = command.command_id();
-            if !state.book.commands.contains(&cid) {
-                out.push(self.host.command(py, &state.order_id, command, &mid, &now)?.unbind());
-                state.book.commands.push(cid);
+            let went_live = state.book.commands.contains(&cid);
+            let shadow = mode == Mode::Shadow;
+            let key = ledger_key(&cid, shadow);
+            if !went_live && (!shadow || !state.book.commands.contains(&key)) {
+                out.push(self.host.command(py, &state.order_id, command, &mid, &now, shadow)?
+                    .unbind());
+                state.book.commands.push(key);
             }
         }
         if spec.resolvable {

@@ -54,7 +54,7 @@ def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
     """Run the stream worker until SIGTERM or Ctrl-C (many can run in one group).
 
     It joins orders, payments, inventory and shipping per order in Faust tables (RocksDB,
-    with changelog topics), decides the ten rules in event time and writes mismatches,
+    with changelog topics), decides the fifteen rules in event time and writes mismatches,
     commands and dead letters. Missing topics are created first.
     """
     from streams.worker import heapprofile, memory

@@ -18,13 +18,16 @@ import heapq
 
 from streams.engine import watermark as wmark
 from streams.engine.state import PartitionMeta
+from streams.model import Source
 from streams.rules.catalog import DECIDED_ON
 
 
 class EarlyDecisions:
     """The decisions kept for their rules' watermarks, and those watermarks."""
 
-    def __init__(self) -> None:
+    def __init__(self, decided_on: dict[int, frozenset[Source]] = DECIDED_ON) -> None:
+        #: rule -> the inputs its watermark is over (``catalog.decided_on``)
+        self._decided_on = decided_on
         #: rule -> a heap of (due, order_id, key); the entries kept, to keep each once
         self._heaps: dict[int, list[tuple[int, str, str]]] = {}
         self._kept: set[tuple[int, int, str, str]] = set()
@@ -42,16 +45,25 @@ class EarlyDecisions:
             self._kept.add(entry)
             heapq.heappush(self._heaps.setdefault(rule, []), (due, order_id, key))
 
+    def has(self, rule: int, due: int, order_id: str, key: str) -> bool:
+        """Whether this decision is kept."""
+        return (rule, due, order_id, key) in self._kept
+
     def ready(self, meta: PartitionMeta, lateness: int) -> list[tuple[int, int, str, str]]:
         """The kept decisions their rules' watermarks now pass and the partition's has not,
         as (due, rule, order_id, key), sorted; they are no longer kept."""
         wm = meta.watermark
         ready: list[tuple[int, int, str, str]] = []
+        candidates: dict[frozenset[Source], int | None] = {}  # (rules share input sets)
         for rule, heap in self._heaps.items():
             if not heap:
                 continue
             mark = self._marks.get(rule)
-            new = wmark.rule_candidate(meta, DECIDED_ON[rule], lateness)
+            reads = self._decided_on[rule]
+            if reads in candidates:
+                new = candidates[reads]
+            else:
+                new = candidates[reads] = wmark.rule_candidate(meta, reads, lateness)
             if new is not None and (mark is None or new > mark):
                 self._marks[rule] = mark = new
             if mark is None:

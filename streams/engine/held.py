@@ -20,7 +20,8 @@ command is issued with the first claim that is confirmed and still fires, and dr
 every claim has been confirmed and none fires.
 
 The held commands are part of the partition's state: each is one value of the store under
-``HELD_PREFIX + command_id`` (msgpack), so it goes through the changelog in the same
+``HELD_PREFIX`` + its ledger key (``rulebook.ledger_key``: the command_id, marked for
+a shadow command) (msgpack), so it goes through the changelog in the same
 transaction as the decision that held it, and survives a kill -9. In memory, an index per
 set of inputs read keeps the claims by D, so a record costs a few comparisons while
 commands are held and nothing when none is.
@@ -37,6 +38,7 @@ import msgspec
 from streams.config import RuleConfig
 from streams.model import Command, Mismatch, Source, Status
 from streams.names import HELD_PREFIX
+from streams.rulebook import CommandMode, ledger_key
 from streams.rules.catalog import RULE_OF, RULES
 
 Output = Mismatch | Command
@@ -76,6 +78,12 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(HeldCommand)
 
 
+def _key_of(entry: HeldCommand) -> str:
+    """A held command's key: its command_id, marked when it goes to the shadow topic (a
+    live and a shadow command of one id are held apart, as the order's ledger keeps them)."""
+    return ledger_key(entry.command.command_id, entry.command.shadow)
+
+
 def confirmed_until(progress: dict[str, int], reads: _Reads, lateness: int) -> int | None:
     """The latest decision time the inputs ``reads`` confirm: the lowest of their progress
     (largest event_time read) minus the lateness; None while one of them has none."""
@@ -107,7 +115,7 @@ def fired(entry: Any) -> bool:
 #: (order_id, mismatch_id, rule, due) -> whether the decision still fires (``fired``), and
 #: the command it calls for as the order's events say now (None: as held)
 Refire = Callable[[str, str, int, int], tuple[bool, Command | None]]
-#: (order_id, command_id): take the command out of the order's issued commands
+#: (order_id, ledger key): take the command out of the order's issued commands
 Forget = Callable[[str, str], None]
 
 
@@ -118,18 +126,19 @@ class HeldCommands:
         self.rules = rules
         self.store = store
         self.clock = clock
-        #: command_id -> its held command
+        #: ledger key (command_id, marked for shadow) -> its held command
         self.held: dict[str, HeldCommand] = {}
-        #: per set of inputs read: a heap of (due, command_id, mismatch_id, rule)
+        #: per set of inputs read: a heap of (due, ledger key, mismatch_id, rule)
         self._index: dict[_Reads, list[tuple[int, str, str, int]]] = {}
         #: commands dropped and issued since the partition was loaded (for /metrics)
         self.dropped = 0
         self.released = 0
         for _key, value in store.scan_blobs(HELD_PREFIX):
             entry = _decoder.decode(value)
-            self.held[entry.command.command_id] = entry
+            key = _key_of(entry)
+            self.held[key] = entry
             for claim in entry.claims:
-                self._add_to_index(entry.command.command_id, claim)
+                self._add_to_index(key, claim)
 
     def __len__(self) -> int:
         return len(self.held)
@@ -139,8 +148,7 @@ class HeldCommands:
         heapq.heappush(heap, (claim.due, command_id, claim.mismatch_id, claim.rule))
 
     def _store(self, entry: HeldCommand) -> None:
-        self.store.put_blob(HELD_PREFIX + entry.command.command_id.encode(),
-                            _encoder.encode(entry))
+        self.store.put_blob(HELD_PREFIX + _key_of(entry).encode(), _encoder.encode(entry))
 
     def _delete(self, command_id: str) -> None:
         self.held.pop(command_id, None)
@@ -156,26 +164,34 @@ class HeldCommands:
         lateness = self.rules.allowed_lateness
         result: list[Output] = []
         claims: dict[str, Claim] = {}
-        for output in outputs:
+        for i, output in enumerate(outputs):
             if isinstance(output, Mismatch):
                 result.append(output)
                 if output.status is Status.OPEN and output.command_id is not None:
                     claim = Claim(output.mismatch_id, RULE_OF[output.type], output.decided_at)
                     claims[output.mismatch_id] = claim
-                    entry = self.held.get(output.command_id)
-                    if entry is not None:  # the engine did not emit the command again
-                        entry.claims.append(claim)
-                        self._add_to_index(output.command_id, claim)
-                        self._store(entry)
+                    follows = i + 1 < len(outputs) and isinstance(outputs[i + 1], Command) \
+                        and outputs[i + 1].mismatch_id == output.mismatch_id
+                    if not follows:  # the engine did not emit the command again
+                        # (the mode of a decision is its rule's now: a claim of a shadow
+                        # decision joins a held shadow command, never a live one)
+                        shadow = self.rules.mode_of(output.type.value) is CommandMode.SHADOW
+                        key = ledger_key(output.command_id, shadow)
+                        entry = self.held.get(key)
+                        if entry is not None:
+                            entry.claims.append(claim)
+                            self._add_to_index(key, claim)
+                            self._store(entry)
                 continue
             claim = claims[output.mismatch_id]  # a command follows its mismatch
             if (forced is not None and claim.due <= forced) or is_confirmed(
                     progress, claim.rule, claim.due, lateness):
                 result.append(output)
                 continue
+            key = ledger_key(output.command_id, output.shadow)
             entry = HeldCommand(output, [claim], self.clock())
-            self.held[output.command_id] = entry
-            self._add_to_index(output.command_id, claim)
+            self.held[key] = entry
+            self._add_to_index(key, claim)
             self._store(entry)
         return result
 
@@ -211,7 +227,7 @@ class HeldCommands:
                     # (a claim's own command: a reservation's quantity is the one at its D)
                     issued.append(msgspec.structs.replace(
                         command or entry.command, mismatch_id=mismatch_id,
-                        issued_at=self.clock()))
+                        issued_at=self.clock(), shadow=entry.command.shadow))
                     continue
                 entry.claims.remove(claim)
                 if entry.claims:

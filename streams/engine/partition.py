@@ -75,7 +75,19 @@ from streams.engine.work import open_entries
 from streams.engine.work import pending_work as pending_work  # re-exported
 from streams.engine.work import view_of as view_of  # re-exported
 from streams.model import Event, Source, Status
-from streams.rules.catalog import Decision, Finding, command_record, decide, fires, holds
+from streams.rulebook import CommandMode, ledger_key
+from streams.rules.catalog import (
+    Decision,
+    Finding,
+    command_of,
+    command_record,
+    decide,
+    decided_on,
+    fires,
+    holds,
+    issue,
+    severity_of,
+)
 from streams.rules.entities import OrderView
 from streams.rules.triggers import FOREVER, due_between, new_decisions
 
@@ -94,7 +106,7 @@ class PartitionEngine:
         #: whether the last ``on_event`` was a new event (False: a redelivery, ignored)
         self.last_was_new = False
         #: the decisions that would fire, kept by rule for their rule's watermark
-        self._early = EarlyDecisions()
+        self._early = EarlyDecisions(decided_on(rules))
 
     # -- public API ------------------------------------------------------------------------
 
@@ -191,7 +203,11 @@ class PartitionEngine:
         through here, so a decision not armed after the order's last event does not fire
         when the watermark passes it: the order is not woken for it (nearly all decisions)."""
         low = since - 1 if wm is None else max(wm, since - 1)
+        dues, early, order_id = state.dues, self._early, state.order_id
         for decision in due_between(view, self.rules, low, FOREVER):
+            if decision.due in dues and (not self.early or early.has(
+                    decision.rule, decision.due, order_id, decision.key)):
+                continue  # indexed and kept already: whether it fires changes nothing
             if fires(decision, view, self.rules):
                 self._index(state, decision.due, wm)
                 if self.early:
@@ -333,14 +349,14 @@ class PartitionEngine:
             return
         now = self.clock()
         spec = finding.spec
-        cid = finding.command.command_id if finding.command else None
+        cid = command_of(finding, self.rules)
         entry = LedgerEntry(
             mismatch_id=mid,
             type=spec.type,
             rule=finding.rule,
             subject_id=finding.subject_id,
             key=finding.key,
-            severity=spec.severity,
+            severity=severity_of(finding, self.rules),
             decided_at=finding.decided_at,
             trigger_time=finding.trigger_time,
             evidence=finding.evidence,
@@ -349,10 +365,13 @@ class PartitionEngine:
         )
         state.ledger[mid] = entry
         out.append(entry.record(state.order_id, now))
-        command = command_record(finding, now)
-        if command is not None and command.command_id not in state.commands:
-            state.commands.append(command.command_id)
-            out.append(command)
+        mode = issue(finding, self.rules, state.commands) if cid is not None else None
+        if mode is not None:
+            shadow = mode is CommandMode.SHADOW
+            command = command_record(finding, now, shadow)
+            if command is not None:
+                state.commands.append(ledger_key(command.command_id, shadow))
+                out.append(command)
         if spec.resolvable:
             for time in view.event_times():
                 if time <= finding.decided_at:

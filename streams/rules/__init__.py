@@ -1,4 +1,4 @@
-"""The rule catalog: entity state as of a time, the ten rules, and stable ids."""
+"""The rule catalog: entity state as of a time, the fifteen rules, and stable ids."""
 
 from streams.rules.catalog import (
     RULES,

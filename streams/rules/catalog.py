@@ -20,10 +20,12 @@ evaluator both use it. The rules themselves are the entries of ``streams.rules.t
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from streams.config import RuleConfig
-from streams.model import Command, Mismatch, MismatchType, Source, Status, Step
+from streams.model import Command, Mismatch, MismatchType, Severity, Source, Status, Step
+from streams.rulebook import SHADOW_MARK, CommandMode, issue_as
 from streams.rules.entities import OrderView
 from streams.rules.ids import mismatch_id
 from streams.rules.spec import CommandSpec as CommandSpec  # re-exported
@@ -33,25 +35,36 @@ from streams.rules.table import COMMANDS
 from streams.rules.table import RULES as RULES  # re-exported
 from streams.rules.triggers import Decision as Decision  # re-exported
 from streams.rules.triggers import derive_decisions as derive_decisions  # re-exported
-from streams.rules.triggers import trigger_of
+from streams.rules.triggers import in_force, trigger_of
 
 #: rule number of each mismatch type
 RULE_OF: dict[MismatchType, int] = {spec.type: n for n, spec in RULES.items()}
 
 
-def _decided_on(rule: int) -> frozenset[Source]:
+def _decided_on(rule: int, in_force: Collection[int]) -> frozenset[Source]:
     spec = RULES[rule]
     if spec.command is None:
         return spec.reads
-    return frozenset().union(*(other.reads for other in RULES.values()
-                               if other.command is spec.command))
+    return frozenset().union(spec.reads, *(
+        other.reads for n, other in RULES.items()
+        if n in in_force and other.command is spec.command))
 
 
 #: rule -> the inputs its own watermark is over: what it reads, and what the other rules
 #: that can call for a command of the same type read. Those decide together, so that a
 #: command two rules call for (a payment refunded as a duplicate and as unreserved) is
 #: issued with the earliest decision, as in the batch evaluator, whichever input lags.
-DECIDED_ON: dict[int, frozenset[Source]] = {n: _decided_on(n) for n in RULES}
+DECIDED_ON: dict[int, frozenset[Source]] = {n: _decided_on(n, RULES) for n in RULES}
+
+
+def decided_on(rules: RuleConfig) -> dict[int, frozenset[Source]]:
+    """``DECIDED_ON`` over the rules ``rules`` leaves on (a rule switched off widens no
+    other's watermark: a shop without the orders topic that switches off the rules of the
+    order's status gets its refunds, releases and holds decided without waiting for it)."""
+    on = set(in_force(rules))
+    if len(on) == len(RULES):
+        return DECIDED_ON
+    return {n: _decided_on(n, on) for n in RULES}
 
 
 @dataclass(frozen=True)
@@ -141,18 +154,51 @@ def decide(decision: Decision, view: OrderView, rules: RuleConfig) -> list[Findi
     return findings
 
 
+# -- what the rules file makes of a finding ------------------------------------------------
+
+
+def severity_of(finding: Finding, rules: RuleConfig) -> Severity:
+    """The severity of a finding's mismatch: the rules file's for its rule, else the table's."""
+    spec = finding.spec
+    return rules.severity_of(spec.type.value, spec.severity)
+
+
+def mode_of(finding: Finding, rules: RuleConfig) -> CommandMode | None:
+    """The mode of the finding's command as decided now (None: it calls for none)."""
+    return None if finding.command is None else rules.mode_of(finding.spec.type.value)
+
+
+def command_of(finding: Finding, rules: RuleConfig) -> str | None:
+    """The command_id the finding's mismatch carries: none when its rule's mode is off."""
+    if finding.command is None or mode_of(finding, rules) is CommandMode.OFF:
+        return None
+    return finding.command.command_id
+
+
+def issue(finding: Finding, rules: RuleConfig, issued: Collection[str]) -> CommandMode | None:
+    """How the finding's command goes out (None: not at all), given the order's ledger of
+    issued commands (``rulebook.ledger_key`` entries): ``rulebook.issue_as``."""
+    mode = mode_of(finding, rules)
+    if mode is None or finding.command is None:
+        return None
+    cid = finding.command.command_id
+    return issue_as(mode, cid in issued, SHADOW_MARK + cid in issued)
+
+
 # -- records ------------------------------------------------------------------------------
 
 
-def open_record(finding: Finding, command: str | None, detected_at: int) -> Mismatch:
-    """The OPEN Mismatch record of a finding, carrying the command_id it maps to."""
+def open_record(finding: Finding, command: str | None, detected_at: int,
+                severity: Severity | None = None) -> Mismatch:
+    """The OPEN Mismatch record of a finding, carrying the command_id it maps to (and the
+    severity the rules file gives it, the table's when None)."""
     return Mismatch(
         mismatch_id=finding.mismatch_id,
         type=finding.spec.type,
         status=Status.OPEN,
         order_id=finding.order_id,
         subject_id=finding.subject_id,
-        severity=finding.spec.severity,
+        severity=finding.spec.severity if severity is None else severity,
         decided_at=finding.decided_at,
         detected_at=detected_at,
         evidence=finding.evidence,
@@ -161,8 +207,10 @@ def open_record(finding: Finding, command: str | None, detected_at: int) -> Mism
     )
 
 
-def command_record(finding: Finding, issued_at: int) -> Command | None:
-    """The Command a finding calls for (None when its rule has no command)."""
+def command_record(finding: Finding, issued_at: int, shadow: bool = False
+                   ) -> Command | None:
+    """The Command a finding calls for (None when its rule has no command); ``shadow``:
+    decided in shadow mode (it goes to the shadow topic)."""
     spec = finding.command
     if spec is None:
         return None
@@ -177,4 +225,6 @@ def command_record(finding: Finding, issued_at: int) -> Command | None:
         currency=spec.currency,
         sku=spec.sku,
         quantity=spec.quantity,
+        payment_id=spec.payment_id,
+        shadow=shadow,
     )

@@ -9,7 +9,7 @@ from typing import Any
 from streams.model import LIFECYCLE, Event, Source, Step, step_of
 
 #: Ranks (``streams.model.LIFECYCLE``) of the event types the rules look at.
-PLACED = 0
+PLACED, ORDER_CANCELLED, ORDER_PAID = 0, 1, 2
 SUCCEEDED, FAILED, REFUNDED = 0, 1, 2
 RESERVED, CONFIRMED, RELEASED = 0, 1, 2
 CREATED, DISPATCHED, DELIVERED, SHIPMENT_CANCELLED = 0, 1, 2, 3
@@ -20,6 +20,10 @@ ACTIVE_RESERVATION = frozenset({RESERVED, CONFIRMED})
 LIVE_SHIPMENT = frozenset({CREATED, DISPATCHED, DELIVERED})
 SHIPPED = frozenset({DISPATCHED, DELIVERED})
 _PLACED = frozenset({PLACED})
+_CANCELLED = frozenset({ORDER_CANCELLED})
+_PAID = frozenset({ORDER_PAID})
+#: the entity states a parcel on its way has (CANCELLED_BUT_SHIPPED)
+ON_ITS_WAY = frozenset({CREATED, DISPATCHED})
 
 #: one entity's steps in lifecycle order (see ``lifecycle_key``)
 Log = list[Step]
@@ -202,6 +206,14 @@ class OrderView:
     def placed(self, at: int) -> Step | None:
         """The order's first PLACED event by (event_time, event_id), up to ``at``."""
         return self.first(Source.ORDERS, self.order_id, _PLACED, at)
+
+    def cancelled(self, at: int) -> Step | None:
+        """The order's first CANCELLED event, up to ``at`` (a cancellation is for good)."""
+        return self.first(Source.ORDERS, self.order_id, _CANCELLED, at)
+
+    def paid(self, at: int) -> Step | None:
+        """The order's first PAID event (the order service applied a payment), up to ``at``."""
+        return self.first(Source.ORDERS, self.order_id, _PAID, at)
 
     # -- quantities ------------------------------------------------------------------------
 

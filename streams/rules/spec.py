@@ -84,6 +84,7 @@ class CommandSpec(NamedTuple):
     currency: str | None = None
     sku: str | None = None
     quantity: int | None = None
+    payment_id: str | None = None
 
     @property
     def command_id(self) -> str:

@@ -16,6 +16,14 @@ subject is the key unless the rule's ``subjects`` says otherwise.
 from __future__ import annotations
 
 from streams.model import CommandType, MismatchType, Severity, Source, Step
+from streams.rules.commands import COMMANDS as COMMANDS  # re-exported
+from streams.rules.commands import (
+    Evidence,
+    active_reservations,
+    payment_facts,
+    reservation_facts,
+    the_order,
+)
 from streams.rules.entities import (
     ACTIVE_PAYMENT,
     ACTIVE_RESERVATION,
@@ -23,65 +31,18 @@ from streams.rules.entities import (
     RELEASED,
     OrderView,
 )
-from streams.rules.spec import BuildCommand, CommandSpec, RuleSpec, Trigger, iso
+from streams.rules.order_status import (
+    CANCELLED_BUT_CHARGED,
+    CANCELLED_BUT_RESERVED,
+    CANCELLED_BUT_SHIPPED,
+    PAID_WITHOUT_PAYMENT,
+    PAYMENT_NOT_APPLIED,
+)
+from streams.rules.spec import RuleSpec, Trigger, iso
 
 MT, CT, SV = MismatchType, CommandType, Severity
 ORD, PAY, INV, SHIP = Source.ORDERS, Source.PAYMENTS, Source.INVENTORY, Source.SHIPPING
 _RELEASED = frozenset({RELEASED})
-
-Evidence = list[Step | None]
-
-
-# -- shared facts and commands ------------------------------------------------------------
-
-
-def _reservation_facts(view: OrderView, reservation: str, at: int) -> dict[str, str]:
-    line = view.reservation_line(reservation, at)
-    facts = {"reservation_id": reservation}
-    if line:
-        facts.update(sku=line[0], quantity=str(line[1]))
-    return facts
-
-
-def _payment_facts(payment: str, trigger: Step) -> dict[str, str]:
-    return {"payment_id": payment, "amount": str(trigger.amount),
-            "currency": str(trigger.currency)}
-
-
-def _release(subject: str, key: str, trigger: Step, view: OrderView, at: int) -> CommandSpec:
-    line = view.reservation_line(subject, at)
-    sku, quantity = line if line else (None, None)
-    return CommandSpec(CT.RELEASE_STOCK, subject, sku=sku, quantity=quantity)
-
-
-def _refund(subject: str, key: str, trigger: Step, view: OrderView, at: int) -> CommandSpec:
-    return CommandSpec(CT.REFUND_PAYMENT, key, amount=trigger.amount, currency=trigger.currency)
-
-
-def _hold(subject: str, key: str, trigger: Step, view: OrderView, at: int) -> CommandSpec:
-    return CommandSpec(CT.HOLD_SHIPMENT, subject)
-
-
-def _expedite(subject: str, key: str, trigger: Step, view: OrderView, at: int) -> CommandSpec:
-    return CommandSpec(CT.EXPEDITE_SHIPMENT, view.order_id)
-
-
-#: command type -> its target and fields: the reservation subject is released, the payment
-#: key refunded, the shipment subject held, the order's shipment expedited
-COMMANDS: dict[CommandType, BuildCommand] = {
-    CT.RELEASE_STOCK: _release,
-    CT.REFUND_PAYMENT: _refund,
-    CT.HOLD_SHIPMENT: _hold,
-    CT.EXPEDITE_SHIPMENT: _expedite,
-}
-
-
-def _the_order(view: OrderView, key: str, at: int) -> list[str]:
-    return [view.order_id]
-
-
-def _active_reservations(view: OrderView, key: str, at: int) -> list[str]:
-    return view.active_reservations(at)
 
 
 # -- 1 RESERVATION_WITHOUT_PAYMENT ---------------------------------------------------------
@@ -93,7 +54,7 @@ def _unpaid(subject: str, key: str, since: int, view: OrderView, at: int) -> boo
 
 def _reservation(subject: str, key: str, trigger: Step, view: OrderView, at: int
                  ) -> tuple[Evidence, dict[str, str]]:
-    return [view.latest(INV, subject, at)], _reservation_facts(view, subject, at)
+    return [view.latest(INV, subject, at)], reservation_facts(view, subject, at)
 
 
 RESERVATION_WITHOUT_PAYMENT = RuleSpec(
@@ -111,7 +72,7 @@ def _unreserved(subject: str, key: str, since: int, view: OrderView, at: int) ->
 
 def _payment(subject: str, key: str, trigger: Step, view: OrderView, at: int
              ) -> tuple[Evidence, dict[str, str]]:
-    return [view.latest(PAY, subject, at)], _payment_facts(key, trigger)
+    return [view.latest(PAY, subject, at)], payment_facts(key, trigger)
 
 
 PAYMENT_WITHOUT_RESERVATION = RuleSpec(
@@ -125,7 +86,7 @@ PAYMENT_WITHOUT_RESERVATION = RuleSpec(
 
 def _not_shipped(subject: str, key: str, since: int, view: OrderView, at: int) -> bool:
     return (view.rank(INV, key, at) in ACTIVE_RESERVATION and bool(view.active_payments(at))
-            and not view.live_shipments(at))
+            and not view.live_shipments(at) and view.cancelled(at) is None)
 
 
 def _paid_reservation(subject: str, key: str, trigger: Step, view: OrderView, at: int
@@ -136,9 +97,9 @@ def _paid_reservation(subject: str, key: str, trigger: Step, view: OrderView, at
 
 
 PAID_NOT_SHIPPED = RuleSpec(
-    3, MT.PAID_NOT_SHIPPED, SV.MEDIUM, CT.EXPEDITE_SHIPMENT, frozenset({INV, PAY, SHIP}),
+    3, MT.PAID_NOT_SHIPPED, SV.MEDIUM, CT.EXPEDITE_SHIPMENT, frozenset({INV, PAY, SHIP, ORD}),
     Trigger(INV, ("CONFIRMED",), "shipment_timeout"),
-    holds=_not_shipped, facts=_paid_reservation, subjects=_the_order)
+    holds=_not_shipped, facts=_paid_reservation, subjects=the_order)
 
 
 # -- 4 SHIPPED_WITHOUT_PAYMENT -------------------------------------------------------------
@@ -171,7 +132,7 @@ def _duplicate(subject: str, key: str, since: int, view: OrderView, at: int) -> 
 def _duplicate_facts(subject: str, key: str, trigger: Step, view: OrderView, at: int
                      ) -> tuple[Evidence, dict[str, str]]:
     other = view.earlier_payment(subject, trigger.event_time, at) or ""
-    details = _payment_facts(key, trigger) | {"other_payment_id": other}
+    details = payment_facts(key, trigger) | {"other_payment_id": other}
     return [view.first(PAY, other, ACTIVE_PAYMENT, at)], details
 
 
@@ -198,7 +159,7 @@ def _amount_differs(subject: str, key: str, trigger: Step, view: OrderView, at: 
 def _amounts(subject: str, key: str, trigger: Step, view: OrderView, at: int
              ) -> tuple[Evidence, dict[str, str]]:
     placed = view.placed(at)
-    details = _payment_facts(key, trigger)
+    details = payment_facts(key, trigger)
     if placed is not None:
         details["expected_amount"] = str(placed.total_amount)
         details["expected_currency"] = str(placed.currency)
@@ -259,7 +220,7 @@ def _refunded_reservation(subject: str, key: str, trigger: Step, view: OrderView
 REFUND_WITHOUT_RELEASE = RuleSpec(
     8, MT.REFUND_WITHOUT_RELEASE, SV.MEDIUM, CT.RELEASE_STOCK, frozenset({PAY, INV, SHIP}),
     Trigger(PAY, ("REFUNDED",), "release_timeout"),
-    holds=_kept_after_refund, facts=_refunded_reservation, subjects=_active_reservations)
+    holds=_kept_after_refund, facts=_refunded_reservation, subjects=active_reservations)
 
 
 # -- 9 TCC_EMPTY_ROLLBACK (only a late Try resolves it) ------------------------------------
@@ -315,4 +276,9 @@ RULES: dict[int, RuleSpec] = {spec.number: spec for spec in (
     REFUND_WITHOUT_RELEASE,
     TCC_EMPTY_ROLLBACK,
     TCC_HANGING,
+    PAYMENT_NOT_APPLIED,
+    CANCELLED_BUT_CHARGED,
+    CANCELLED_BUT_RESERVED,
+    CANCELLED_BUT_SHIPPED,
+    PAID_WITHOUT_PAYMENT,
 )}

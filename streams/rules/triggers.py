@@ -48,9 +48,12 @@ class Plan:
         """``numbers``: the rules in force (None: every rule of the table)."""
         self.rules = rules
         armed: list[Armed] = []
+        own = {s.type: s.threshold for s in rules.per_rule if s.threshold is not None}
         for n in sorted(RULES if numbers is None else numbers):
             t = RULES[n].trigger
-            armed.append((n, t.source, t.ranks, t.delay_of(rules), t.first, t.after_rank))
+            # the rule's own duration where the rules file gives one, else the global one
+            delay = own.get(RULES[n].type.value, t.delay_of(rules)) if t.delay else 0
+            armed.append((n, t.source, t.ranks, delay, t.first, t.after_rank))
         #: rule -> its trigger
         self.by_rule: dict[int, Armed] = {a[0]: a for a in armed}
         #: (source, rank) -> the triggers an event of that type is (or may be, ``first``) one of
@@ -83,6 +86,12 @@ _plans: dict[RuleConfig, Plan] = {}
 _last: tuple[RuleConfig, Plan] | None = None
 
 
+def in_force(rules: RuleConfig) -> list[int]:
+    """The numbers of the rules ``rules`` leaves on (a rule switched off in the rules file
+    makes no decision; its open mismatches are still rechecked)."""
+    return [n for n, spec in RULES.items() if rules.enabled(spec.type.value)]
+
+
 def plan_of(rules: RuleConfig) -> Plan:
     """The plan of every rule in force for ``rules`` (built once per RuleConfig)."""
     global _last
@@ -90,7 +99,7 @@ def plan_of(rules: RuleConfig) -> Plan:
         return _last[1]
     plan = _plans.get(rules)
     if plan is None:
-        plan = _plans[rules] = Plan(rules)
+        plan = _plans[rules] = Plan(rules, in_force(rules))
     _last = (rules, plan)
     return plan
 

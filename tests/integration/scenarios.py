@@ -48,6 +48,7 @@ RULES = RuleConfig(
     payment_grace=1 * MINUTE,
     release_timeout=2 * MINUTE,
     tcc_grace=30 * SECOND,
+    callback_timeout=90 * SECOND,
 )
 
 
@@ -108,6 +109,11 @@ class OrderBuilder:
         self._add(TopicId.ORDERS, dt, {"type": "CANCELLED"})
         return self
 
+    def paid(self, dt: float, payment: str = "p1") -> OrderBuilder:
+        """The order service applied payment ``payment`` (the order's PAID)."""
+        self._add(TopicId.ORDERS, dt, {"type": "PAID", "payment_id": self.id(payment)})
+        return self
+
     def pay(self, kind: str, dt: float, payment: str = "p1", amount: int = 3000,
             currency: str = "CNY") -> OrderBuilder:
         self._add(TopicId.PAYMENTS, dt, {"type": kind, "payment_id": self.id(payment),
@@ -135,7 +141,7 @@ Template = Callable[[OrderBuilder], object]
 
 def healthy(b: OrderBuilder) -> None:
     """A complete, consistent order: no rule fires."""
-    (b.placed(0).inv("RESERVED", 0.5).pay("SUCCEEDED", 1).inv("CONFIRMED", 1.5)
+    (b.placed(0).inv("RESERVED", 0.5).pay("SUCCEEDED", 1).paid(1.2).inv("CONFIRMED", 1.5)
      .ship("CREATED", 2).ship("DISPATCHED", 2.5).ship("DELIVERED", 3))
 
 
@@ -147,15 +153,16 @@ def healthy_without_orders_topic(b: OrderBuilder) -> None:
 
 def healthy_cancelled(b: OrderBuilder) -> None:
     """Placed, reserved, paid, then cancelled, refunded and released in time."""
-    (b.placed(0).inv("RESERVED", 1).pay("SUCCEEDED", 2).cancelled(10).pay("REFUNDED", 11)
-     .inv("RELEASED", 12))
+    (b.placed(0).inv("RESERVED", 1).pay("SUCCEEDED", 2).paid(2.5).cancelled(10)
+     .pay("REFUNDED", 11).inv("RELEASED", 12))
 
 
 def paid_in(currency: str, amount: int) -> Template:
     """A consistent order in another currency."""
     def template(b: OrderBuilder) -> None:
         (b.placed(0, total=amount, currency=currency).inv("RESERVED", 0.5)
-         .pay("SUCCEEDED", 1, amount=amount, currency=currency).inv("CONFIRMED", 1.5)
+         .pay("SUCCEEDED", 1, amount=amount, currency=currency).paid(1.2)
+         .inv("CONFIRMED", 1.5)
          .ship("CREATED", 2))
     return template
 
@@ -165,52 +172,63 @@ def _faults(r: RuleConfig) -> dict[str, Template]:
     pt, rt, st = r.payment_timeout / SECOND, r.reservation_timeout / SECOND, \
         r.shipment_timeout / SECOND
     pg, rel, tg = r.payment_grace / SECOND, r.release_timeout / SECOND, r.tcc_grace / SECOND
+    cb = r.callback_timeout / SECOND
     return {
         # 1 RESERVATION_WITHOUT_PAYMENT
         "rwp-open": lambda b: b.placed(0).inv("RESERVED", 1),
-        "rwp-paid-late": lambda b: b.placed(0).inv("RESERVED", 1).pay("SUCCEEDED", 1 + pt + 5),
+        "rwp-paid-late": lambda b: b.placed(0).inv("RESERVED", 1).pay("SUCCEEDED", 1 + pt + 5)
+        .paid(1 + pt + 5 + 0.2),
         "rwp-released": lambda b: b.placed(0).inv("RESERVED", 1).inv("RELEASED", 1 + pt + 5),
         # 2 PAYMENT_WITHOUT_RESERVATION
-        "pwr-open": lambda b: b.placed(0).pay("SUCCEEDED", 1),
-        "pwr-reserved-late": lambda b: b.placed(0).pay("SUCCEEDED", 1)
+        "pwr-open": lambda b: b.placed(0).pay("SUCCEEDED", 1).paid(1 + 0.2),
+        "pwr-reserved-late": lambda b: b.placed(0).pay("SUCCEEDED", 1).paid(1 + 0.2)
         .inv("RESERVED", 1 + rt + 5),
-        "pwr-refunded": lambda b: b.placed(0).pay("SUCCEEDED", 1).pay("REFUNDED", 1 + rt + 5),
+        "pwr-refunded": lambda b: b.placed(0).pay("SUCCEEDED", 1)
+        .paid(1 + 0.2).pay("REFUNDED", 1 + rt + 5),
         # 3 PAID_NOT_SHIPPED
-        "pns-open": lambda b: b.placed(0).inv("RESERVED", 1).pay("SUCCEEDED", 2)
+        "pns-open": lambda b: b.placed(0).inv("RESERVED", 1).pay("SUCCEEDED", 2).paid(2 + 0.2)
         .inv("CONFIRMED", 3),
         "pns-shipped-late": lambda b: b.placed(0).inv("RESERVED", 1).pay("SUCCEEDED", 2)
+        .paid(2 + 0.2)
         .inv("CONFIRMED", 3).ship("CREATED", 3 + st + 5),
         # 4 SHIPPED_WITHOUT_PAYMENT
         "swp-open": lambda b: b.placed(0).inv("RESERVED", 1).ship("CREATED", 2),
         "swp-dispatched": lambda b: b.placed(0).inv("RESERVED", 1).ship("DISPATCHED", 2),
         "swp-paid-late": lambda b: b.placed(0).inv("RESERVED", 1).ship("CREATED", 2)
-        .pay("SUCCEEDED", 2 + pg + 5),
+        .pay("SUCCEEDED", 2 + pg + 5).paid(2 + pg + 5 + 0.2),
         "swp-cancelled": lambda b: b.placed(0).inv("RESERVED", 1).ship("CREATED", 2)
         .ship("CANCELLED", 2 + pg + 5),
         # 5 DUPLICATE_PAYMENT
         "dup-open": lambda b: b.placed(0).inv("RESERVED", 1).pay("SUCCEEDED", 2, "p1")
-        .pay("SUCCEEDED", 3, "p2"),
+        .paid(2 + 0.2, "p1")
+        .pay("SUCCEEDED", 3, "p2").paid(3 + 0.2, "p2"),
         "dup-same-time": lambda b: b.placed(0).inv("RESERVED", 1).pay("SUCCEEDED", 2, "p2")
-        .pay("SUCCEEDED", 2, "p1"),
+        .paid(2 + 0.2, "p2")
+        .pay("SUCCEEDED", 2, "p1").paid(2 + 0.2, "p1"),
         "dup-refunded": lambda b: b.placed(0).inv("RESERVED", 1).pay("SUCCEEDED", 2, "p1")
-        .pay("SUCCEEDED", 3, "p2").pay("REFUNDED", 10, "p2"),
+        .paid(2 + 0.2, "p1")
+        .pay("SUCCEEDED", 3, "p2").paid(3 + 0.2, "p2").pay("REFUNDED", 10, "p2"),
         # 6 AMOUNT_MISMATCH
         "amount": lambda b: b.placed(0, total=3000).inv("RESERVED", 1)
-        .pay("SUCCEEDED", 2, amount=2500),
+        .pay("SUCCEEDED", 2, amount=2500).paid(2 + 0.2),
         "amount-currency": lambda b: b.placed(0, currency="CNY").inv("RESERVED", 1)
-        .pay("SUCCEEDED", 2, currency="USD"),
+        .pay("SUCCEEDED", 2, currency="USD").paid(2 + 0.2),
         "amount-placed-after": lambda b: b.inv("RESERVED", 0).pay("SUCCEEDED", 1, amount=999)
+        .paid(1 + 0.2)
         .placed(4, total=1000),
         # 7 OVERSHIPMENT
         "over-open": lambda b: b.placed(0).inv("RESERVED", 1, qty=1).pay("SUCCEEDED", 2)
+        .paid(2 + 0.2)
         .ship("CREATED", 3, items=(("A", 2),)),
         "over-cancelled": lambda b: b.placed(0).inv("RESERVED", 1, qty=1).pay("SUCCEEDED", 2)
+        .paid(2 + 0.2)
         .ship("CREATED", 3, items=(("A", 2),)).ship("CANCELLED", 3 + tg + 5),
         "over-restocked": lambda b: b.placed(0).inv("RESERVED", 1, qty=1).pay("SUCCEEDED", 2)
+        .paid(2 + 0.2)
         .ship("CREATED", 3, items=(("A", 2),)).inv("RESERVED", 3 + tg + 5, "r2", qty=1),
         # 7 + 4 on one shipment: two mismatches, one HOLD_SHIPMENT command
         "over-unpaid": lambda b: b.placed(0).ship("CREATED", 1, items=(("B", 1),)),
-        # 8 REFUND_WITHOUT_RELEASE
+        # 8 REFUND_WITHOUT_RELEASE (refunded within callback_timeout, never marked PAID)
         "rwr-open": lambda b: b.placed(0).inv("RESERVED", 1).pay("SUCCEEDED", 2)
         .pay("REFUNDED", 10),
         "rwr-two": lambda b: b.placed(0).inv("RESERVED", 1, "r1", sku="A")
@@ -221,6 +239,26 @@ def _faults(r: RuleConfig) -> dict[str, Template]:
         "empty-rollback": lambda b: b.placed(0).inv("RELEASED", 1),
         # 10 TCC_HANGING (+ 9, + 1: one RELEASE_STOCK command)
         "hanging": lambda b: b.placed(0).inv("RELEASED", 1).inv("RESERVED", 5),
+        # 11 PAYMENT_NOT_APPLIED (one MARK_ORDER_PAID)
+        "pna-open": lambda b: b.placed(0).inv("RESERVED", 1).pay("SUCCEEDED", 2)
+        .inv("CONFIRMED", 3).ship("CREATED", 4),
+        "pna-applied-late": lambda b: b.placed(0).inv("RESERVED", 1).pay("SUCCEEDED", 2)
+        .inv("CONFIRMED", 3).ship("CREATED", 4).paid(2 + cb + 5),
+        # 12 CANCELLED_BUT_CHARGED (+ 2: one refund)
+        "cbc-open": lambda b: b.placed(0).inv("RESERVED", 1).cancelled(2).inv("RELEASED", 3)
+        .pay("SUCCEEDED", 5),
+        # 13 CANCELLED_BUT_RESERVED
+        "cbr-open": lambda b: b.placed(0).inv("RESERVED", 1).cancelled(2),
+        "cbr-released-late": lambda b: b.placed(0).inv("RESERVED", 1).cancelled(2)
+        .inv("RELEASED", 2 + rel + 5),
+        # 14 CANCELLED_BUT_SHIPPED
+        "cbs-open": lambda b: b.placed(0).inv("RESERVED", 1).pay("SUCCEEDED", 2).paid(2.5)
+        .inv("CONFIRMED", 3).ship("CREATED", 4).cancelled(5).pay("REFUNDED", 6)
+        .inv("RELEASED", 7),
+        # 15 PAID_WITHOUT_PAYMENT
+        "pwp-open": lambda b: b.placed(0).inv("RESERVED", 1).pay("FAILED", 2).paid(3),
+        "pwp-paid-late": lambda b: b.placed(0).inv("RESERVED", 1).paid(3)
+        .pay("SUCCEEDED", 3 + pg + 5).inv("CONFIRMED", 3 + pg + 6),
     }
 
 
@@ -232,7 +270,7 @@ HEALTHY: dict[str, Template] = {
 
 def fault_horizon(r: RuleConfig = RULES) -> int:
     """Event time (ms) after an order's start by which all its decisions are due."""
-    return r.shipment_timeout + r.payment_grace + 30 * SECOND
+    return max(r.shipment_timeout, r.callback_timeout) + r.payment_grace + 30 * SECOND
 
 
 @dataclass

@@ -19,6 +19,7 @@ from streams.engine import MemoryStore, PartitionEngine
 from streams.engine import watermark as wm
 from streams.engine.state import PartitionMeta
 from streams.model import Source
+from streams.rulebook import RuleSetting
 from streams.rules.catalog import DECIDED_ON
 from streams.rules.catalog import RULES as CATALOG
 
@@ -38,10 +39,11 @@ def test_rules_that_can_call_for_one_command_decide_on_the_same_inputs() -> None
                 assert other.reads <= DECIDED_ON[number]
     names = {spec.type.value: sorted(s.value for s in DECIDED_ON[n])
              for n, spec in CATALOG.items()}
-    assert names["DUPLICATE_PAYMENT"] == ["inventory", "payments"]  # not shipping
+    # refunds: with CANCELLED_BUT_CHARGED's orders, not shipping
+    assert names["DUPLICATE_PAYMENT"] == ["inventory", "orders", "payments"]
     assert names["AMOUNT_MISMATCH"] == ["orders", "payments"]
     assert names["TCC_EMPTY_ROLLBACK"] == ["inventory"]
-    assert all("orders" not in v for k, v in names.items() if k != "AMOUNT_MISMATCH")
+    assert names["PAID_WITHOUT_PAYMENT"] == ["orders", "payments"]
 
 
 def test_a_quiet_shipping_service_does_not_delay_a_duplicate_refund() -> None:
@@ -61,6 +63,23 @@ def test_a_quiet_shipping_service_does_not_delay_a_duplicate_refund() -> None:
     # the same decision when the partition's watermark passes it: not again
     out = engine.on_event(ship("CANCELLED", T0 + 5 * L, order="o7"))
     assert mismatches(out) == [] and commands(out) == []
+
+
+def test_without_the_order_rules_a_quiet_orders_topic_does_not_delay_a_refund() -> None:
+    """A shop without the orders topic switches off the rules that read it: DUPLICATE_PAYMENT
+    decides on payments and inventory again (with them on, it waits for the orders too)."""
+    off = tuple(RuleSetting(t, enabled=False) for t in sorted(
+        ("AMOUNT_MISMATCH", "PAID_NOT_SHIPPED", "PAYMENT_NOT_APPLIED", "CANCELLED_BUT_CHARGED",
+         "CANCELLED_BUT_RESERVED", "CANCELLED_BUT_SHIPPED", "PAID_WITHOUT_PAYMENT")))
+    events = (pay("SUCCEEDED", T0, "p1"), pay("SUCCEEDED", T0 + 10, "p2"),
+              inv("RESERVED", T0 + 20), inv("RELEASED", T0 + 5 * L, "r9", order="o9"),
+              pay("FAILED", T0 + 5 * L, "p9", order="o9"),
+              ship("CANCELLED", T0 + 5 * L, order="o7"))
+    for rules, decided in ((replace(RULES, per_rule=off), True), (RULES, False)):
+        engine = PartitionEngine(rules, MemoryStore(), lambda: CLOCK_MS)
+        out = [o for event in events for o in engine.on_event(event)]
+        assert engine.watermark is None  # the orders topic never spoke
+        assert [c.target_id for c in commands(out)] == (["p2"] if decided else [])
 
 
 def test_a_rule_waits_for_an_input_it_reads() -> None:
@@ -114,6 +133,7 @@ from streams.engine.confirming import Confirming
 from streams.inputs import decode_input
 from schemas.codec import Codec
 from streams.model import Source
+from streams.rulebook import RuleSetting
 from topology.partitioner import partition_for
 from topology.topics import BY_ID, TopicId
 codec = Codec()

@@ -27,9 +27,12 @@ from streams.inputs import decode_input
 from streams.model import Source
 from topology.partitioner import partition_for
 from topology.topics import BY_ID
+from streams.model import Severity
+from streams.rulebook import CommandMode, RuleSetting
 codec = Codec()
+RULES = {rules}
 stores = [MemoryStore() for _ in range(4)]
-engines = [PartitionEngine(RuleConfig(), s, lambda: 1_800_000_000_000) for s in stores]
+engines = [PartitionEngine(RULES, s, lambda: 1_800_000_000_000) for s in stores]
 fast = [core.record_engine(e) for e in engines]
 digest, count, one_call = hashlib.sha256(), 0, 0
 states = hashlib.sha256()
@@ -56,11 +59,21 @@ print(json.dumps({"engine": core.NAME, "outputs": count, "one_call": one_call,
 """
 
 
-def _engine_run(**env_set: str) -> dict[str, object]:
+#: a rules file of every kind of setting: modes (shadow by default, one rule live, one off),
+#: a rule off, a severity, a rule's own duration
+MIXED = ("RuleConfig(commands=CommandMode.SHADOW, per_rule=("
+         "RuleSetting('CANCELLED_BUT_RESERVED', commands=CommandMode.OFF), "
+         "RuleSetting('DUPLICATE_PAYMENT', commands=CommandMode.LIVE), "
+         "RuleSetting('PAYMENT_NOT_APPLIED', enabled=False), "
+         "RuleSetting('PAYMENT_WITHOUT_RESERVATION', threshold=30_000), "
+         "RuleSetting('TCC_HANGING', severity=Severity.CRITICAL)))")
+
+
+def _engine_run(rules: str = "RuleConfig()", **env_set: str) -> dict[str, object]:
     env = {k: v for k, v in os.environ.items()
            if k not in (native.PURE_ENV, native.PYTHON_ENGINE_ENV)}
     env.update(env_set)
-    done = subprocess.run([sys.executable, "-c", ENGINE_RUN],
+    done = subprocess.run([sys.executable, "-c", ENGINE_RUN.replace("{rules}", rules)],
                           cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300, check=True)
     result: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
@@ -79,3 +92,12 @@ def test_the_native_and_the_python_engine_give_the_same_outputs() -> None:
     assert default["one_call"] == (20_000 if default["engine"] == "native" else 0)
     assert (default["outputs"], default["digest"], default["states"]) == (
         python["outputs"], python["digest"], python["states"])
+
+
+def test_the_engines_agree_under_a_rules_file() -> None:
+    python = _engine_run(MIXED, **{native.PURE_ENV: "1"})
+    default = _engine_run(MIXED)
+    assert int(python["outputs"]) > 100  # type: ignore[call-overload]
+    assert (default["outputs"], default["digest"], default["states"]) == (
+        python["outputs"], python["digest"], python["states"])
+    assert python["digest"] != _engine_run(**{native.PURE_ENV: "1"})["digest"]

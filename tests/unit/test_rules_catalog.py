@@ -22,9 +22,14 @@ def test_catalog_matches_the_contract_table() -> None:
         (MismatchType.REFUND_WITHOUT_RELEASE, Severity.MEDIUM, CommandType.RELEASE_STOCK),
         (MismatchType.TCC_EMPTY_ROLLBACK, Severity.LOW, None),
         (MismatchType.TCC_HANGING, Severity.MEDIUM, CommandType.RELEASE_STOCK),
+        (MismatchType.PAYMENT_NOT_APPLIED, Severity.HIGH, CommandType.MARK_ORDER_PAID),
+        (MismatchType.CANCELLED_BUT_CHARGED, Severity.CRITICAL, CommandType.REFUND_PAYMENT),
+        (MismatchType.CANCELLED_BUT_RESERVED, Severity.MEDIUM, CommandType.RELEASE_STOCK),
+        (MismatchType.CANCELLED_BUT_SHIPPED, Severity.HIGH, CommandType.HOLD_SHIPMENT),
+        (MismatchType.PAID_WITHOUT_PAYMENT, Severity.CRITICAL, None),
     ]
     assert [(r.type, r.severity, r.command) for r in CATALOG.values()] == expected
-    assert list(CATALOG) == list(range(1, 11))
+    assert list(CATALOG) == list(range(1, 16))
     assert [n for n, r in CATALOG.items() if not r.resolvable] == [6, 10]
 
 
@@ -51,6 +56,7 @@ def test_derived_decision_times() -> None:
         Decision(T0 + 10 + RULES.release_timeout, 8, "p1"),
         Decision(T0 + 40 + RULES.tcc_grace, 9, "r1"),
         Decision(T0 + 20, 10, "r1"),
+        Decision(T0 + 50 + RULES.callback_timeout, 11, "p1"),
     }
     assert derive_decisions([], RULES) == set()
 

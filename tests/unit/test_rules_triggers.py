@@ -26,7 +26,7 @@ TYPES = {
     Source.INVENTORY: ["RESERVED", "CONFIRMED", "RELEASED"],
     Source.SHIPPING: ["CREATED", "DISPATCHED", "DELIVERED", "CANCELLED"],
 }
-PAY, INV, SHIP = Source.PAYMENTS, Source.INVENTORY, Source.SHIPPING
+ORD, PAY, INV, SHIP = Source.ORDERS, Source.PAYMENTS, Source.INVENTORY, Source.SHIPPING
 
 
 def by_definition(view: OrderView, rules: RuleConfig, at: int) -> dict[Decision, Step]:
@@ -43,7 +43,14 @@ def by_definition(view: OrderView, rules: RuleConfig, at: int) -> dict[Decision,
         first = view.first(INV, reservation, ACTIVE_RESERVATION, at)
         if first is not None:
             add(1, reservation, first.event_time + rules.payment_timeout, first)
-    placed = view.placed(at)
+    placed, cancelled = view.placed(at), view.cancelled(at)
+    for kind, rule, delay in (("CANCELLED", 13, rules.release_timeout),
+                              ("PAID", 15, rules.payment_grace)):
+        steps = [s for s in view.history(ORD, view.order_id, at)
+                 if LIFECYCLE[ORD][s.rank] == kind]
+        if steps:
+            first = min(steps, key=trigger_key)
+            add(rule, view.order_id, first.event_time + delay, first)
     for source in (PAY, INV, SHIP):
         for entity in view.entity_ids(source):
             for e in view.log(source, entity):
@@ -55,6 +62,9 @@ def by_definition(view: OrderView, rules: RuleConfig, at: int) -> dict[Decision,
                     add(5, entity, t, e)
                     if placed is not None:
                         add(6, entity, max(t, placed.event_time), e)
+                        add(11, entity, max(t, placed.event_time) + rules.callback_timeout, e)
+                    if cancelled is not None:
+                        add(12, entity, max(t, cancelled.event_time) + rules.release_timeout, e)
                 elif source is PAY and kind == "REFUNDED":
                     add(8, entity, t + rules.release_timeout, e)
                 elif source is INV and kind == "CONFIRMED":
@@ -65,6 +75,8 @@ def by_definition(view: OrderView, rules: RuleConfig, at: int) -> dict[Decision,
                     add(10, entity, t, e)
                 elif source is SHIP and kind in ("CREATED", "DISPATCHED"):
                     add(4, entity, t + rules.payment_grace, e)
+                    if cancelled is not None:
+                        add(14, entity, max(t, cancelled.event_time) + rules.payment_grace, e)
                     if kind == "CREATED":
                         add(7, entity, t + rules.tcc_grace, e)
     return {d: ev for d, ev in found.items() if d.due <= at}
