@@ -31,6 +31,7 @@ from streams.durations import parse_duration_ms
 from streams.errors import ConfigError
 from streams.model import Severity
 from streams.rulebook import BY_TYPE, THRESHOLDS, CommandMode, RuleSetting
+from streams.toml_lines import KeyLines
 
 _AT_LINE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 _AT_END = re.compile(r"\s*\(at end of document\)$")
@@ -258,95 +259,3 @@ def _kind(value: Any) -> str:
         if isinstance(value, kind):
             return name
     return "date-time"
-
-
-class KeyLines:
-    """The line where each key path of a TOML text is first written: tables (``[a.b]``),
-    keys (``c = 1``, dotted ``d.e = 2``), and every prefix of them. Values spanning lines
-    (arrays, multi-line strings) are skipped. A path not found falls back to its longest
-    found prefix (a key inside an inline table: the line of the table's key)."""
-
-    def __init__(self, text: str) -> None:
-        self._lines: dict[tuple[str, ...], int] = {}
-        table: tuple[str, ...] = ()
-        closing: str | None = None  # the delimiter of an open multi-line string
-        depth = 0  # open brackets of a multi-line array
-        for number, raw in enumerate(text.splitlines(), start=1):
-            line = raw.strip()
-            if closing is not None:
-                if closing in line:
-                    closing = None
-                continue
-            if depth > 0:
-                depth += _balance(line)
-                continue
-            if not line or line.startswith("#"):
-                continue
-            if line.startswith("["):
-                inner = line[2:] if line.startswith("[[") else line[1:]
-                table = _split_key(_until(inner, "]"))
-                self._put(table, number)
-                continue
-            key, value = _until(line, "="), line
-            if len(key) == len(line):
-                continue
-            self._put(table + _split_key(key), number)
-            value = line[len(key) + 1:].strip()
-            for delimiter in ('"""', "'''"):
-                if value.startswith(delimiter) and value.count(delimiter) == 1:
-                    closing = delimiter
-            if value.startswith("["):
-                depth = _balance(value)
-
-    def _put(self, path: tuple[str, ...], number: int) -> None:
-        for end in range(1, len(path) + 1):
-            self._lines.setdefault(path[:end], number)
-
-    def line_of(self, path: tuple[str, ...]) -> int | None:
-        """The line of ``path``, or of its longest prefix found; None if none is."""
-        while path:
-            if path in self._lines:
-                return self._lines[path]
-            path = path[:-1]
-        return None
-
-
-def _until(text: str, stop: str) -> str:
-    """``text`` up to the first ``stop`` outside quotes (all of it if there is none)."""
-    quote = ""
-    for i, ch in enumerate(text):
-        if quote:
-            if ch == quote and (quote == "'" or text[i - 1] != "\\"):
-                quote = ""
-        elif ch in "\"'":
-            quote = ch
-        elif ch == stop:
-            return text[:i]
-    return text
-
-
-def _split_key(key: str) -> tuple[str, ...]:
-    """A dotted TOML key's parts, unquoted (``rules."A".b`` -> ("rules", "A", "b"))."""
-    parts, rest = [], key
-    while True:
-        part = _until(rest, ".")
-        parts.append(part.strip().strip("\"'"))
-        if len(part) == len(rest):
-            return tuple(parts)
-        rest = rest[len(part) + 1:]
-
-
-def _balance(text: str) -> int:
-    """Opening minus closing brackets outside strings and comments."""
-    text = _until(text, "#")
-    quote, count = "", 0
-    for ch in text:
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "\"'":
-            quote = ch
-        elif ch == "[":
-            count += 1
-        elif ch == "]":
-            count -= 1
-    return count

@@ -11,7 +11,6 @@ from typing import Any
 
 from streams.errors import ConfigError
 from streams.sources.fields import FieldChecker, Path_, describe, dotted
-from streams.sources.lines import KeyLines
 from streams.sources.spec import (
     COMMON_REQUIRED,
     ENTITY_FIELD,
@@ -27,6 +26,7 @@ from streams.sources.spec import (
     ItemsRef,
     SourcesFile,
 )
+from streams.toml_lines import KeyLines
 from topology.topics import TopicId
 
 _AT_LINE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")

@@ -19,7 +19,8 @@ from streams.rulebook import (
     RuleSetting,
     issue_as,
 )
-from streams.rulesfile import KeyLines, RulesFileError, load_rules_file, parse_rules
+from streams.rulesfile import RulesFileError, load_rules_file, parse_rules
+from streams.toml_lines import KeyLines
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "rules.toml"
 CM = CommandMode

@@ -12,8 +12,8 @@ from schemas.validation import TYPES
 from streams.cli import ingest_cmd
 from streams.cli.main import cli
 from streams.sources import Format, SourcesFileError, load_sources, parse_sources
-from streams.sources.lines import KeyLines
 from streams.sources.spec import EVENT_TYPES, SKIP, EventIdRule
+from streams.toml_lines import KeyLines
 from topology.topics import TopicId
 
 PAYMENTS_JSON = """\
