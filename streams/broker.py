@@ -12,7 +12,6 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from streams.broker_config import (
     render_server_properties,
 )
 from streams.errors import BrokerError
+from streams.processes import alive, port_free, tail
 
 __all__ = ["BrokerError", "BrokerPaths", "BrokerStatus", "LocalBroker", "StartResult"]
 
@@ -59,49 +59,12 @@ class BrokerStatus:
     answering: bool
 
 
-def _tail(path: Path, lines: int = 30) -> list[str]:
-    try:
-        with path.open(encoding="utf-8", errors="replace") as fh:
-            return [line.rstrip("\n") for line in deque(fh, maxlen=lines)]
-    except OSError:
-        return []
-
-
-def _port_free(port: int) -> bool:
-    """True when nothing listens on HOST:port (TIME_WAIT leftovers do not count)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
 def _port_accepts(port: int, timeout: float = 1.0) -> bool:
     try:
         with socket.create_connection((HOST, port), timeout=timeout):
             return True
     except OSError:
         return False
-
-
-def _process_alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        reaped, _ = os.waitpid(pid, os.WNOHANG)  # our own child that already exited
-        if reaped == pid:
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    with contextlib.suppress(OSError, IndexError):
-        if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
 
 
 class LocalBroker:
@@ -193,7 +156,7 @@ class LocalBroker:
     def _alive(self, pid: int) -> bool:
         if self._proc is not None and self._proc.pid == pid:  # started by this handle: reap it
             return self._proc.poll() is None
-        return _process_alive(pid)
+        return alive(pid)
 
     def _is_our_broker(self, pid: int) -> bool:
         if not self._alive(pid):
@@ -223,11 +186,11 @@ class LocalBroker:
 
     def _logs_tail(self) -> str:
         parts: list[str] = []
-        console = _tail(self.paths.console_log)
+        console = tail(self.paths.console_log)
         if console:
             parts += [f"--- {self.paths.console_log} ---", *console]
         parts += [f"--- last lines of {self.paths.server_log} ---"]
-        parts += _tail(self.paths.server_log) or ["(empty)"]
+        parts += tail(self.paths.server_log) or ["(empty)"]
         return "\n".join(parts)
 
     def _java(self) -> str:
@@ -281,7 +244,7 @@ class LocalBroker:
             return StartResult(True, pid, self.bootstrap, 0.0, self.paths.server_log)
         self.paths.pid_file.unlink(missing_ok=True)  # stale
         for port in (self.port, self.controller_port):
-            if not _port_free(port):
+            if not port_free(port):
                 role = "" if port == self.port else " (as the controller port, broker port + 1)"
                 raise BrokerError(
                     f"port {port} on {HOST} is already in use by another process{role}; "

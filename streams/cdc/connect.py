@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streams.cdc import process
+from streams import processes as process
 from streams.cdc.config import CONNECT_POM, CdcPaths, connect_versions
 from streams.cdc.connector import render_log4j, render_properties, worker_config
 from streams.config import Security

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from streams.cdc import process
+from streams import processes as process
 from streams.cdc.config import (
     LOCAL_DATABASE,
     LOCAL_PASSWORD,

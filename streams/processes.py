@@ -1,4 +1,4 @@
-"""Processes of the local CDC stack: liveness by pid and command line, stop by pid, log tails."""
+"""Local processes (broker, PostgreSQL, Connect): liveness by pid, stop by pid, log tails."""
 
 from __future__ import annotations
 
