@@ -93,8 +93,8 @@ def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
     inputs, outputs = discover_partitions(s)
     data_dir = data_dir_for(s, port)
     if prepare_state_dir(data_dir, s.processing_guarantee == "exactly_once"):
-        click.echo("previous run did not stop cleanly: local state wiped, "
-                   "rebuilding it from the changelog topics", err=True)
+        click.echo("previous run (an earlier state format) did not stop cleanly: local "
+                   "state wiped, rebuilding it from the changelog topics", err=True)
     options = WorkerOptions(data_dir=data_dir, web_port=port, web_bind=bind,
                             input_partitions=inputs,
                             output_partitions=outputs, batch_max=batch_size, consume=consume,

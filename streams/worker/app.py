@@ -28,6 +28,7 @@ import faust
 from schemas.codec import Codec
 from schemas.registry import registry_from
 from schemas.validation import format_time
+from streams.clients import confluent_config
 from streams.clock import wall_ms
 from streams.config import Settings
 from streams.metrics.aggregate import (
@@ -40,7 +41,8 @@ from streams.metrics.aggregate import (
 from streams.metrics.aggregate import encode as encode_state
 from streams.metrics.sources import alert_key
 from streams.names import AGENT_NAME, AGGREGATOR_NAME, META_TABLE, METRICS_TABLE, ORDERS_TABLE
-from streams.worker import faust_patch, outputs, tap, ticker
+from streams.worker import confirm, faust_patch, outputs, rocks_store, tap, ticker
+from streams.worker.confirm import Confirmations
 from streams.worker.delivery import DeliveryGuard, whole_or_exit
 from streams.worker.echo import describe, describe_alert
 from streams.worker.faust_app import WorkerOptions, build_app
@@ -49,7 +51,7 @@ from streams.worker.offsets import TailProbe, fill_head_gap
 from streams.worker.outputs import Send
 from streams.worker.runtime import Runtime
 from streams.worker.runtime_types import Emit
-from streams.worker.store import BlobTable, TableStore
+from streams.worker.store import BlobTable, Flushed, TableStore
 from topology.partitioner import partition_for
 from topology.topics import INPUTS, TopicId, Topology
 
@@ -70,6 +72,8 @@ class Worker:
     stores: dict[int, TableStore] = field(default_factory=dict)
     #: every send of an open transaction, settled before it commits (see delivery.py)
     delivery: DeliveryGuard = field(default_factory=DeliveryGuard)
+    #: the staged local state of each open transaction, confirmed after it commits
+    confirmations: Confirmations = field(default_factory=Confirmations)
     batches: int = 0
     records: int = 0
     #: per (topic, partition), the offset after the last record judged (its state written
@@ -120,18 +124,18 @@ class Worker:
             last_of_partition[m.partition] = m
         self.runtime.settle_stages()
         sends: list[Send] = []
+        flushed: list[tuple[Any, Flushed]] = []
         decided = perf_counter()
         for partition, last in last_of_partition.items():
             self.runtime.persist(partition)
             store = self.stores.get(partition)
             if store is not None and store.dirty:
-                for w in store.flush():
-                    sends.append((last, w.topic, w.partition, w.key, w.value))
+                flushed.append((last, store.flush()))
         for m, out in emits:
             sends.extend((m, e.name, e.partition, e.key, e.value) for e in out)
         written = perf_counter()
         stages["state_write"] += written - decided
-        await self._produce(sends, defer=self.defer_delivery)
+        await self._produce(sends, defer=self.defer_delivery, flushed=flushed)
         finished = perf_counter()
         stages["produce"] += finished - written
         stages["batch"] += finished - began
@@ -157,9 +161,10 @@ class Worker:
               f"watermarks {wms}", file=sys.stderr, flush=True)
         self._reported_at, self._reported_records = now, self.records
 
-    async def _produce(self, sends: list[Send], defer: bool = False) -> None:
+    async def _produce(self, sends: list[Send], defer: bool = False,
+                       flushed: list[tuple[Any, Flushed]] | None = None) -> None:
         settle = await outputs.send(self.app, self.delivery, self.exactly_once, sends,
-                                    defer=defer)
+                                    defer=defer, flushed=flushed)
         if settle is not None:
             self._unsettled = settle
 
@@ -204,9 +209,7 @@ class Worker:
                 if self.options.echo:
                     print(describe_alert(a), flush=True)
         table.put(b"state", encode_state(state))
-        source = events[-1].message
-        sends.extend((source, w.topic, w.partition, w.key, w.value) for w in table.flush())
-        await self._produce(sends)
+        await self._produce(sends, flushed=[(events[-1].message, table.flush())])
 
     def _alert_partition(self, alert: dict[str, Any]) -> int:
         count = self.options.output_partitions[TopicId.ALERTS]
@@ -217,15 +220,14 @@ class Worker:
         store = self.stores.get(partition)
         if store is None:
             tables: Any = self.app.tables
-            store = TableStore(tables[ORDERS_TABLE], tables[META_TABLE], partition,
-                               self.options.data_dir / "due-index" / f"p{partition}")
-            entries = store.rebuild_index()
-            log.info("partition %d: due index rebuilt with %d entries", partition, entries)
+            store = TableStore(tables[ORDERS_TABLE], tables[META_TABLE], partition)
+            store.prepare()
             self.stores[partition] = store
         return store
 
     def revoke(self, partitions: set[int]) -> None:
         """Forget cached state of partitions given away by a rebalance."""
+        self.confirmations.forget(partitions)
         for p in partitions:
             store = self.stores.pop(p, None)
             if store is not None:
@@ -264,6 +266,8 @@ def create_worker(settings: Settings, options: WorkerOptions) -> Worker:
     holder["worker"] = worker
     setattr(app, faust_patch.GUARD_ATTRIBUTE, worker.delivery)  # read by commit_transactions
     setattr(app, faust_patch.STAGES_ATTRIBUTE, runtime.counters.stage_seconds)  # its "commit"
+    setattr(app, confirm.CONFIRMATIONS_ATTRIBUTE, worker.confirmations)  # and this
+    setattr(app, rocks_store.RESTORE_CONFIG_ATTRIBUTE, confluent_config(settings))  # its store
 
     channel = app.topic(*[topology.name(t) for t in INPUTS], topology.name(TopicId.TICKS),
                         key_type=bytes, value_type=bytes, key_serializer="raw",

@@ -10,6 +10,7 @@ import faust
 from streams.clients import faust_broker_settings
 from streams.config import Settings
 from streams.names import META_TABLE, METRICS_TABLE, ORDERS_TABLE
+from streams.worker import rocks_store
 from streams.worker.lifecycle import web_host_for
 from streams.worker.store import TABLE_ROCKSDB_OPTIONS
 from topology.changelogs import CHANGELOG_CONFIG
@@ -63,10 +64,11 @@ def commit_interval_for(guarantee: str) -> float:
 
 def build_app(settings: Settings, options: WorkerOptions) -> faust.App:
     """The Faust app of these settings and options, with its tables (no agent yet)."""
+    rocks_store.register()
     app = faust.App(
         settings.app_id,
         **faust_broker_settings(settings),
-        store="rocksdb://",
+        store=rocks_store.STORE_URL,
         datadir=str(options.data_dir),
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=options.input_partitions,

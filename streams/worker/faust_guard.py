@@ -65,6 +65,18 @@ FINGERPRINTS: dict[str, str] = {
         "fd7680d22034322769253aac2994844706eeb847ada2a94497d43d846d08ba34",
     "faust.stores.rocksdb:RocksDBOptions.as_options":
         "844b0de36bc6019822f73ae5871efc0aeeb7ccef8d2461075eae5cae9bea6b04",
+    "faust.stores.rocksdb:Store._open_for_partition":
+        "21bf6863c5a9af56cadde25ce0359901b3a05b0ff99431462aa930ddafb917dd",
+    "faust.stores.rocksdb:Store.apply_changelog_batch":
+        "67ac93a2bea2a48895059dd4bc377a1e60d0436055bf1011d75319912e1bdab8",
+    "faust.stores.rocksdb:Store.on_rebalance":
+        "a04fdf2e065d06858a9b013211123bc4ba261a324a4f91f08396c35bc5760ff2",
+    "faust.stores.rocksdb:Store.persisted_offset":
+        "6b4b2940005c3736356c1b99e73a53230b09a6dc01a8a083baee5a86ec6338c8",
+    "faust.tables.manager:TableManager.on_rebalance":
+        "fc9b70e03994df5c551f32c92aceb2caaeecadfd25e6ca6f49b85b699b2e6dc4",
+    "faust.tables.recovery:Recovery._add":
+        "0bc4d8362676819982c87ac83a5c49128cbe72d167ec020378233c90c4ff0bac",
     "mode.worker:Worker._schedule_shutdown":
         "00f5a7d8fd26e62f89abdf6e12be58e608d81b895a8a72dcf969a93507f1b6c6",
 }

@@ -40,7 +40,8 @@ from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
 
-from streams.worker import faust_guard
+from streams.worker import faults, faust_guard
+from streams.worker.confirm import CONFIRMATIONS_ATTRIBUTE, Confirmations, confirm_now
 
 #: the attribute of the Faust app that holds its DeliveryGuard
 GUARD_ATTRIBUTE = "crosscheck_delivery"
@@ -126,6 +127,7 @@ async def _commit_each(self: Any, tid_to_offset_map: Any, group_id: str,
 
 async def _commit_one(self: Any, transactional_id: str, offsets: Any, group_id: str,
                       start_new_transaction: bool, guard: Any) -> None:
+    confirmations = getattr(self.app, CONFIRMATIONS_ATTRIBUTE, None) or Confirmations()
     async with self._trn_locks[transactional_id]:
         transaction_producer = self._transaction_producers.get(transactional_id)
         if not transaction_producer:
@@ -133,8 +135,11 @@ async def _commit_one(self: Any, transactional_id: str, offsets: Any, group_id: 
             return
         if guard is not None:
             await guard.settle(transactional_id, transaction_producer)
+        committed = confirmations.take(transactional_id, transaction_producer)
+        faults.before_commit()
         await transaction_producer.send_offsets_to_transaction(offsets, group_id)
         await transaction_producer.commit_transaction()
+        confirm_now(committed)  # the local state of the batches it covered is committed
         if start_new_transaction:
             await transaction_producer.begin_transaction()
 

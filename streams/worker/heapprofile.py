@@ -94,17 +94,14 @@ def rocksdb_memory(databases: Callable[[], Iterable[Any]]) -> dict[str, int]:
 
 
 def worker_databases(worker: Any) -> Callable[[], list[Any]]:
-    """The open RocksDB instances of a Worker: each table partition's, each due index."""
+    """The open RocksDB instances of a Worker: each table partition's (the due index is in
+    the orders table's)."""
 
     def databases() -> list[Any]:
         found: dict[int, Any] = {}
         for table in list(worker.app.tables.values()):
             for db in list(table.data._dbs.values()):  # Faust's RocksDB store, per partition
                 found[id(db)] = db
-        for store in list(worker.stores.values()):
-            index = getattr(store, "_index", None)
-            if index is not None:
-                found[id(index)] = index
         return list(found.values())
 
     return databases

@@ -20,6 +20,9 @@ from topology.topics import TOPICS, TopicId, Topology
 log = logging.getLogger("crosscheck.worker")
 
 CLEAN_MARKER = "clean-shutdown"
+#: the file naming the layout of the local state (``streams/worker/local_state.py``)
+STATE_FORMAT_FILE = "state-format"
+STATE_FORMAT = "3"
 
 
 def check_port_free(port: int, bind: str = "127.0.0.1") -> None:
@@ -55,21 +58,34 @@ def data_dir_for(settings: Settings, web_port: int) -> Path:
 
 
 def prepare_state_dir(data_dir: Path, exactly_once: bool) -> bool:
-    """Wipe local table state unless the last run shut down cleanly; returns True if wiped.
+    """Keep the local table state, unless it is of the earlier layout and that run did not
+    stop cleanly under exactly-once; returns True if it was wiped.
 
-    Under exactly-once, RocksDB may hold writes of a transaction that was aborted when the
-    process died; only the changelog (read_committed) is the truth, so the tables are
-    rebuilt from it (what Kafka Streams does under EOS). The marker is removed at start and
-    written back only after a clean stop.
+    In the current layout (``streams/worker/local_state.py``) every database holds committed
+    state once opened (what an aborted transaction wrote is rolled back), so it is kept
+    after a crash and the changelogs are read only after its applied offsets. The earlier
+    layout had no undo records: after an unclean stop its RocksDB could hold writes of an
+    aborted transaction, so it is rebuilt from the changelogs (read_committed); after a clean
+    stop it is upgraded in place as its databases open. The clean-stop marker is removed at
+    start and written back only after a clean stop.
     """
     marker = data_dir / CLEAN_MARKER
+    layout = data_dir / STATE_FORMAT_FILE
     wiped = False
-    if data_dir.exists() and not marker.exists() and exactly_once:
+    if layout.exists():
+        found = layout.read_text().strip()
+        if found != STATE_FORMAT:
+            raise CrosscheckError(
+                f"{data_dir} holds state format {found}, this worker reads format "
+                f"{STATE_FORMAT}: start a worker of that release, or delete the directory "
+                "to rebuild the state from the changelog topics")
+    elif data_dir.exists() and not marker.exists() and exactly_once:
         for child in data_dir.iterdir():
             if child.is_dir():
                 shutil.rmtree(child)
         wiped = True
     data_dir.mkdir(parents=True, exist_ok=True)
+    layout.write_text(STATE_FORMAT + "\n")
     marker.unlink(missing_ok=True)
     return wiped
 

@@ -1,45 +1,41 @@
 """A StateStore over the worker's Faust tables (RocksDB + changelog), written back once per batch.
 
 The engine reads and writes through an in-memory overlay of the partition's dirty keys;
-``flush()`` writes each dirty key once: one RocksDB WriteBatch per table, and one changelog
-record per key that the worker produces in the partition's transaction, together with the
-outputs and the consumed offsets. So an order touched by a whole batch of events costs one
-write, not one per event, and committed offsets never run ahead of committed state. (Faust's
-own ``table[key] = value`` path sends changelog records one at a time through a 100-message
-buffer: measured here at ~1k events/s.) Faust still owns the tables' RocksDB files, changelog
-topics and recovery. Reads of keys not in the overlay go straight to the
-partition's RocksDB.
+``flush()`` writes each dirty key once: one RocksDB WriteBatch per table, with the undo
+records of the batch (``local_state.stage``), and one changelog record per key that the
+worker produces in the partition's transaction, together with the outputs and the consumed
+offsets. Once that transaction committed the batch is confirmed (``streams/worker/confirm.py``);
+a batch never confirmed is rolled back when the database is next opened. So an order touched
+by a whole batch of events costs one write, not one per event, committed offsets never run
+ahead of committed state, and the local state survives a crash. (Faust's own
+``table[key] = value`` path sends changelog records one at a time through a 100-message
+buffer: measured here at ~1k events/s.) Faust still owns the tables' RocksDB files,
+changelog topics and recovery (through ``streams/worker/rocks_store.py``). Reads of keys not
+in the overlay go straight to the partition's RocksDB.
 
-The due index is a local RocksDB (not a changelogged table): it is derived data, since every
-order lists its own index entries (``OrderState.dues``), so it is rebuilt from the orders
-table whenever a partition's store is created (start, restart, rebalance). Its keys sort by
-due time (``%016x`` due + order_id) and are scanned in order with a RocksDB iterator. A
-decision then costs no changelog records of its own. What changed since the last flush is
-held by a ``DueBuffer`` (``streams/worker/due_index.py``; native when the native engine runs).
+The due index lives in the orders table's databases, under keys no order can have
+(``local_state.INDEX_PREFIX + due_key``): it changes in the same WriteBatch as the orders,
+which list their own entries (``OrderState.dues``), so a changelog replay rebuilds it with
+them. Its keys sort by due time (``%016x`` due + order_id) and are scanned in order with a
+RocksDB iterator. A decision then costs no changelog records of its own. What changed since
+the last flush is held by a ``DueBuffer`` (``streams/worker/due_index.py``; native when the
+native engine runs).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, NamedTuple, Protocol
-
-from rocksdict import Options, Rdict, WriteBatch
 
 from streams.engine import core
 from streams.engine.state import (
     PartitionMeta,
     decode_meta,
-    decode_order,
     encode_meta,
 )
 from streams.names import META_KEY
-from streams.worker import due_index, rocksdb_budget
-from streams.worker.due_index import due_key
-
-#: Faust keeps the last applied changelog offset under this key in each table's RocksDB
-#: (faust.stores.rocksdb.Store.offset_key): not an order.
-FAUST_OFFSET_KEY = b"__faust\0offset__"
-
+from streams.worker import due_index, local_state
+from streams.worker.confirm import Staged, next_generation
+from streams.worker.local_state import INDEX_PREFIX
 
 #: RocksDB options of every table partition (and of the due index). Faust opens each with
 #: 64 MiB memtables (up to 3) and a 2 GiB block cache: with three stores per input partition
@@ -72,14 +68,20 @@ class ChangelogWrite(NamedTuple):
     value: bytes | None
 
 
+class Flushed(NamedTuple):
+    """What a flush wrote: the changelog records to produce, and the staged batch to confirm
+    once they are committed (None: nothing was written)."""
+
+    writes: list[ChangelogWrite]
+    staged: Staged | None
+
+
 class TableStore:
     """The state of one partition number in three Faust tables: orders, due index, meta."""
 
-    def __init__(self, orders: TableLike, meta: TableLike, partition: int,
-                 index_dir: Path) -> None:
+    def __init__(self, orders: TableLike, meta: TableLike, partition: int) -> None:
         self._orders_table, self._meta_table = orders, meta
         self.partition = partition
-        self._index = _open_index(index_dir)
         self._orders: Any = core.new_overlay(lambda oid: self._db(orders).get(oid.encode()))
         #: the overlay, if native: the native engine reads and writes it directly
         self.native_orders: Any = core.native_orders(self._orders)
@@ -115,11 +117,15 @@ class TableStore:
     def _scan_index(self, start: bytes, limit: bytes) -> tuple[list[bytes], bytes | None]:
         """The due index's keys from ``start`` (b"": the first) up to ``limit``, and the
         first key above it (None: none); see ``due_index.Scan``."""
-        it = self._index.iter()
-        it.seek(start) if start else it.seek_to_first()
+        it = self._db(self._orders_table).iter()
+        it.seek(INDEX_PREFIX + start)
         keys: list[bytes] = []
+        cut = len(INDEX_PREFIX)
         while it.valid():
-            key = bytes(it.key())
+            raw = bytes(it.key())
+            if not raw.startswith(INDEX_PREFIX):
+                break
+            key = raw[cut:]
             if key > limit:
                 return keys, key
             keys.append(key)
@@ -162,7 +168,8 @@ class TableStore:
             key = bytes(it.key())
             if not key.startswith(prefix):
                 break
-            found[key] = bytes(it.value())
+            if local_state.is_row(key):
+                found[key] = bytes(it.value())
             it.next()
         found.update((k, v) for k, v in self._blobs.items() if k.startswith(prefix))
         return sorted((k, v) for k, v in found.items() if v is not None)
@@ -174,86 +181,56 @@ class TableStore:
         """Whether flush() has anything to write."""
         return bool(self._orders.changed or self._dues.dirty or self._meta_dirty or self._blobs)
 
-    def flush(self) -> list[ChangelogWrite]:
-        """Write every dirty key once to RocksDB; return the changelog records to produce.
+    def flush(self) -> Flushed:
+        """Write every dirty key once to RocksDB, with undo records; return the changelog
+        records to produce and the staged batch.
 
-        The caller produces the returned records in the transaction of this partition before
-        the batch's offsets are committed. Clean orders leave the overlay, so its size is
-        bounded by one batch.
+        The caller produces the returned records in the transaction of this partition, and
+        the staged batch is confirmed once it committed. Clean orders leave the overlay, so
+        its size is bounded by one batch.
         """
+        gen = next_generation()
         writes: list[ChangelogWrite] = []
+        written: list[tuple[Any, str]] = []
         order_rows = [(oid.encode(), value) for oid, value in self._orders.drain()]
+        index_rows: dict[bytes, bytes | None] = {}
         if self._dues.dirty:
             puts, deletes = self._dues.flush()
-            index_batch = WriteBatch(raw_mode=True)
-            for key in puts:
-                index_batch.put(key, b"")
-            for key in deletes:
-                index_batch.delete(key)
-            self._index.write(index_batch)
+            index_rows.update((INDEX_PREFIX + key, b"") for key in puts)
+            index_rows.update((INDEX_PREFIX + key, None) for key in deletes)  # deletes win
         meta_rows: list[tuple[bytes, bytes | None]] = []
         if self._meta_dirty and self._meta is not None:
             meta_rows.append((META_KEY, encode_meta(self._meta)))
             self._meta_dirty = False
         meta_rows.extend(self._blobs.items())
         self._blobs.clear()
-        for table, rows in ((self._orders_table, order_rows), (self._meta_table, meta_rows)):
-            if not rows:
+        for table, rows, extra in ((self._orders_table, order_rows, index_rows),
+                                   (self._meta_table, meta_rows, {})):
+            if not rows and not extra:
                 continue
-            batch = WriteBatch(raw_mode=True)
-            for key, value in rows:
-                if value is None:
-                    batch.delete(key)
-                else:
-                    batch.put(key, value)
-            self._db(table).write(batch)
+            db = self._db(table)
+            local_state.stage(db, gen, [*rows, *extra.items()])
             topic = table.changelog_topic.get_topic_name()
+            written.append((db, topic))
             writes.extend(ChangelogWrite(topic, self.partition, k, v) for k, v in rows)
-        return writes
+        return Flushed(writes, Staged(gen, self.partition, written) if written else None)
 
     def close(self) -> None:
-        """Drop unflushed changes (after a rebalance took the partition) and the index."""
+        """Drop unflushed changes (after a rebalance took the partition)."""
         self._orders.clear()
         self._dues.clear()
         self._meta = None
         self._meta_dirty = False
         self._blobs.clear()
-        path = self._index.path()
-        self._index.close()
-        Rdict.destroy(path)
 
-    def rebuild_index(self) -> int:
-        """Fill the due index from the orders table (each order lists its index entries;
-        those at or below the partition's watermark were handled)."""
+    def prepare(self) -> None:
+        """Get the due index ready after the partition's database was opened (and recovered):
+        drop the entries at or below the partition's watermark, which were handled (a
+        changelog replay lists them again with their orders)."""
         meta = self.get_meta()
-        floor = -(2**62) if meta is None or meta.watermark is None else meta.watermark
-        batch = WriteBatch(raw_mode=True)
-        count = 0
-        it = self._db(self._orders_table).iter()
-        it.seek_to_first()
-        while it.valid():
-            if bytes(it.key()) == FAUST_OFFSET_KEY:
-                it.next()
-                continue
-            state = decode_order(bytes(it.value()))
-            for due in state.dues:
-                if due > floor:
-                    batch.put(due_key(due, state.order_id), b"")
-                    count += 1
-            it.next()
-        self._index.write(batch)
+        if meta is not None and meta.watermark is not None:
+            local_state.drop_handled(self._db(self._orders_table), meta.watermark)
         self._dues.rescan()
-        return count
-
-
-def _open_index(path: Path) -> Rdict:
-    """A fresh local RocksDB for the due index (wiped: it is rebuilt from the orders)."""
-    path.mkdir(parents=True, exist_ok=True)
-    Rdict.destroy(str(path))
-    options = Options(raw_mode=True)
-    options.set_write_buffer_size(TABLE_ROCKSDB_OPTIONS["write_buffer_size"])
-    options.set_max_write_buffer_number(TABLE_ROCKSDB_OPTIONS["max_write_buffer_number"])
-    return Rdict(str(path), options=rocksdb_budget.apply(options))
 
 
 class BlobTable:
@@ -275,18 +252,15 @@ class BlobTable:
         """Set (or, with None, delete) a value; written at flush."""
         self._dirty[key] = value
 
-    def flush(self) -> list[ChangelogWrite]:
-        """Write the dirty values to RocksDB; return the changelog records to produce."""
+    def flush(self) -> Flushed:
+        """Write the dirty values to RocksDB with undo records (``TableStore.flush``); return
+        the changelog records to produce and the staged batch."""
         if not self._dirty:
-            return []
-        batch = WriteBatch(raw_mode=True)
-        for key, value in self._dirty.items():
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
-        self._table.data._db_for_partition(self.partition).write(batch)
+            return Flushed([], None)
+        gen = next_generation()
+        db = self._table.data._db_for_partition(self.partition)
+        local_state.stage(db, gen, list(self._dirty.items()))
         topic = self._table.changelog_topic.get_topic_name()
         writes = [ChangelogWrite(topic, self.partition, k, v) for k, v in self._dirty.items()]
         self._dirty.clear()
-        return writes
+        return Flushed(writes, Staged(gen, self.partition, [(db, topic)]))

@@ -89,11 +89,11 @@ class _Obj:
         self.__dict__.update(kw)
 
 
-def test_worker_databases_lists_table_partitions_and_due_indexes_once() -> None:
+def test_worker_databases_lists_each_table_partition_once() -> None:
     a, b, c = object(), object(), object()
     tables = {"orders": _Obj(data=_Obj(_dbs={0: a, 1: b})), "meta": _Obj(data=_Obj(_dbs={0: b})),
-              "metrics": _Obj(data=_Obj(_dbs={}))}  # no partition opened yet
-    worker = _Obj(app=_Obj(tables=tables), stores={0: _Obj(_index=c), 1: _Obj(_index=None)})
+              "metrics": _Obj(data=_Obj(_dbs={2: c})), "other": _Obj(data=_Obj(_dbs={}))}
+    worker = _Obj(app=_Obj(tables=tables), stores={0: _Obj()})
     found = heapprofile.worker_databases(worker)()
     assert sorted(map(id, found)) == sorted(map(id, [a, b, c]))
 

@@ -9,11 +9,11 @@ from faust.stores.rocksdb import RocksDBOptions
 from rocksdict import Options, Rdict
 
 from streams.worker import faust_patch, heapprofile, rocksdb_budget
-from streams.worker.store import TABLE_ROCKSDB_OPTIONS, _open_index
+from streams.worker.store import TABLE_ROCKSDB_OPTIONS
 
 
 def test_stores_share_the_process_cache_and_memtable_budget(tmp_path: Path) -> None:
-    dbs = [_open_index(tmp_path / "index"),
+    dbs = [Rdict(str(tmp_path / "one"), options=rocksdb_budget.apply(Options(raw_mode=True))),
            Rdict(str(tmp_path / "other"), options=rocksdb_budget.apply(
                Options(raw_mode=True), bloom_bits=3))]
     try:

@@ -33,6 +33,7 @@ from streams.worker import webhook
 from streams.worker.faust_app import WorkerOptions
 from streams.worker.idle import IdleTracker
 from streams.worker.offsets import TailProbe
+from streams.worker.store import Flushed
 from streams.worker.webhook import WebhookSender, alert_payload, check_url, redact
 from topology.topics import TopicId, Topology
 
@@ -306,8 +307,8 @@ class FakeBlobTable:
         if value is not None:
             self.table[key] = value
 
-    def flush(self) -> list[Any]:
-        return []
+    def flush(self) -> Flushed:
+        return Flushed([], None)
 
 
 class FakeBatch:

@@ -12,7 +12,9 @@ from rocksdict import Options, Rdict
 
 from streams.engine import core
 from streams.engine.overlay import HeapIndex
-from streams.engine.state import OrderState, PartitionMeta
+from streams.engine.state import OrderState, PartitionMeta, encode_meta, encode_order
+from streams.names import META_KEY
+from streams.worker import local_state
 from streams.worker.store import TableStore
 
 
@@ -45,7 +47,7 @@ class _Table:
 
 
 def _store(root: Path) -> TableStore:
-    return TableStore(_Table(root, "orders"), _Table(root, "meta"), 0, root / "index")
+    return TableStore(_Table(root, "orders"), _Table(root, "meta"), 0)
 
 
 #: one operation: ("add", due, order), ("pop", up_to), ("flush",) or ("reopen",)
@@ -78,14 +80,14 @@ def test_due_index_pops_what_a_heap_pops(ops: list[tuple[Any, ...]]) -> None:
                 for order, times in dues.items():  # the orders list their entries
                     store.put_order(order, OrderState(order, dues=sorted(times)))
                 store.flush()
-            else:  # a new store over the flushed tables: the index is rebuilt from them
+            else:  # a new store over the flushed tables: the index is stored with them
                 for order, times in dues.items():
                     store.put_order(order, OrderState(order, dues=sorted(times)))
                 store.flush()
                 tables = (store._orders_table, store._meta_table)
                 store.close()
-                store = TableStore(tables[0], tables[1], 0, root / "index")
-                store.rebuild_index()
+                store = TableStore(tables[0], tables[1], 0)
+                store.prepare()
         assert store.pop_due(10**6) == model.pop(10**6)
 
 
@@ -93,22 +95,22 @@ def test_scan_blobs_merges_unflushed_writes_and_deletes() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         orders, meta = _Table(root, "orders"), _Table(root, "meta")
-        store = TableStore(orders, meta, 0, root / "index")
+        store = TableStore(orders, meta, 0)
         for start in (120, -1, 60):
             store.put_blob(b"window/%d" % start, b"v%d" % start)
         store.put_blob(b"windows.closed_until", b"c")
         assert [k for k, _ in store.scan_blobs(b"window/")] == \
             [b"window/-1", b"window/120", b"window/60"]
-        writes = store.flush()
+        writes = store.flush().writes
         assert {w.key for w in writes} >= {b"window/-1", b"window/60", b"window/120"}
         store.put_blob(b"window/60", None)  # closed: deleted at the next flush
         store.put_blob(b"window/180", b"v180")
         assert store.scan_blobs(b"window/") == [
             (b"window/-1", b"v-1"), (b"window/120", b"v120"), (b"window/180", b"v180")]
-        deleted = [w for w in store.flush() if w.value is None]
+        deleted = [w for w in store.flush().writes if w.value is None]
         assert [w.key for w in deleted] == [b"window/60"]
         store.close()
-        again = TableStore(orders, meta, 0, root / "index")
+        again = TableStore(orders, meta, 0)
         assert [k for k, _ in again.scan_blobs(b"window/")] == \
             [b"window/-1", b"window/120", b"window/180"]
         assert again.get_blob(b"windows.closed_until") == b"c"
@@ -120,29 +122,29 @@ def test_only_orders_put_or_deleted_are_written_back() -> None:
         store = _store(root)
         for order in ("a", "b", "c"):
             store.put_order(order, OrderState(order, dues=[5]))
-        assert {w.key for w in store.flush()} == {b"a", b"b", b"c"}
+        assert {w.key for w in store.flush().writes} == {b"a", b"b", b"c"}
         read = store.get_order("a")  # read, not changed: held until the flush, not written
         assert read is not None and core.as_state(read).dues == [5] and store.get_order("a") is read
         assert store.get_order("nope") is None
-        assert not store.dirty and store.flush() == []
+        assert not store.dirty and store.flush().writes == []
         store.get_order("b")
         store.delete_order("b")
         store.put_order("c", OrderState("c", dues=[7]))
-        writes = {w.key: w.value for w in store.flush()}
+        writes = {w.key: w.value for w in store.flush().writes}
         assert set(writes) == {b"b", b"c"} and writes[b"b"] is None
         assert store.get_order("b") is None and store.get_order("a") is not None
 
 
-def test_the_rebuilt_index_skips_entries_at_or_below_the_watermark() -> None:
+def test_a_replayed_index_drops_entries_at_or_below_the_watermark() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        store = _store(root)
-        store.put_order("a", OrderState("a", dues=[10, 20, 30]))
-        store.put_order("b", OrderState("b", dues=[20]))
-        store.put_meta(PartitionMeta(watermark=20))
-        store.flush()
-        tables = (store._orders_table, store._meta_table)
-        store.close()
-        again = TableStore(tables[0], tables[1], 0, root / "index")
-        assert again.rebuild_index() == 1  # the dues up to 20 were handled before the flush
-        assert again.pop_due(10**6) == [(30, "a")]
+        orders, meta = _Table(root, "orders"), _Table(root, "meta")
+        # a changelog replay writes the orders with the index entries they list
+        local_state.apply_changelog(orders.data._db_for_partition(0), [
+            (b"a", encode_order(OrderState("a", dues=[10, 20, 30]))),
+            (b"b", encode_order(OrderState("b", dues=[20])))], 7, indexed=True)
+        local_state.apply_changelog(meta.data._db_for_partition(0), [
+            (META_KEY, encode_meta(PartitionMeta(watermark=20)))], 3, indexed=False)
+        store = TableStore(orders, meta, 0)
+        store.prepare()  # the dues up to 20 were handled
+        assert store.pop_due(10**6) == [(30, "a")]

@@ -1,0 +1,93 @@
+"""Faust's RocksDB table store with the worker's local-state layout (``local_state``).
+
+Registered as the ``crosscheck://`` store of the worker's tables. Over Faust's store it:
+
+* rolls back, when it opens a partition's database, what batches whose transactions may not
+  have committed wrote (``local_state.roll_back``), and upgrades a database of the earlier
+  layout (its due index built from its orders);
+* applies changelog records (Faust's recovery of active and standby partitions) in one
+  WriteBatch with the orders' due index entries and the offset reached;
+* on each assignment, first reads the assigned partitions' changelogs in bulk up to their
+  end (``restore.catch_up``), so that Faust's per-record recovery has little or nothing left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from faust.stores import STORES
+from faust.stores.rocksdb import Store as FaustRocksStore
+
+from streams.names import ORDERS_TABLE
+from streams.worker import local_state, restore
+
+log = logging.getLogger("crosscheck.worker")
+
+#: the store URL of the worker's tables
+STORE_URL = "crosscheck://"
+#: the attribute of the Faust app holding the librdkafka config a bulk restore reads with
+RESTORE_CONFIG_ATTRIBUTE = "crosscheck_restore_config"
+
+
+def _say(line: str) -> None:
+    print(f"crosscheck: {line}", file=sys.stderr, flush=True)
+
+
+class Store(FaustRocksStore):
+    """A worker table's RocksDB store (see the module docstring)."""
+
+    @property
+    def indexed(self) -> bool:
+        """Whether this table's databases hold the due index (the orders table)."""
+        return bool(self.table_name == ORDERS_TABLE)
+
+    def _open_for_partition(self, partition: int) -> Any:
+        db = super()._open_for_partition(partition)
+        undone = local_state.roll_back(db)
+        if undone:
+            _say(f"{self.table_name} partition {partition}: rolled back {undone} batch(es) "
+                 "whose transactions did not commit")
+        if db.get(local_state.FORMAT_KEY) is None:
+            if self.indexed:
+                entries = local_state.index_from_rows(db)
+                log.info("%s partition %d: due index built (%d entries) in the current "
+                         "state format", self.table_name, partition, entries)
+            db.put(local_state.FORMAT_KEY, local_state.STATE_FORMAT)
+        return db
+
+    def apply_changelog_batch(self, batch: Iterable[Any], to_key: Callable[[Any], Any],
+                              to_value: Callable[[Any], Any]) -> None:
+        by_partition: dict[int, tuple[list[local_state.Change], list[int]]] = {}
+        for event in batch:
+            message = event.message
+            records, offset = by_partition.setdefault(message.partition, ([], [-1]))
+            records.append((message.key, message.value))
+            offset[0] = max(offset[0], message.offset)
+        for partition, (records, offset) in by_partition.items():
+            local_state.apply_changelog(self._db_for_partition(partition), records,
+                                        offset[0], self.indexed)
+
+    async def on_rebalance(self, assigned: Any, revoked: Any, newly_assigned: Any,
+                           generation_id: int = 0) -> None:
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+        config = getattr(self.app, RESTORE_CONFIG_ATTRIBUTE, None)
+        if config is None:
+            return
+        topics = self.table.changelog_topic.topics
+        targets: list[restore.Target] = []
+        async with self.db_lock:
+            for tp in sorted(assigned):
+                if tp.topic in topics:
+                    targets.append((tp.topic, tp.partition, self._db_for_partition(tp.partition),
+                                    self.indexed))
+            restored = await asyncio.to_thread(restore.catch_up, config, targets)
+        restore.describe(restored, _say)
+
+
+def register() -> None:
+    """Make ``STORE_URL`` name this store (idempotent)."""
+    STORES.aliases["crosscheck"] = f"{__name__}:Store"

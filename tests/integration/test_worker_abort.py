@@ -1,0 +1,72 @@
+"""Real-broker test: a worker killed (by a fault hook) between producing a transaction and
+committing it, again and again, keeps its local state, holds none of the aborted writes, and
+ends with exactly the outputs of a clean run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from streams.config import Settings
+from streams.worker.faults import KILL_BEFORE_COMMIT
+from tests.integration.scenarios import mixed_scenario
+from tests.integration.worker_support import (
+    FAST_GROUP_ENV,
+    Progress,
+    assert_no_duplicates,
+    assert_same,
+    free_port,
+    produce,
+    read_outputs,
+    running_worker,
+    start_worker,
+    wait_until_judged,
+)
+from topology.topics import Topology
+
+pytestmark = pytest.mark.integration
+
+#: a killed member leaves the group after 6 s (the broker's least session timeout)
+ENV = {**FAST_GROUP_ENV, "BROKER_SESSION_TIMEOUT": "6", "CROSSCHECK_COMMIT_INTERVAL": "0.2"}
+#: the commit each killed run dies in (the ones before it commit, that one is aborted)
+KILLS = (4, 7, 3)
+
+
+def test_kill_between_produce_and_commit_keeps_only_committed_state(
+        settings: Settings, topology: Topology, tmp_path: Path) -> None:
+    scenario = mixed_scenario(1200, seed=31)
+    produce(settings, scenario.in_time_order())
+    log = tmp_path / "worker.log"
+    port = free_port()  # the same state directory every time
+    progress = Progress(settings, topology)
+    try:
+        total = progress.input_total()
+        committed = [0]
+        for kill_at in KILLS:
+            worker = start_worker(settings, log, port=port, extra_args=("--batch-size", "40"),
+                                  extra_env={**ENV, KILL_BEFORE_COMMIT: str(kill_at)})
+            deadline = time.monotonic() + 120
+            while worker.alive() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not worker.alive(), f"the fault hook did not fire\n{worker.log_tail()}"
+            assert worker.proc.returncode == -9, worker.log_tail()
+            committed.append(progress.committed_inputs())
+        assert committed[-1] < total, "the killed runs judged everything: nothing was aborted"
+        assert committed[-1] > 0
+        with running_worker(settings, log, port=port, extra_env=ENV) as last:
+            wait_until_judged(last, progress)
+            assert last.terminate() == 0, last.log_tail()
+        assert progress.committed_inputs() == total
+    finally:
+        progress.close()
+    text = log.read_text(errors="replace")
+    # the aborted batches were in RocksDB, and were undone when it was opened again ...
+    assert "whose transactions did not commit" in text, text[-3000:]
+    # ... and nothing was wiped or read again from the beginning
+    assert "wiped" not in text and "bulk restore" not in text, text[-3000:]
+    outputs = read_outputs(settings, topology)
+    assert_same(outputs.normalized(), scenario.expected(), f"worker log: {log}")
+    assert_no_duplicates(outputs)
+    assert not outputs.dead_letters
