@@ -38,6 +38,11 @@ from streams.errors import ConfigError
                    "exactly-once, 2.8 under at-least-once]. Under exactly-once outputs "
                    "become readable when their transaction commits, so this bounds the "
                    "decision latency.")
+@click.option("--standby-replicas", type=click.IntRange(0, 8), default=1, show_default=True,
+              envvar="CROSSCHECK_STANDBY_REPLICAS",
+              help="Warm standby copies of each table partition kept by other workers of "
+                   "the group (they take over a dead worker's partitions from a warm store); "
+                   "no effect while one worker runs. 0 turns them off.")
 @click.option("--loglevel", type=click.Choice(["crit", "error", "warn", "info", "debug"]),
               default="warn", show_default=True)
 @click.option("--echo", is_flag=True,
@@ -49,7 +54,8 @@ from streams.errors import ConfigError
 @click.pass_context
 def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
            processing_guarantee: str | None,
-           batch_size: int, consume: str, commit_interval: float | None, loglevel: str, echo: bool,
+           batch_size: int, consume: str, commit_interval: float | None, standby_replicas: int,
+           loglevel: str, echo: bool,
            alert_webhook: str | None, **rules: Any) -> None:
     """Run the stream worker until SIGTERM or Ctrl-C (many can run in one group).
 
@@ -99,6 +105,7 @@ def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
                             input_partitions=inputs,
                             output_partitions=outputs, batch_max=batch_size, consume=consume,
                             commit_interval=commit_interval,
+                            standby_replicas=standby_replicas,
                             loglevel=loglevel,
                             echo=echo, alert_webhook=alert_webhook or None)
     w = create_worker(s, options)

@@ -72,6 +72,7 @@ def health_doc(probe: Probe, now: int) -> dict[str, Any]:
         "batches": probe.batch_count,
         "last_batch_seconds": probe.batches.last_seconds,
         "partitions": probe.partitions(),
+        "standbys": probe.standbys(),
         "input_lag": lag_doc(probe.lag()),
         "watermarks": watermarks_doc(probe.watermarks(), now),
         "rule_watermarks": rule_watermarks_doc(probe.rule_watermarks()),

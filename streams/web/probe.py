@@ -129,6 +129,28 @@ class Probe:
             return []
         return sorted((tp.topic, tp.partition) for tp in actives if tp.topic in inputs)
 
+    def standbys(self) -> list[dict[str, Any]]:
+        """The table partitions this worker keeps as warm standbys, each with the changelog
+        offset its local copy has applied."""
+        app: Any = self.worker.app
+        try:
+            assigned = app.assignor.assigned_standbys()
+            tables = {t.changelog_topic.get_topic_name(): t for t in app.tables.values()}
+        except Exception:  # not started yet
+            return []
+        rows = []
+        for tp in sorted(assigned):
+            table = tables.get(tp.topic)
+            if table is None:
+                continue
+            try:
+                applied = table.data.persisted_offset(tp)
+            except Exception:  # not opened yet
+                applied = None
+            rows.append({"table": table.name, "partition": tp.partition,
+                         "applied_offset": applied})
+        return rows
+
     def partitions(self) -> list[int]:
         """Partition numbers this worker owns (of the input topics)."""
         return sorted({p for _t, p in self.assigned_inputs()})

@@ -40,6 +40,9 @@ class WorkerOptions:
     consume: str = "batch"
     #: seconds between Faust's offset commits; None: ``commit_interval_for`` the guarantee
     commit_interval: float | None = None
+    #: warm standby copies of each table partition on other workers (Faust's table standbys;
+    #: none are placed while the group has one member)
+    standby_replicas: int = 1
 
 
 #: the most a fetch returns of one partition (aiokafka's max_partition_fetch_bytes; a larger
@@ -73,7 +76,7 @@ def build_app(settings: Settings, options: WorkerOptions) -> faust.App:
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=options.input_partitions,
         topic_allow_declare=True,
-        table_standby_replicas=0,
+        table_standby_replicas=options.standby_replicas,
         web_enabled=options.web_enabled,
         web_bind=options.web_bind,
         web_host=web_host_for(options.web_bind),

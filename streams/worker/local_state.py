@@ -179,6 +179,19 @@ def drop_handled(db: Any, floor: int) -> None:
     db.delete_range(INDEX_PREFIX, INDEX_PREFIX + due_key(floor + 1, ""))
 
 
+def on_open(db: Any, indexed: bool) -> tuple[int, int | None]:
+    """Make a just-opened database hold committed state in this layout: roll back the
+    unconfirmed batches, and upgrade a database of the earlier layout (its due index built
+    from its orders, if ``indexed``). How many batches were rolled back, and how many index
+    entries were built (None: it was in this layout already)."""
+    undone = roll_back(db)
+    built: int | None = None
+    if db.get(FORMAT_KEY) is None:
+        built = index_from_rows(db) if indexed else 0
+        db.put(FORMAT_KEY, STATE_FORMAT)
+    return undone, built
+
+
 def index_from_rows(db: Any) -> int:
     """Build the due index from the orders' rows (a database of the earlier format, whose
     index was not stored); how many entries."""

@@ -14,6 +14,7 @@ Registered as the ``crosscheck://`` store of the worker's tables. Over Faust's s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Callable, Iterable
@@ -47,16 +48,13 @@ class Store(FaustRocksStore):
 
     def _open_for_partition(self, partition: int) -> Any:
         db = super()._open_for_partition(partition)
-        undone = local_state.roll_back(db)
+        undone, built = local_state.on_open(db, self.indexed)
         if undone:
             _say(f"{self.table_name} partition {partition}: rolled back {undone} batch(es) "
                  "whose transactions did not commit")
-        if db.get(local_state.FORMAT_KEY) is None:
-            if self.indexed:
-                entries = local_state.index_from_rows(db)
-                log.info("%s partition %d: due index built (%d entries) in the current "
-                         "state format", self.table_name, partition, entries)
-            db.put(local_state.FORMAT_KEY, local_state.STATE_FORMAT)
+        if built:
+            log.info("%s partition %d: upgraded to the current state format (due index "
+                     "built, %d entries)", self.table_name, partition, built)
         return db
 
     def apply_changelog_batch(self, batch: Iterable[Any], to_key: Callable[[Any], Any],
@@ -78,6 +76,7 @@ class Store(FaustRocksStore):
         if config is None:
             return
         topics = self.table.changelog_topic.topics
+        await self._roll_back_standbys({tp for tp in assigned if tp.topic in topics})
         targets: list[restore.Target] = []
         async with self.db_lock:
             for tp in sorted(assigned):
@@ -86,6 +85,36 @@ class Store(FaustRocksStore):
                                     self.indexed))
             restored = await asyncio.to_thread(restore.catch_up, config, targets)
         restore.describe(restored, _say)
+
+
+    async def _roll_back_standbys(self, assigned: set[Any]) -> None:
+        """A partition this worker judged until this rebalance and now keeps as a standby
+        stays open: what its last, aborted, transaction wrote is rolled back before the
+        standby applies the new owner's changelog records (under the partition's
+        transaction locks, so that no commit of it is between its commit and its confirm)."""
+        try:
+            standbys = self.app.assignor.assigned_standbys()
+        except Exception:  # no assignor yet
+            return
+        for tp in sorted(assigned & set(standbys)):
+            db = self._dbs.get(tp.partition)
+            if db is None:
+                continue
+            async with contextlib.AsyncExitStack() as locks:
+                for lock in _transaction_locks(self.app, tp.partition):
+                    await locks.enter_async_context(lock)
+                undone = local_state.roll_back(db)
+            if undone:
+                _say(f"{self.table_name} partition {tp.partition} (now a standby here): rolled "
+                     f"back {undone} batch(es) whose transactions did not commit")
+
+
+def _transaction_locks(app: Any, partition: int) -> list[Any]:
+    """The locks of the transactions of a partition number (Faust's transactional ids end
+    with it), in a stable order."""
+    locks = getattr(getattr(app, "producer", None), "_trn_locks", None) or {}
+    suffix = f"-{partition}"
+    return [locks[tid] for tid in sorted(locks) if tid.endswith(suffix)]
 
 
 def register() -> None:

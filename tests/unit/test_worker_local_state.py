@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import tarfile
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -14,6 +17,9 @@ from streams.engine.state import OrderState, encode_order
 from streams.worker import local_state
 from streams.worker.due_index import due_key
 from streams.worker.local_state import INDEX_PREFIX, OFFSET_KEY
+from streams.worker.store import TableStore
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def _open(path: Path) -> Rdict:
@@ -106,3 +112,30 @@ def test_an_earlier_layout_gets_its_index_from_its_orders() -> None:
 def test_no_row_key_is_reserved() -> None:
     assert local_state.is_row(b"order-1") and local_state.is_row("é".encode())
     assert not local_state.is_row(OFFSET_KEY) and not local_state.is_row(INDEX_PREFIX + b"1")
+
+
+def test_a_database_of_the_earlier_layout_is_upgraded_and_pops_the_same_dues(
+        tmp_path: Path) -> None:
+    """A recorded orders and meta database written by the earlier layout's TableStore (its
+    due index a separate RocksDB, rebuilt at each start) and what that store then popped:
+    opened in this layout, the index is built from the orders once and the same dues pop."""
+    with tarfile.open(FIXTURES / "state_layout_2.tar.xz") as archive:
+        archive.extractall(tmp_path, filter="data")
+    recorded = json.loads((tmp_path / "expected.json").read_text())
+    tables = tmp_path / "tables"
+    dbs = {name: _open(tables / f"{name}-0.db") for name in ("orders", "meta")}
+    undone, built = local_state.on_open(dbs["orders"], indexed=True)
+    assert undone == 0 and built is not None and built >= recorded["index_entries"] > 0
+    assert local_state.on_open(dbs["meta"], indexed=False) == (0, 0)
+    assert local_state.on_open(dbs["orders"], indexed=True) == (0, None)  # upgraded once
+
+    class _Table:
+        def __init__(self, name: str) -> None:
+            self.data = SimpleNamespace(_db_for_partition=lambda _p: dbs[name])
+            self.changelog_topic = SimpleNamespace(get_topic_name=lambda: f"{name}-changelog")
+
+    store = TableStore(_Table("orders"), _Table("meta"), 0)
+    store.prepare()
+    assert [list(p) for p in store.pop_due(10**9)] == recorded["pops"]
+    for db in dbs.values():
+        db.close()
