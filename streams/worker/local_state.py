@@ -27,7 +27,7 @@ What is written when (``docs/architecture.md``, "Local state across a crash"):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -61,16 +61,26 @@ def _generation(gen: int) -> bytes:
     return gen.to_bytes(8, "big")
 
 
-def stage(db: Any, gen: int, changes: Sequence[Change]) -> None:
-    """Write a batch's changes (keys distinct) with their undo records, atomically."""
+def stage(db: Any, gen: int, changes: Sequence[Change],
+          known: Mapping[bytes, bytes | None] | None = None) -> None:
+    """Write a batch's changes (keys distinct) with their undo records, atomically.
+
+    ``known`` holds the current value of some keys (what the caller read from this database
+    since it last wrote them: it spares a read); the others are read in one multi-get."""
     if not changes:
         return
-    keys = [key for key, _ in changes]
-    before = db.get(keys)
     undo = UNDO_PREFIX + _generation(gen)
     batch = WriteBatch(raw_mode=True)
-    for key, old in zip(keys, before, strict=True):
-        batch.put(undo + key, _ABSENT if old is None else _PRESENT + bytes(old))
+    unknown = [key for key, _ in changes] if known is None else \
+        [key for key, _ in changes if key not in known]
+    if unknown:
+        for key, old in zip(unknown, db.get(unknown), strict=True):
+            batch.put(undo + key, _ABSENT if old is None else _PRESENT + bytes(old))
+    if known is not None and len(unknown) < len(changes):
+        for key, _value in changes:
+            if key in known:
+                old = known[key]
+                batch.put(undo + key, _ABSENT if old is None else _PRESENT + old)
     for key, value in changes:
         if value is None:
             batch.delete(key)

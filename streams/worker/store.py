@@ -82,7 +82,10 @@ class TableStore:
     def __init__(self, orders: TableLike, meta: TableLike, partition: int) -> None:
         self._orders_table, self._meta_table = orders, meta
         self.partition = partition
-        self._orders: Any = core.new_overlay(lambda oid: self._db(orders).get(oid.encode()))
+        #: the stored value of each order the overlay loaded since the last flush (their
+        #: undo records need no second read)
+        self._loaded: dict[bytes, bytes | None] = {}
+        self._orders: Any = core.new_overlay(self._load)
         #: the overlay, if native: the native engine reads and writes it directly
         self.native_orders: Any = core.native_orders(self._orders)
         self._dues: Any = due_index.new_buffer(self._scan_index)
@@ -91,6 +94,12 @@ class TableStore:
         self._meta: PartitionMeta | None = None
         self._meta_dirty = False
         self._blobs: dict[bytes, bytes | None] = {}
+
+    def _load(self, order_id: str) -> bytes | None:
+        key = order_id.encode()
+        raw = self._db(self._orders_table).get(key)
+        self._loaded[key] = raw
+        return raw  # type: ignore[no-any-return]
 
     def _db(self, table: TableLike) -> Any:
         return table.data._db_for_partition(self.partition)
@@ -209,15 +218,18 @@ class TableStore:
             if not rows and not extra:
                 continue
             db = self._db(table)
-            local_state.stage(db, gen, [*rows, *extra.items()])
+            known = self._loaded if table is self._orders_table else None
+            local_state.stage(db, gen, [*rows, *extra.items()], known)
             topic = table.changelog_topic.get_topic_name()
             written.append((db, topic))
             writes.extend(ChangelogWrite(topic, self.partition, k, v) for k, v in rows)
+        self._loaded.clear()
         return Flushed(writes, Staged(gen, self.partition, written) if written else None)
 
     def close(self) -> None:
         """Drop unflushed changes (after a rebalance took the partition)."""
         self._orders.clear()
+        self._loaded.clear()
         self._dues.clear()
         self._meta = None
         self._meta_dirty = False
