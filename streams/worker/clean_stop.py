@@ -1,9 +1,10 @@
-"""Whether a stopped worker's local state can be trusted by the next start (the clean marker).
+"""Whether a stopping worker's judged records are all committed (the clean-stop marker).
 
-Under exactly-once a restart keeps the local RocksDB tables only after a clean stop
-(``lifecycle.prepare_state_dir``): they must then hold no write of a transaction that did not
-commit. The worker writes a batch's state to RocksDB before its transaction commits, so a
-stop is clean only if every record it judged is covered by the group's committed offsets:
+The worker writes a batch's state to RocksDB before its transaction commits (with undo
+records: ``streams/worker/local_state.py``), so a stop is clean only if every record it
+judged is covered by the group's committed offsets; what is not is rolled back and judged
+again by the next start. (For a state directory of the earlier layout, which had no undo
+records, the marker decides whether it is kept: ``lifecycle.prepare_state_dir``.)
 
 * ``settle_commits`` runs when the worker begins to stop, after the last batch is judged and
   acked: it waits for a commit already in flight and commits again. (Faust's final commit
@@ -14,7 +15,7 @@ stop is clean only if every record it judged is covered by the group's committed
 * ``unsettled`` then checks, against the broker (``require_stable``: pending transactional
   offsets are waited for), that the committed offset of every topic-partition the worker
   judged records of is past the last one. If not, or if the broker cannot tell, the clean
-  marker is not written and the next start rebuilds the state from the changelog.
+  marker is not written and the worker says so.
 """
 
 from __future__ import annotations

@@ -60,6 +60,10 @@ PRODUCER_BATCH_BYTES = 512 * 1024
 COMMIT_INTERVAL = {"exactly_once": 0.1, "at_least_once": 2.8}
 
 
+#: changelog records of a table a standby buffers before it applies them (one WriteBatch)
+STANDBY_BUFFER = 100
+
+
 def commit_interval_for(guarantee: str) -> float:
     """The default seconds between commits under a processing guarantee."""
     return COMMIT_INTERVAL.get(guarantee, COMMIT_INTERVAL["exactly_once"])
@@ -108,10 +112,14 @@ def build_app(settings: Settings, options: WorkerOptions) -> faust.App:
     # changelog would be decoded as JSON, and on a multi-topic channel it stops delivery.)
     # The changelogs' topic configs (compaction down to about the live state) are the
     # tables' extra configs, so a changelog Faust would create itself gets them too.
+    # A standby applies what it read once STANDBY_BUFFER records of a table are buffered
+    # (Faust's default: 1,000, so a quiet table's standby could stay that far behind); every
+    # buffer is applied at a rebalance, before a standby is taken over.
     for name in (ORDERS_TABLE, META_TABLE):
         app.Table(name, partitions=options.input_partitions, key_type=bytes, value_type=bytes,
                   help=f"crosscheck {name} state", options=dict(TABLE_ROCKSDB_OPTIONS),
-                  extra_topic_configs=dict(CHANGELOG_CONFIG))
+                  extra_topic_configs=dict(CHANGELOG_CONFIG),
+                  standby_buffer_size=STANDBY_BUFFER)
     app.Table(METRICS_TABLE, partitions=1, key_type=bytes, value_type=bytes,
               help="crosscheck metrics aggregator", options=dict(TABLE_ROCKSDB_OPTIONS),
               extra_topic_configs=dict(CHANGELOG_CONFIG))

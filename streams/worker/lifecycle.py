@@ -211,8 +211,9 @@ def run_faust(worker_app: object, loglevel: str, data_dir: Path,
         code = exc.code if isinstance(exc.code, int) else 1
     reason = unsettled() if code == 0 else None
     if reason is not None:
-        print(f"crosscheck: local state not kept for the next start: {reason}; it will "
-              "rebuild the state from the changelog topics", file=sys.stderr, flush=True)
+        print(f"crosscheck: stopped with judged records not committed: {reason}; the next "
+              "start rolls back what they wrote locally and judges them again",
+              file=sys.stderr, flush=True)
     elif code == 0:
         mark_clean(data_dir)
     else:
