@@ -55,12 +55,25 @@ class Staged:
         return last
 
 
-def confirm_now(batches: list[Staged]) -> None:
-    """Confirm batches whose changelog records are committed (or, at least once, acked)."""
+def confirm_now(batches: list[Staged], committed: bool = False) -> None:
+    """Confirm batches whose changelog records are acknowledged, all at once: per database
+    one WriteBatch drops their undo records and records the offset of the last changelog
+    record they wrote, or, if ``committed`` (they are the whole of one transaction that has
+    committed), the offset after it: the transaction's commit marker, which no consumer
+    receives (Faust's recovery would otherwise wait for a record at that offset)."""
+    by_db: dict[int, tuple[Any, list[int], int | None]] = {}
     for staged in batches:
         offsets = staged.last_offsets()
         for db, topic in staged.dbs:
-            local_state.confirm(db, (staged.gen,), offsets.get((topic, staged.partition)))
+            _db, gens, last = by_db.setdefault(id(db), (db, [], None))
+            gens.append(staged.gen)
+            offset = offsets.get((topic, staged.partition))
+            if offset is not None and (last is None or offset > last):
+                by_db[id(db)] = (db, gens, offset)
+    for db, gens, last in by_db.values():
+        if last is not None and committed:
+            last += 1
+        local_state.confirm(db, gens, last)
 
 
 class Confirmations:

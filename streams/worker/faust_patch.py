@@ -139,7 +139,7 @@ async def _commit_one(self: Any, transactional_id: str, offsets: Any, group_id: 
         faults.before_commit()
         await transaction_producer.send_offsets_to_transaction(offsets, group_id)
         await transaction_producer.commit_transaction()
-        confirm_now(committed)  # the local state of the batches it covered is committed
+        confirm_now(committed, committed=True)  # the local state of the batches it covered
         if start_new_transaction:
             await transaction_producer.begin_transaction()
 

@@ -30,8 +30,10 @@ log = logging.getLogger("crosscheck.worker")
 
 #: records per WriteBatch
 CHUNK = 20_000
-#: a gap this small is read by Faust's recovery (a bulk read costs a consumer's start-up)
-SMALL_GAP = 5_000
+#: a gap this small is left to Faust's recovery (0: any gap is read here, which also sets
+#: the applied offset past the transaction markers at the end, so that Faust's recovery,
+#: which never receives a marker, does not wait for one)
+SMALL_GAP = 0
 #: seconds without a record before the read gives up on reaching the end (it says so)
 IDLE_TIMEOUT = 30.0
 
@@ -96,6 +98,8 @@ def _read(consumer: Any, plans: dict[tuple[str, int], tuple[Any, bool, int]]) ->
     """Consume the assigned partitions until each reached its end; records applied."""
     chunks: dict[tuple[str, int], list[local_state.Change]] = {tp: [] for tp in plans}
     last: dict[tuple[str, int], int] = {}
+    #: the offset each partition was read up to, exclusive (its end, or where EOF was seen)
+    reached: dict[tuple[str, int], int] = {}
     left = {tp for tp, (_db, _ix, end) in plans.items()}
     count = 0
     idle_since = perf_counter()
@@ -120,6 +124,8 @@ def _read(consumer: Any, plans: dict[tuple[str, int], tuple[Any, bool, int]]) ->
             tp = (m.topic(), m.partition())
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
+                    if tp in left:
+                        reached[tp] = m.offset()
                     left.discard(tp)
                     continue
                 raise RuntimeError(f"bulk restore of {tp[0]}[{tp[1]}]: {error}")
@@ -130,9 +136,14 @@ def _read(consumer: Any, plans: dict[tuple[str, int], tuple[Any, bool, int]]) ->
             if len(chunk) >= CHUNK:
                 flush(tp)
             if m.offset() + 1 >= plans[tp][2]:
+                reached[tp] = m.offset() + 1
                 left.discard(tp)
     for tp in plans:
         flush(tp)
+    for tp, end in reached.items():
+        # every offset below ``end`` was read: records, aborted records, markers
+        if end > 0 and end - 1 > last.get(tp, -1):
+            local_state.confirm(plans[tp][0], (), end - 1)
     return count
 
 
