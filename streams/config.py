@@ -57,6 +57,8 @@ ENV_VARS: dict[str, str] = {
     "(0.1; at-least-once: 2.8)",
     "CROSSCHECK_STANDBY_REPLICAS": "warm standby copies of each table partition kept by "
     "other workers of the group (1; no effect with one worker; 0: none)",
+    "CROSSCHECK_GROUP_INSTANCE_ID": "static group membership id of this worker (unset: "
+    "dynamic); a worker restarted in place with the same id gets its partitions back at once",
     "CROSSCHECK_ALLOW_UNTESTED_FAUST": "1: start a worker even on a faust-streaming or "
     "aiokafka other than the tested one (a warning instead of the refusal; see "
     "docs/faust.md) (unset)",

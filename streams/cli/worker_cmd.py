@@ -43,6 +43,12 @@ from streams.errors import ConfigError
               help="Warm standby copies of each table partition kept by other workers of "
                    "the group (they take over a dead worker's partitions from a warm store); "
                    "no effect while one worker runs. 0 turns them off.")
+@click.option("--group-instance-id", default=None, envvar="CROSSCHECK_GROUP_INSTANCE_ID",
+              metavar="ID",
+              help="Static group membership (Kafka's group.instance.id): a worker restarted "
+                   "with the same id gets its partitions back at once, without waiting for "
+                   "the group to drop the dead one; each worker of the group needs its own "
+                   "id, and its partitions wait for the session timeout when it stops.")
 @click.option("--loglevel", type=click.Choice(["crit", "error", "warn", "info", "debug"]),
               default="warn", show_default=True)
 @click.option("--echo", is_flag=True,
@@ -55,7 +61,7 @@ from streams.errors import ConfigError
 def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
            processing_guarantee: str | None,
            batch_size: int, consume: str, commit_interval: float | None, standby_replicas: int,
-           loglevel: str, echo: bool,
+           group_instance_id: str | None, loglevel: str, echo: bool,
            alert_webhook: str | None, **rules: Any) -> None:
     """Run the stream worker until SIGTERM or Ctrl-C (many can run in one group).
 
@@ -106,6 +112,7 @@ def worker(ctx: click.Context, /, web_port: int | None, web_bind: str | None,
                             output_partitions=outputs, batch_max=batch_size, consume=consume,
                             commit_interval=commit_interval,
                             standby_replicas=standby_replicas,
+                            group_instance_id=group_instance_id or None,
                             loglevel=loglevel,
                             echo=echo, alert_webhook=alert_webhook or None)
     w = create_worker(s, options)

@@ -43,6 +43,8 @@ class WorkerOptions:
     #: warm standby copies of each table partition on other workers (Faust's table standbys;
     #: none are placed while the group has one member)
     standby_replicas: int = 1
+    #: the consumer's static group membership id (None: a dynamic member)
+    group_instance_id: str | None = None
 
 
 #: the most a fetch returns of one partition (aiokafka's max_partition_fetch_bytes; a larger
@@ -81,6 +83,7 @@ def build_app(settings: Settings, options: WorkerOptions) -> faust.App:
         topic_partitions=options.input_partitions,
         topic_allow_declare=True,
         table_standby_replicas=options.standby_replicas,
+        consumer_group_instance_id=options.group_instance_id,
         web_enabled=options.web_enabled,
         web_bind=options.web_bind,
         web_host=web_host_for(options.web_bind),

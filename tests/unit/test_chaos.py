@@ -147,7 +147,8 @@ def _health(ready: bool, word: str) -> dict[str, Any]:
     probe: Any = SimpleNamespace(
         ready=lambda: (ready, word), worker_id="w", app_id="a", url="u", started_at=0,
         records=0, batch_count=0, batches=SimpleNamespace(last_seconds=None),
-        partitions=lambda: [], lag=lambda: [], watermarks=lambda: {}, inputs=lambda: [],
+        partitions=lambda: [], standbys=lambda: [], lag=lambda: [], watermarks=lambda: {},
+        inputs=lambda: [],
         held_commands=lambda: {}, rule_watermarks=lambda: {})
     return health_doc(probe, 1_000)
 
