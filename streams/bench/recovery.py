@@ -74,15 +74,23 @@ class Restart:
     restored_records: int = 0
     restore_seconds: float = 0.0
     restore_rate: float | None = None
-    #: the changelogs' offsets (end - start, every partition) at the kill, and those over
-    #: the time to ready (what a restore from nothing reads, compacted records and
-    #: transaction markers included)
+    #: the changelogs' offsets (end - start, every partition) at the kill: what a restore
+    #: from nothing reads, compacted records and transaction markers included
     changelog_offsets: int = 0
+    #: those over the time to ready
     offsets_rate: float | None = None
+    #: those over the restore window, from the assignment to Faust's recovery starting
+    #: (the bulk restore runs in between, on the assignment)
+    window_rate: float | None = None
     #: what it said about its local state
     said: list[str] = field(default_factory=list)
     #: seconds from the SIGKILL to each of Faust's milestones (``worker_log.MILESTONES``)
     timeline: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        window = self.timeline.get("recovery_reads", 0.0) - self.timeline.get("assigned", 0.0)
+        if self.window_rate is None and "assigned" in self.timeline and window > 0:
+            self.window_rate = self.changelog_offsets / window
 
 
 @dataclass
@@ -224,7 +232,8 @@ class _Phase:
         seconds = sum(r.seconds for r in restores)
         result = Restart(label, ready, committed, new, records, seconds,
                          records / seconds if seconds > 0 else None, offsets,
-                         offsets / ready if ready else None, said(text), timeline(text, wall))
+                         offsets / ready if ready else None, said=said(text),
+                         timeline=timeline(text, wall))
         self.log(f"recovery, kill -9 with the local state {label}: ready after "
                  f"{_s(ready)}, the new orders committed after {_s(committed)}")
         for line in result.said:

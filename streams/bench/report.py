@@ -161,7 +161,7 @@ def recovery_lines(doc: dict[str, Any]) -> list[str]:
     ready, rate, takeover = t["ready_s"], t["restore_records_per_s"], t["takeover_s"]
     rows: list[tuple[str, ...]] = [("after a SIGKILL", "session", "to ready",
                                     "new orders committed", "bulk restore (worker's lines)",
-                                    "changelog offsets / to ready", "targets")]
+                                    "changelog offsets (own count)", "targets")]
     notes = []
     for r in doc["rounds"]:
         session = f"{r['session_timeout_s']:g} s"
@@ -174,7 +174,8 @@ def recovery_lines(doc: dict[str, Any]) -> list[str]:
                 f"{x['restored_records']:,} records in {x['restore_seconds']:.1f} s "
                 f"({_rate(x['restore_rate'])}/s)")
             offsets = "-" if key == "kept" or x["offsets_rate"] is None else (
-                f"{x['changelog_offsets']:,} ({_rate(x['offsets_rate'])}/s)")
+                f"{x['changelog_offsets']:,}: {_rate(x.get('window_rate'))}/s from the "
+                f"assignment to Faust's recovery, {_rate(x['offsets_rate'])}/s to ready")
             verdict = f"ready <= {ready:g} s: {_verdict(x['ready_s'], ready)}"
             if key == "deleted":
                 verdict += (f"; >= {rate:,.0f}/s: "
@@ -185,7 +186,8 @@ def recovery_lines(doc: dict[str, Any]) -> list[str]:
                          f"{milestones(x.get('timeline') or {})}")
         k = r["takeover"]
         restored = "-" if not k["restored_records"] else (
-            f"{k['restored_records']:,} records in {k['restore_seconds']:.1f} s")
+            f"{k['restored_records']:,} records in {k['restore_seconds']:.1f} s "
+            f"({_rate(k['restored_records'] / max(k['restore_seconds'], 1e-3))}/s)")
         rows.append((f"standby takeover (partitions {', '.join(map(str, k['partitions']))})",
                      session, _secs(k["holds_s"]), _secs(k["committed_s"]), restored, "-",
                      f"new orders committed <= {takeover:g} s: "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from streams.bench.recovery import _orders_copies
+from streams.bench.recovery import Restart, _orders_copies
 from streams.bench.recovery_watch import holding, settled
 from streams.bench.report import recovery_lines, table
 from streams.bench.worker_log import BulkRestore, bulk_restores, milestones, said, timeline
@@ -84,6 +84,7 @@ def _restart(state: str, ready: float | None, rate: float | None) -> dict[str, o
             "new_orders": 40, "restored_records": 2_000_000 if rate else 0,
             "restore_seconds": 2_000_000 / rate if rate else 0.0, "restore_rate": rate,
             "changelog_offsets": 2_500_000, "offsets_rate": 2_500_000 / ready if ready else None,
+            "window_rate": 2_500_000 / 20.0 if rate else None,
             "said": [], "timeline": {"joined": 6.0, "faust_ready": ready or 0.0}}
 
 
@@ -118,12 +119,13 @@ def test_recovery_table_gives_each_scenario_its_seconds_and_verdicts() -> None:
     assert "15 s" in kept15 and "27.0 s" in kept15 and "28.0 s" in kept15
     assert kept15.endswith("ready <= 10 s: not met") and kept6.endswith("ready <= 10 s: met")
     assert "2,000,000 records in 13.3 s (150,000/s)" in deleted15
-    assert "2,500,000 (55,556/s)" in deleted15
+    assert "2,500,000: 125,000/s from the assignment to Faust's recovery, 55,556/s to " \
+           "ready" in deleted15
     assert deleted15.endswith("ready <= 10 s: not met; >= 100,000/s: met")
     assert "never" in deleted6 and deleted6.endswith("not met; >= 100,000/s: not met")
     assert takeover15.startswith("standby takeover (partitions 2, 3)")
     assert takeover15.endswith("new orders committed <= 10 s: not met")
-    assert "900,000 records in 4.5 s" in takeover6 and takeover6.endswith(": met")
+    assert "900,000 records in 4.5 s (200,000/s)" in takeover6 and takeover6.endswith(": met")
     notes = [line for line in lines if "after the SIGKILL" in line]
     assert notes[0] == ("kill -9, local state kept, session 15 s, after the SIGKILL: "
                         "joined 6.0 s, faust ready 27.0 s")
@@ -152,3 +154,11 @@ def test_the_bench_table_ends_with_the_recovery_table_when_the_phase_ran() -> No
         < text.index("pre-load:")
     with_standbys = {**RECOVERY, "standby_replicas": "1"}
     assert recovery_lines(with_standbys)[0].endswith("; TABLE_STANDBY_REPLICAS=1")
+
+
+def test_a_restarts_own_restore_rate_is_over_the_window_from_assignment_to_recovery() -> None:
+    restart = Restart("deleted", 30.0, 31.0, 40, changelog_offsets=1_000_000,
+                      timeline={"joined": 13.0, "assigned": 13.0, "recovery_reads": 21.0})
+    assert restart.window_rate == 125_000.0
+    assert Restart("kept", 20.0, 21.0, 40, changelog_offsets=5,
+                   timeline={"joined": 13.0}).window_rate is None
