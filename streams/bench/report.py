@@ -174,8 +174,8 @@ def recovery_lines(doc: dict[str, Any]) -> list[str]:
                 f"{x['restored_records']:,} records in {x['restore_seconds']:.1f} s "
                 f"({_rate(x['restore_rate'])}/s)")
             offsets = "-" if key == "kept" or x["offsets_rate"] is None else (
-                f"{x['changelog_offsets']:,}: {_rate(x.get('window_rate'))}/s from the "
-                f"assignment to Faust's recovery, {_rate(x['offsets_rate'])}/s to ready")
+                f"{x['changelog_offsets']:,} ({_rate(x.get('window_rate'))}/s in the restore "
+                f"window, {_rate(x['offsets_rate'])}/s to ready)")
             verdict = f"ready <= {ready:g} s: {_verdict(x['ready_s'], ready)}"
             if key == "deleted":
                 verdict += (f"; >= {rate:,.0f}/s: "

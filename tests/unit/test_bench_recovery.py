@@ -119,8 +119,7 @@ def test_recovery_table_gives_each_scenario_its_seconds_and_verdicts() -> None:
     assert "15 s" in kept15 and "27.0 s" in kept15 and "28.0 s" in kept15
     assert kept15.endswith("ready <= 10 s: not met") and kept6.endswith("ready <= 10 s: met")
     assert "2,000,000 records in 13.3 s (150,000/s)" in deleted15
-    assert "2,500,000: 125,000/s from the assignment to Faust's recovery, 55,556/s to " \
-           "ready" in deleted15
+    assert "2,500,000 (125,000/s in the restore window, 55,556/s to ready)" in deleted15
     assert deleted15.endswith("ready <= 10 s: not met; >= 100,000/s: met")
     assert "never" in deleted6 and deleted6.endswith("not met; >= 100,000/s: not met")
     assert takeover15.startswith("standby takeover (partitions 2, 3)")
