@@ -2,21 +2,25 @@
 
 It runs over the open-orders phase's topics and state (``LoadedWorker``: one exactly-once
 worker holding N undecided orders, stopped at zero lag with its RocksDB kept), once per group
-session timeout in ``session_timeouts``: the broker hands a SIGKILLed member's partitions on
-only when its session expires, so that timeout is part of every figure here.
+session timeout in ``session_timeouts``: the broker hands a SIGKILLed dynamic member's
+partitions on only when its session expires.
 
-1. *state kept*: the worker is started again to ready and zero lag, SIGKILLed, and started
-   at once on the same web port (the same state directory); a few new orders are published
-   after the kill. Measured: seconds from the SIGKILL to its ``/health`` ready, and to the
-   new orders' offsets committed; what it said about rolling back and restoring.
-2. *state deleted* (a full restore): the same with the state directory deleted before the
-   restart; also the changelog records its bulk restore read and their rate, from its
-   ``bulk restore:`` lines and from the changelogs' offsets over the time to ready.
-3. *standby takeover*: a second worker (its own port and fresh state, the same group) joins
+1. *state kept, static member*: the worker, a static member of the group
+   (``--group-instance-id``, as a supervisor restarting it in place would run it), is
+   started again to ready and zero lag, SIGKILLed, and started at once with the same id on
+   the same web port (the same state directory); a few new orders are published after the
+   kill. Measured: seconds from the SIGKILL to its ``/health`` ready, and to the new
+   orders' offsets committed; what it said about rolling back and restoring.
+2. *state deleted, static member* (a full restore): the same with the state directory
+   deleted before the restart; also the changelog records its bulk restore read and their
+   rate, from its ``bulk restore:`` lines and from the changelogs' offsets.
+3. *state kept, dynamic member*: the same as 1. with the worker restarted without a static
+   id (the worker's default): it joins once the dead member's session has expired.
+4. *standby takeover*: a second worker (its own port and fresh state, the same group) joins
    and both reach ready and zero lag; the first, which held every partition until then, is
    SIGKILLed and new orders are published to the partitions it owned. Measured: seconds
    until the group's committed offsets pass them, and until the survivor's ``/health`` is
-   ready holding them; what the survivor restored (little if it held warm standby copies).
+   ready holding them; which standbys the survivor held, and what it restored.
 
 The new orders' event times are those of the last loaded orders, so no watermark moves and
 none of the N orders is decided during the phase.
@@ -44,7 +48,7 @@ from streams.bench.worker import free_port
 from streams.bench.worker_log import bulk_restores, milestones, said, timeline
 from streams.clients import confluent_config
 from streams.errors import CrosscheckError
-from streams.names import changelog_topic
+from streams.names import ORDERS_TABLE, changelog_topic
 from streams.worker.lifecycle import data_dir_for
 from topology.partitioner import partition_for
 
@@ -65,6 +69,8 @@ class Restart:
 
     #: "kept" or "deleted" (the state directory, before the restart)
     state: str
+    #: whether the worker was a static member of the group (the same id before and after)
+    static: bool
     #: seconds from the SIGKILL to /health ready (None: not within the timeout)
     ready_s: float | None
     #: seconds from the SIGKILL to the new orders published after it committed
@@ -79,8 +85,9 @@ class Restart:
     changelog_offsets: int = 0
     #: those over the time to ready
     offsets_rate: float | None = None
-    #: those over the restore window, from the assignment to Faust's recovery starting
-    #: (the bulk restore runs in between, on the assignment)
+    #: those over the restore window, from the assignment to Faust's recovery starting, or
+    #: to the worker ready when that recovery had nothing to read (the bulk restore runs in
+    #: between, on the assignment)
     window_rate: float | None = None
     #: what it said about its local state
     said: list[str] = field(default_factory=list)
@@ -88,9 +95,11 @@ class Restart:
     timeline: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        window = self.timeline.get("recovery_reads", 0.0) - self.timeline.get("assigned", 0.0)
-        if self.window_rate is None and "assigned" in self.timeline and window > 0:
-            self.window_rate = self.changelog_offsets / window
+        t = self.timeline
+        end = t.get("recovery_reads", t.get("faust_ready"))
+        if self.window_rate is None and "assigned" in t and end is not None \
+                and end > t["assigned"]:
+            self.window_rate = self.changelog_offsets / (end - t["assigned"])
 
 
 @dataclass
@@ -104,8 +113,8 @@ class Takeover:
     #: seconds from the SIGKILL to the survivor's /health ready with those partitions
     holds_s: float | None
     new_orders: int
-    #: the orders table's partitions the survivor had a local copy of before the kill
-    survivor_copies: list[int] = field(default_factory=list)
+    #: the orders table's partitions the survivor kept as standbys before the kill
+    survivor_standbys: list[int] = field(default_factory=list)
     restored_records: int = 0
     restore_seconds: float = 0.0
     said: list[str] = field(default_factory=list)
@@ -122,20 +131,21 @@ class Round:
     clean_start_s: float
     kept: Restart
     deleted: Restart
+    dynamic: Restart
     takeover: Takeover
 
 
 def measure_recovery(loaded: LoadedWorker, orders: int, workdir: Path, batch_size: int,
                      session_timeouts: tuple[float, ...] = SESSION_TIMEOUTS,
                      log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    """Run the three scenarios under each session timeout; the results as a dict."""
+    """Run the four scenarios under each session timeout; the results as a dict."""
     rounds = []
     for number, timeout in enumerate(session_timeouts):
         phase = _Phase(loaded, workdir, batch_size, timeout, log, number)
         rounds.append(phase.run())
     return {
         "orders": orders, "new_orders": NEW_ORDERS,
-        "standby_replicas": os.environ.get("TABLE_STANDBY_REPLICAS"),
+        "standby_replicas": os.environ.get("CROSSCHECK_STANDBY_REPLICAS"),
         "targets": {"ready_s": TARGET_READY_S, "restore_records_per_s": TARGET_RESTORE_RATE,
                     "takeover_s": TARGET_TAKEOVER_S},
         "rounds": [_rounded(asdict(r)) for r in rounds],
@@ -164,29 +174,34 @@ class _Phase:
         self.children: list[Child] = []
 
     def run(self) -> Round:
-        """Start the loaded worker, then kill and restart it twice, then the takeover."""
+        """Start the loaded worker, kill and restart it three times, then the takeover."""
         port = self.loaded.port
         watch = Watch(self.loaded.settings, self.loaded.topology)
         try:
             began = time.monotonic()
-            child = self._start(port, "a")
+            child = self._start(port, "a", static=True)
             watch.settle([(child, port)], RECOVERY_TIMEOUT)
             clean = time.monotonic() - began
             self.log(f"recovery, session timeout {self.session_timeout:g} s: ready and at "
                      f"zero lag {clean:.1f} s after a start from a clean stop")
-            child, kept = self._restart(child, port, watch, delete=False)
-            child, deleted = self._restart(child, port, watch, delete=True)
+            child, kept = self._restart(child, port, watch, delete=False, static=True)
+            child, deleted = self._restart(child, port, watch, delete=True, static=True)
+            child, dynamic = self._restart(child, port, watch, delete=False, static=False)
             takeover = self._takeover(child, port, watch)
-            return Round(self.session_timeout, clean, kept, deleted, takeover)
+            return Round(self.session_timeout, clean, kept, deleted, dynamic, takeover)
         finally:
             for c in self.children:
                 c.stop()
             watch.close()
 
-    def _start(self, port: int, name: str) -> Child:
+    def _start(self, port: int, name: str, static: bool = False) -> Child:
+        """Start a worker on this port (a static member of id ``<app id>-<name>`` if asked)."""
         path = self.workdir / f"recovery-{self.number}-{name}-{len(self.children)}.log"
+        member = ["--group-instance-id", f"{self.loaded.settings.app_id}-{name}"] if static \
+            else []
         child = Child(["worker", "--web-port", str(port), "--batch-size", str(self.batch_size),
-                       "--loglevel", "info"], self.loaded.settings, path, extra_env=self.env)
+                       "--loglevel", "info", *member], self.loaded.settings, path,
+                      extra_env=self.env)
         self.children.append(child.start())
         return child
 
@@ -211,15 +226,16 @@ class _Phase:
         preload(self.loaded.settings, records)
         return len(records)
 
-    def _restart(self, child: Child, port: int, watch: Watch, delete: bool
+    def _restart(self, child: Child, port: int, watch: Watch, delete: bool, static: bool
                  ) -> tuple[Child, Restart]:
-        """Kill the worker, delete its state if asked, start it again, measure."""
+        """Kill the worker, delete its state if asked, start it again (as the static member
+        "a" or as a dynamic one), measure."""
         label = "deleted" if delete else "kept"
         offsets = _changelog_offsets(self.loaded)
         killed, wall = self._kill(child)
         if delete:
             shutil.rmtree(data_dir_for(self.loaded.settings, port), ignore_errors=True)
-        child = self._start(port, label)
+        child = self._start(port, "a" if static else "dynamic", static=static)
         new = self._publish()
         target = watch.ends()
         met = watch.until(killed, RECOVERY_TIMEOUT, child, {
@@ -230,11 +246,12 @@ class _Phase:
         restores = bulk_restores(text)
         records = sum(r.records for r in restores)
         seconds = sum(r.seconds for r in restores)
-        result = Restart(label, ready, committed, new, records, seconds,
+        result = Restart(label, static, ready, committed, new, records, seconds,
                          records / seconds if seconds > 0 else None, offsets,
                          offsets / ready if ready else None, said=said(text),
                          timeline=timeline(text, wall))
-        self.log(f"recovery, kill -9 with the local state {label}: ready after "
+        member = "static" if static else "dynamic"
+        self.log(f"recovery, kill -9 with the local state {label}, {member} member: ready after "
                  f"{_s(ready)}, the new orders committed after {_s(committed)}")
         for line in result.said:
             self.log(f"  worker: {line}")
@@ -253,7 +270,7 @@ class _Phase:
             owned = set(doc.get("partitions") or [])
             if not owned:
                 raise CrosscheckError(f"the first worker owns no partition: {doc}")
-            copies = _orders_copies(second_dir)
+            standbys = standby_partitions(health_doc(second_port))
             mark = second.log_path.stat().st_size
             killed, wall = self._kill(first)
             new = self._publish(owned)
@@ -269,12 +286,12 @@ class _Phase:
             second.stop()
             shutil.rmtree(second_dir, ignore_errors=True)
         restores = bulk_restores(text)
-        result = Takeover(sorted(owned), committed, holds, new, copies,
+        result = Takeover(sorted(owned), committed, holds, new, standbys,
                           sum(r.records for r in restores), sum(r.seconds for r in restores),
                           said(text), timeline(text, wall))
         self.log(f"recovery, standby takeover of partitions {sorted(owned)}: their new orders "
                  f"committed after {_s(committed)}, the survivor ready with them after "
-                 f"{_s(holds)} (it had copies of orders partitions {copies})")
+                 f"{_s(holds)} (it kept standbys of orders partitions {standbys})")
         for line in result.said:
             self.log(f"  survivor: {line}")
         self.log(f"  after the SIGKILL: {milestones(result.timeline)}")
@@ -285,14 +302,10 @@ def _s(seconds: float | None) -> str:
     return "never" if seconds is None else f"{seconds:.1f} s"
 
 
-def _orders_copies(data_dir: Path) -> list[int]:
-    """The orders table's partitions with a database in a worker's state directory."""
-    found = []
-    for db in data_dir.glob("v*/tables/orders-*.db"):
-        number = db.name[len("orders-"):-len(".db")]
-        if number.isdigit():
-            found.append(int(number))
-    return sorted(found)
+def standby_partitions(doc: dict[str, Any] | None, table: str = ORDERS_TABLE) -> list[int]:
+    """The partitions of a table a worker's /health document lists among its standbys."""
+    rows = (doc or {}).get("standbys") or []
+    return sorted({r["partition"] for r in rows if r.get("table") == table})
 
 
 def _changelog_offsets(loaded: LoadedWorker) -> int:

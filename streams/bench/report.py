@@ -167,17 +167,20 @@ def recovery_lines(doc: dict[str, Any]) -> list[str]:
         session = f"{r['session_timeout_s']:g} s"
         notes.append(f"session {session}: ready at zero lag {r['clean_start_s']:.1f} s after "
                      "a start from a clean stop")
-        for key, label in (("kept", "kill -9, local state kept"),
-                           ("deleted", "kill -9, state deleted (full restore)")):
-            x = r[key]
+        for key, label in (("kept", "kill -9, state kept, static member"),
+                           ("deleted", "kill -9, state deleted, static member"),
+                           ("dynamic", "kill -9, state kept, dynamic member")):
+            x = r.get(key)
+            if x is None:
+                continue
             restored = "-" if not x["restored_records"] else (
                 f"{x['restored_records']:,} records in {x['restore_seconds']:.1f} s "
                 f"({_rate(x['restore_rate'])}/s)")
-            offsets = "-" if key == "kept" or x["offsets_rate"] is None else (
+            offsets = "-" if x["state"] == "kept" or x["offsets_rate"] is None else (
                 f"{x['changelog_offsets']:,} ({_rate(x.get('window_rate'))}/s in the restore "
                 f"window, {_rate(x['offsets_rate'])}/s to ready)")
             verdict = f"ready <= {ready:g} s: {_verdict(x['ready_s'], ready)}"
-            if key == "deleted":
+            if x["state"] == "deleted":
                 verdict += (f"; >= {rate:,.0f}/s: "
                             f"{_verdict(x['restore_rate'], rate, at_most=False)}")
             rows.append((label, session, _secs(x["ready_s"]), _secs(x["committed_s"]),
@@ -192,11 +195,12 @@ def recovery_lines(doc: dict[str, Any]) -> list[str]:
                      session, _secs(k["holds_s"]), _secs(k["committed_s"]), restored, "-",
                      f"new orders committed <= {takeover:g} s: "
                      f"{_verdict(k['committed_s'], takeover)}"))
+        standbys = k.get("survivor_standbys") or "none"
         notes.append(f"standby takeover, session {session}, after the SIGKILL: "
-                     f"{milestones(k.get('timeline') or {})}; the survivor had local copies "
-                     f"of orders partitions {k['survivor_copies'] or 'none'} before it")
+                     f"{milestones(k.get('timeline') or {})}; the survivor kept standbys of "
+                     f"orders partitions {standbys} before it")
     standby = doc.get("standby_replicas")
     header = (f"recovery: {doc['orders']:,} open orders, {doc['new_orders']} new orders "
-              "published after each SIGKILL; the group session timeout bounds every figure"
-              + (f"; TABLE_STANDBY_REPLICAS={standby}" if standby is not None else ""))
+              "published after each SIGKILL"
+              + (f"; CROSSCHECK_STANDBY_REPLICAS={standby}" if standby is not None else ""))
     return [header, *_columns(rows), *notes]

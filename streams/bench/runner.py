@@ -10,9 +10,9 @@
    traffic of its own with more faults (3 % each) for enough mismatches to measure;
 6. open orders: an exactly-once worker loaded with N undecided orders, its peak RSS and
    RocksDB size (``openorders``);
-7. recovery: that worker SIGKILLed and restarted with its state kept, with it deleted, and
-   with a second worker taking its partitions over, under each of a few group session
-   timeouts (``recovery``).
+7. recovery: that worker SIGKILLed and restarted with its state kept and deleted as a
+   static group member, with its state kept as a dynamic one, and with a second worker
+   taking its partitions over, under each of a few group session timeouts (``recovery``).
 
 The run's topics, worker state and replay state are deleted at the end unless kept.
 """
@@ -119,7 +119,7 @@ def run_bench(settings: Settings, config: BenchConfig,
                 keep_state=recover or config.keep)
             if recover:
                 log("recovery: that worker SIGKILLed and restarted (state kept, state "
-                    "deleted), then taken over by a second worker")
+                    "deleted, as a dynamic member), then taken over by a second worker")
                 try:
                     results["recovery"] = measure_recovery(
                         held, config.open_orders, workdir, config.batch_size,

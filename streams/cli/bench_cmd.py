@@ -31,9 +31,10 @@ from streams.errors import ConfigError
 @click.option("--recovery-session-timeout", "session_timeouts", multiple=True,
               type=click.FloatRange(1, 300), metavar="SECONDS",
               help="After the open-orders phase, its worker is SIGKILLed and restarted with "
-                   "its state kept, with it deleted, and taken over by a second worker, under "
-                   "each of these group session timeouts (repeat the option) [default: 15 "
-                   "(the worker's) and 6].")
+                   "its state kept and deleted (a static group member), with its state kept "
+                   "(a dynamic member), and taken over by a second worker, under each of "
+                   "these group session timeouts (repeat the option) [default: 15 (the "
+                   "worker's) and 6].")
 @click.option("--no-recovery", is_flag=True, help="Skip the recovery phase.")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=2000,
               show_default=True, help="The workers' --batch-size.")
@@ -61,8 +62,8 @@ def bench(ctx: click.Context, /, events: int, seed: int, latency_events: int,
     broker only); (e) `crosscheck replay` throughput over the whole range; (f) a worker's
     peak RSS, RocksDB size and changelog bytes holding --open-orders undecided orders;
     (g) recovery: seconds from a SIGKILL of that worker to ready with its local state kept,
-    with it deleted (and the bulk restore's records/s), and to a second worker of the
-    group deciding the killed one's partitions.
+    with it deleted (and the bulk restore's records/s), as a static and as a dynamic group
+    member, and to a second worker of the group deciding the killed one's partitions.
     Prints a table and one JSON line, and writes the results to --out.
     """
     from streams.bench import BenchConfig, run_bench, table
