@@ -179,10 +179,10 @@ def recovery_lines(doc: dict[str, Any]) -> list[str]:
             offsets = "-" if x["state"] == "kept" or x["offsets_rate"] is None else (
                 f"{x['changelog_offsets']:,} ({_rate(x.get('window_rate'))}/s in the restore "
                 f"window, {_rate(x['offsets_rate'])}/s to ready)")
-            verdict = f"ready <= {ready:g} s: {_verdict(x['ready_s'], ready)}"
-            if x["state"] == "deleted":
-                verdict += (f"; >= {rate:,.0f}/s: "
-                            f"{_verdict(x['restore_rate'], rate, at_most=False)}")
+            verdict = (f"ready <= {ready:g} s: {_verdict(x['ready_s'], ready)}"
+                       if x["state"] == "kept" else
+                       f">= {rate:,.0f} records/s: "
+                       f"{_verdict(x['restore_rate'], rate, at_most=False)}")
             rows.append((label, session, _secs(x["ready_s"]), _secs(x["committed_s"]),
                          restored, offsets, verdict))
             notes.append(f"{label}, session {session}, after the SIGKILL: "
