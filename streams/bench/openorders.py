@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.bench.data import Record, preload
-from streams.bench.worker import run_worker
+from streams.bench.worker import free_port, run_worker, worker_settings
 from streams.clients import admin
 from streams.clock import wall_ms
 from streams.config import Settings
@@ -70,10 +70,25 @@ class OpenOrdersFigures:
     changelog_bytes: int | None = None
 
 
-def measure_open_orders(settings: Settings, count: int, seed: int, workdir: Path
-                        ) -> dict[str, Any]:
+@dataclass(frozen=True)
+class LoadedWorker:
+    """The open-orders phase's exactly-once worker, stopped at zero lag with its state kept:
+    what the recovery phase starts again."""
+
+    #: the worker's settings (the phase's topics, its app id and group)
+    settings: Settings
+    topology: Topology
+    #: its web port, which names its state directory (``data_dir_for``)
+    port: int
+    #: the event time of the first open order (the orders arrive over ``OPEN_SPAN``)
+    start: int
+
+
+def measure_open_orders(settings: Settings, count: int, seed: int, workdir: Path,
+                        keep_state: bool = False) -> tuple[dict[str, Any], LoadedWorker]:
     """Publish ``count`` open orders to topics of their own, run an exactly-once worker to
-    zero lag over them, and return its figures (``OpenOrdersFigures`` as a dict)."""
+    zero lag over them, and return its figures (``OpenOrdersFigures`` as a dict) and the
+    worker (its local state deleted unless ``keep_state``)."""
     tag = uuid.uuid4().hex[:6]
     os_ = replace(settings, topic_prefix=f"{settings.topic_prefix}open-{tag}.",
                   app_id=f"{settings.app_id}-open-{tag}")
@@ -81,12 +96,16 @@ def measure_open_orders(settings: Settings, count: int, seed: int, workdir: Path
     create_topics(admin(os_), topology)
     start = wall_ms() - OPEN_SPAN  # recent: the orders would be open now in a real shop
     loaded = preload(os_, open_orders(count, start, seed), flush_timeout=600.0)
-    figures = run_worker(os_, topology, "exactly_once", workdir, timeout=3600.0)
+    port = free_port()
+    figures = run_worker(os_, topology, "exactly_once", workdir, timeout=3600.0,
+                         keep_state=keep_state, port=port)
     result = OpenOrdersFigures(count, loaded.seconds, figures.seconds_to_zero_lag,
                                figures.throughput, figures.peak_rss_bytes,
                                figures.rocksdb_bytes, _end_offsets(os_, topology),
                                changelog_bytes=figures.changelog_bytes)
-    return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(result).items()}
+    worker = LoadedWorker(worker_settings(os_, "exactly_once"), topology, port, start)
+    return ({k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(result).items()},
+            worker)
 
 
 def _end_offsets(settings: Settings, topology: Topology) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 
 from streams.bench.latency import WARMUP_MS
 from streams.bench.stages import breakdown
+from streams.bench.worker_log import milestones
 from streams.config import Settings
 from streams.engine import core
 
@@ -123,8 +124,83 @@ def table(results: dict[str, Any]) -> str:
                      f"loaded at {_rate(o['throughput'])} events/s"
                      + (f"; NOT all open: {o['mismatch_offsets']} offsets in the mismatches "
                         "topic" if o.get("mismatch_offsets") else ""))
+    if results.get("recovery"):
+        lines += recovery_lines(results["recovery"])
     p = results.get("preload")
     if p:
         lines.append(f"pre-load: {p['events']:,} events published in {p['seconds']:.1f}s "
                      f"({p['events_per_s']:,.0f}/s); total {results.get('total_seconds', 0):.0f}s")
     return "\n".join(lines)
+
+
+def _secs(value: Any) -> str:
+    return "never" if value is None else f"{value:.1f} s"
+
+
+def _verdict(value: Any, target: float, at_most: bool = True) -> str:
+    if value is None:
+        return "not met"
+    return "met" if (value <= target if at_most else value >= target) else "not met"
+
+
+def _columns(rows: list[tuple[str, ...]]) -> list[str]:
+    """Rows as left-aligned columns, a rule under the first."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for i, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(widths[j]) for j, cell in enumerate(row)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return lines
+
+
+def recovery_lines(doc: dict[str, Any]) -> list[str]:
+    """The recovery phase's table: each scenario under each session timeout, its seconds
+    from the SIGKILL, what was restored, and the targets."""
+    t = doc["targets"]
+    ready, rate, takeover = t["ready_s"], t["restore_records_per_s"], t["takeover_s"]
+    rows: list[tuple[str, ...]] = [("after a SIGKILL", "session", "to ready",
+                                    "new orders committed", "bulk restore (worker's lines)",
+                                    "changelog offsets (own count)", "targets")]
+    notes = []
+    for r in doc["rounds"]:
+        session = f"{r['session_timeout_s']:g} s"
+        notes.append(f"session {session}: ready at zero lag {r['clean_start_s']:.1f} s after "
+                     "a start from a clean stop")
+        for key, label in (("kept", "kill -9, state kept, static member"),
+                           ("deleted", "kill -9, state deleted, static member"),
+                           ("dynamic", "kill -9, state kept, dynamic member")):
+            x = r.get(key)
+            if x is None:
+                continue
+            restored = "-" if not x["restored_records"] else (
+                f"{x['restored_records']:,} records in {x['restore_seconds']:.1f} s "
+                f"({_rate(x['restore_rate'])}/s)")
+            offsets = "-" if x["state"] == "kept" or x["offsets_rate"] is None else (
+                f"{x['changelog_offsets']:,} ({_rate(x.get('window_rate'))}/s in the restore "
+                f"window, {_rate(x['offsets_rate'])}/s to ready)")
+            verdict = (f"ready <= {ready:g} s: {_verdict(x['ready_s'], ready)}"
+                       if x["state"] == "kept" else
+                       f">= {rate:,.0f} records/s: "
+                       f"{_verdict(x['restore_rate'], rate, at_most=False)}")
+            rows.append((label, session, _secs(x["ready_s"]), _secs(x["committed_s"]),
+                         restored, offsets, verdict))
+            notes.append(f"{label}, session {session}, after the SIGKILL: "
+                         f"{milestones(x.get('timeline') or {})}")
+        k = r["takeover"]
+        restored = "-" if not k["restored_records"] else (
+            f"{k['restored_records']:,} records in {k['restore_seconds']:.1f} s "
+            f"({_rate(k['restored_records'] / max(k['restore_seconds'], 1e-3))}/s)")
+        rows.append((f"standby takeover (partitions {', '.join(map(str, k['partitions']))})",
+                     session, _secs(k["holds_s"]), _secs(k["committed_s"]), restored, "-",
+                     f"new orders committed <= {takeover:g} s: "
+                     f"{_verdict(k['committed_s'], takeover)}"))
+        standbys = k.get("survivor_standbys") or "none"
+        notes.append(f"standby takeover, session {session}, after the SIGKILL: "
+                     f"{milestones(k.get('timeline') or {})}; the survivor kept standbys of "
+                     f"orders partitions {standbys} before it")
+    standby = doc.get("standby_replicas")
+    header = (f"recovery: {doc['orders']:,} open orders, {doc['new_orders']} new orders "
+              "published after each SIGKILL"
+              + (f"; CROSSCHECK_STANDBY_REPLICAS={standby}" if standby is not None else ""))
+    return [header, *_columns(rows), *notes]

@@ -9,7 +9,10 @@
 5. decision latency with a worker on fresh topics and paced traffic (``latency``), from
    traffic of its own with more faults (3 % each) for enough mismatches to measure;
 6. open orders: an exactly-once worker loaded with N undecided orders, its peak RSS and
-   RocksDB size (``openorders``).
+   RocksDB size (``openorders``);
+7. recovery: that worker SIGKILLed and restarted with its state kept and deleted as a
+   static group member, with its state kept as a dynamic one, and with a second worker
+   taking its partitions over, under each of a few group session timeouts (``recovery``).
 
 The run's topics, worker state and replay state are deleted at the end unless kept.
 """
@@ -31,12 +34,14 @@ from streams.bench.data import LATENCY_FAULT_RATE, ceiling, drop_topics, generat
 from streams.bench.latency import measure_latency
 from streams.bench.openorders import measure_open_orders
 from streams.bench.procs import Child, dir_size, peak_rss
+from streams.bench.recovery import SESSION_TIMEOUTS, measure_recovery
 from streams.bench.report import machine
 from streams.bench.worker import run_worker
 from streams.clients import admin
 from streams.clock import wall_ms
 from streams.config import Settings
 from streams.errors import CrosscheckError
+from streams.worker.lifecycle import data_dir_for
 from topology.admin import create_topics
 from topology.topics import Topology
 
@@ -52,6 +57,9 @@ class BenchConfig:
     latency_rate: float = 5_000.0
     #: undecided orders the open-orders phase loads one worker with (0: no such phase)
     open_orders: int = 1_000_000
+    #: the group session timeouts the recovery phase runs under, after the open-orders
+    #: phase (empty: no recovery phase)
+    recovery_session_timeouts: tuple[float, ...] = SESSION_TIMEOUTS
     batch_size: int = 2_000
     keep: bool = False
     workdir: Path | None = None
@@ -105,8 +113,21 @@ def run_bench(settings: Settings, config: BenchConfig,
             results["latency"] = _rounded(dataclasses.asdict(lat))
         if config.open_orders:
             log(f"open orders: one worker loaded with {config.open_orders:,} undecided orders")
-            results["open_orders"] = measure_open_orders(bs, config.open_orders,
-                                                         config.seed + 2, workdir)
+            recover = bool(config.recovery_session_timeouts)
+            results["open_orders"], held = measure_open_orders(
+                bs, config.open_orders, config.seed + 2, workdir,
+                keep_state=recover or config.keep)
+            if recover:
+                log("recovery: that worker SIGKILLed and restarted (state kept, state "
+                    "deleted, as a dynamic member), then taken over by a second worker")
+                try:
+                    results["recovery"] = measure_recovery(
+                        held, config.open_orders, workdir, config.batch_size,
+                        config.recovery_session_timeouts, log)
+                finally:
+                    if not config.keep:
+                        shutil.rmtree(data_dir_for(held.settings, held.port),
+                                      ignore_errors=True)
     finally:
         if not config.keep:
             dropped = drop_topics(settings, [bs.topic_prefix, bs.app_id])

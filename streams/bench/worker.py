@@ -74,16 +74,29 @@ class WorkerFigures:
     changelog_bytes: int | None = None
 
 
+def worker_settings(settings: Settings, guarantee: str) -> Settings:
+    """The settings of the benchmark's worker with this guarantee (its own app id, so group,
+    changelogs and state directory are its own)."""
+    return replace(settings, app_id=f"{settings.app_id}-{_tag(guarantee)}",
+                   processing_guarantee=guarantee)
+
+
+def _tag(guarantee: str) -> str:
+    return "eos" if guarantee == "exactly_once" else "alos"
+
+
 def run_worker(settings: Settings, topology: Topology, guarantee: str, workdir: Path,
                timeout: float = 1800.0, batch_size: int = 2000,
-               keep_state: bool = False) -> WorkerFigures:
+               keep_state: bool = False, port: int | None = None) -> WorkerFigures:
     """Run a worker with a fresh group over the inputs until zero lag, stop it, measure.
 
-    Its local state is deleted afterwards unless ``keep_state``.
+    It listens on ``port`` (default: a free one); its local state, in
+    ``data_dir_for(worker_settings(settings, guarantee), port)``, is deleted afterwards
+    unless ``keep_state``.
     """
-    tag = "eos" if guarantee == "exactly_once" else "alos"
-    ws = replace(settings, app_id=f"{settings.app_id}-{tag}", processing_guarantee=guarantee)
-    port = free_port()
+    ws = worker_settings(settings, guarantee)
+    tag = _tag(guarantee)
+    port = port or free_port()
     offsets = GroupOffsets(ws, topology, ws.app_id)
     try:
         total = offsets.ends()

@@ -28,6 +28,14 @@ from streams.errors import ConfigError
 @click.option("--open-orders", type=click.IntRange(0), default=1_000_000, show_default=True,
               help="Orders, all still undecided, that one exactly-once worker is loaded with "
                    "for its RSS and RocksDB size (0: skip the phase).")
+@click.option("--recovery-session-timeout", "session_timeouts", multiple=True,
+              type=click.FloatRange(1, 300), metavar="SECONDS",
+              help="After the open-orders phase, its worker is SIGKILLed and restarted with "
+                   "its state kept and deleted (a static group member), with its state kept "
+                   "(a dynamic member), and taken over by a second worker, under each of "
+                   "these group session timeouts (repeat the option) [default: 15 (the "
+                   "worker's) and 6].")
+@click.option("--no-recovery", is_flag=True, help="Skip the recovery phase.")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=2000,
               show_default=True, help="The workers' --batch-size.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -40,8 +48,9 @@ from streams.errors import ConfigError
 @rule_options
 @click.pass_context
 def bench(ctx: click.Context, /, events: int, seed: int, latency_events: int,
-          latency_rate: float, open_orders: int, batch_size: int, out_path: Path,
-          workdir: Path | None, keep: bool, **rules: Any) -> None:
+          latency_rate: float, open_orders: int, session_timeouts: tuple[float, ...],
+          no_recovery: bool, batch_size: int, out_path: Path, workdir: Path | None,
+          keep: bool, **rules: Any) -> None:
     """Benchmark the worker and the replay against the raw-consumer ceiling (not a test).
 
     Pre-loads --events simulated events on topics of the run's own, then measures in the
@@ -51,17 +60,21 @@ def bench(ctx: click.Context, /, events: int, seed: int, latency_events: int,
     passing a decision time to the mismatch being readable (p50/p99); (d) each worker's
     peak RSS and RocksDB size, and its changelogs' bytes on the broker's disk (local
     broker only); (e) `crosscheck replay` throughput over the whole range; (f) a worker's
-    peak RSS, RocksDB size and changelog bytes holding --open-orders undecided orders.
+    peak RSS, RocksDB size and changelog bytes holding --open-orders undecided orders;
+    (g) recovery: seconds from a SIGKILL of that worker to ready with its local state kept,
+    with it deleted (and the bulk restore's records/s), as a static and as a dynamic group
+    member, and to a second worker of the group deciding the killed one's partitions.
     Prints a table and one JSON line, and writes the results to --out.
     """
     from streams.bench import BenchConfig, run_bench, table
 
     settings = apply_rule_options(settings_of(ctx), rules)
     check_reachable(settings)
+    recovery = {"recovery_session_timeouts": ()} if no_recovery else (
+        {"recovery_session_timeouts": session_timeouts} if session_timeouts else {})
     config = BenchConfig(events=events, seed=seed, latency_events=latency_events,
                          latency_rate=latency_rate, open_orders=open_orders,
-                         batch_size=batch_size, keep=keep,
-                         workdir=workdir)
+                         batch_size=batch_size, keep=keep, workdir=workdir, **recovery)
 
     def log(message: str) -> None:
         """A progress line on stderr."""
