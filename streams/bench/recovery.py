@@ -56,8 +56,8 @@ from topology.partitioner import partition_for
 TARGET_READY_S = 10.0
 TARGET_RESTORE_RATE = 100_000.0
 TARGET_TAKEOVER_S = 10.0
-#: the group session timeouts the scenarios run with: the worker's default, and a short one
-SESSION_TIMEOUTS = (15.0, 6.0)
+#: the group session timeouts the scenarios run with: the worker's default, and a longer one
+SESSION_TIMEOUTS = (6.0, 15.0)
 #: new orders published after each SIGKILL
 NEW_ORDERS = 40
 #: seconds a measurement waits for ready and the new orders committed before it gives up

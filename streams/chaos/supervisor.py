@@ -23,9 +23,9 @@ from streams.config import Settings
 from streams.worker.delivery import DELIVERY_EXIT_CODE
 from streams.worker.ticker import STALL_EXIT_CODE
 
-#: Faust reads these from the environment: a worker killed with SIGKILL leaves the group
-#: after 10 s instead of 15 s, so that its successor gets the partitions quickly.
-FAST_GROUP_ENV = {"BROKER_SESSION_TIMEOUT": "10", "BROKER_HEARTBEAT_INTERVAL": "1",
+#: Faust reads these from the environment: the worker's default session timeout (6 s), and
+#: a rebalance that waits at most 20 s for members to rejoin.
+FAST_GROUP_ENV = {"BROKER_SESSION_TIMEOUT": "6", "BROKER_HEARTBEAT_INTERVAL": "1",
                   "BROKER_REBALANCE_TIMEOUT": "20"}
 
 

@@ -33,8 +33,8 @@ from streams.errors import ConfigError
               help="After the open-orders phase, its worker is SIGKILLed and restarted with "
                    "its state kept and deleted (a static group member), with its state kept "
                    "(a dynamic member), and taken over by a second worker, under each of "
-                   "these group session timeouts (repeat the option) [default: 15 (the "
-                   "worker's) and 6].")
+                   "these group session timeouts (repeat the option) [default: 6 (the "
+                   "worker's) and 15].")
 @click.option("--no-recovery", is_flag=True, help="Skip the recovery phase.")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=2000,
               show_default=True, help="The workers' --batch-size.")

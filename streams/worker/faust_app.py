@@ -62,6 +62,11 @@ PRODUCER_BATCH_BYTES = 512 * 1024
 COMMIT_INTERVAL = {"exactly_once": 0.1, "at_least_once": 2.8}
 
 
+#: seconds after which the group drops a member that sent no heartbeat, and between two
+#: heartbeats (at most a third of it)
+SESSION_TIMEOUT = 6.0
+HEARTBEAT_INTERVAL = 1.5
+
 #: changelog records of a table a standby buffers before it applies them (one WriteBatch)
 STANDBY_BUFFER = 100
 
@@ -102,10 +107,14 @@ def build_app(settings: Settings, options: WorkerOptions) -> faust.App:
         # up held ~100 MB more of fetched records for no gain in throughput (bench: 1 MiB
         # 28.7k/s and 420 MB RSS, 256 KiB 28.5k/s and 310 MB, 64 KiB 20.6k/s, starved)
         consumer_max_fetch_size=CONSUMER_FETCH_BYTES,
-        # a killed worker's partitions move to a restarted one after 15 s, not 60 s; the
-        # heartbeat runs on Faust's consumer thread, so long batches do not miss it
-        broker_session_timeout=15.0,
-        broker_heartbeat_interval=3.0,
+        # a killed worker's partitions move to another (a standby, or itself restarted)
+        # after 6 s, the broker's least session timeout, not Faust's 60 s: with the local
+        # state kept and warm standbys the session is most of a takeover's time. The
+        # heartbeat runs on Faust's consumer thread, so long batches do not miss it; a worker
+        # whose process stalls longer than that loses its partitions (a rebalance, nothing
+        # lost). Faust reads BROKER_SESSION_TIMEOUT and BROKER_HEARTBEAT_INTERVAL over these.
+        broker_session_timeout=SESSION_TIMEOUT,
+        broker_heartbeat_interval=HEARTBEAT_INTERVAL,
         # stop without draining buffered records: what is not committed is redone later
         stream_wait_empty=False,
         loghandlers=[],

@@ -6,8 +6,8 @@ row can have (they start with 0xff, which no UTF-8 order id and no meta key does
 
 * ``INDEX_PREFIX + due_key``: the due index (orders databases only), so that it changes in
   the same WriteBatch as the orders it indexes and survives a restart;
-* ``UNDO_PREFIX + generation + key``: the value a key had before a batch that is written but
-  whose Kafka transaction has not committed yet (``b"\\x00"``: absent, ``b"\\x01" + value``);
+* ``UNDO_PREFIX + generation``: the keys a batch wrote and the values they had before it,
+  for a batch that is written but whose Kafka transaction has not committed yet;
 * ``OFFSET_KEY`` (Faust's): the changelog offset up to which the rows are committed state;
 * ``FORMAT_KEY``: the state format of this layout (``STATE_FORMAT``).
 
@@ -45,8 +45,9 @@ FORMAT_KEY = b"\xfff"
 #: the layout above (absent: the earlier one, whose due index was a separate, wiped RocksDB)
 STATE_FORMAT = b"3"
 
-_ABSENT = b"\x00"
-_PRESENT = b"\x01"
+#: an undo record: (keys, the value each had before the batch or None)
+_undo = msgspec.msgpack.Encoder()
+_undo_decoder = msgspec.msgpack.Decoder(tuple[list[bytes], list[bytes | None]])
 
 #: one change: (key, new value or None to delete)
 Change = tuple[bytes, bytes | None]
@@ -63,24 +64,23 @@ def _generation(gen: int) -> bytes:
 
 def stage(db: Any, gen: int, changes: Sequence[Change],
           known: Mapping[bytes, bytes | None] | None = None) -> None:
-    """Write a batch's changes (keys distinct) with their undo records, atomically.
+    """Write a batch's changes (keys distinct) with its undo record, atomically.
 
-    ``known`` holds the current value of some keys (what the caller read from this database
-    since it last wrote them: it spares a read); the others are read in one multi-get."""
+    The undo record is one value for the whole batch (``UNDO_PREFIX + generation``): the
+    keys and the value each had before (None: absent), msgpack-encoded. ``known`` holds the
+    current value of some keys (what the caller read from this database since it last wrote
+    them: it spares a read); the others are read in one multi-get."""
     if not changes:
         return
-    undo = UNDO_PREFIX + _generation(gen)
+    keys = [key for key, _ in changes]
+    if known is None:
+        before = db.get(keys)
+    else:
+        unknown = [key for key in keys if key not in known]
+        read = dict(zip(unknown, db.get(unknown), strict=True)) if unknown else {}
+        before = [known[key] if key in known else read[key] for key in keys]
     batch = WriteBatch(raw_mode=True)
-    unknown = [key for key, _ in changes] if known is None else \
-        [key for key, _ in changes if key not in known]
-    if unknown:
-        for key, old in zip(unknown, db.get(unknown), strict=True):
-            batch.put(undo + key, _ABSENT if old is None else _PRESENT + bytes(old))
-    if known is not None and len(unknown) < len(changes):
-        for key, _value in changes:
-            if key in known:
-                old = known[key]
-                batch.put(undo + key, _ABSENT if old is None else _PRESENT + old)
+    batch.put(UNDO_PREFIX + _generation(gen), _undo.encode((keys, before)))
     for key, value in changes:
         if value is None:
             batch.delete(key)
@@ -94,7 +94,7 @@ def confirm(db: Any, gens: Iterable[int], offset: int | None) -> None:
     records, record the last one's ``offset``; atomically."""
     batch = WriteBatch(raw_mode=True)
     for gen in gens:
-        batch.delete_range(UNDO_PREFIX + _generation(gen), UNDO_PREFIX + _generation(gen + 1))
+        batch.delete(UNDO_PREFIX + _generation(gen))
     if offset is not None:
         batch.put(OFFSET_KEY, str(offset).encode())
     db.write(batch)
@@ -102,27 +102,27 @@ def confirm(db: Any, gens: Iterable[int], offset: int | None) -> None:
 
 def roll_back(db: Any) -> int:
     """Put back what every unconfirmed batch changed (newest first); how many there were."""
-    undone: dict[bytes, list[tuple[bytes, bytes]]] = {}
+    undone: list[tuple[bytes, bytes]] = []
     it = db.iter()
     it.seek(UNDO_PREFIX)
     while it.valid():
         raw = bytes(it.key())
         if not raw.startswith(UNDO_PREFIX):
             break
-        gen = raw[len(UNDO_PREFIX):len(UNDO_PREFIX) + 8]
-        undone.setdefault(gen, []).append((raw[len(UNDO_PREFIX) + 8:], bytes(it.value())))
+        undone.append((raw, bytes(it.value())))
         it.next()
     if not undone:
         return 0
     batch = WriteBatch(raw_mode=True)
     # within one WriteBatch the last write of a key wins: the oldest batch's before-image
-    for gen in sorted(undone, reverse=True):
-        for key, before in undone[gen]:
-            if before == _ABSENT:
-                batch.delete(key)
+    for key, value in sorted(undone, reverse=True):
+        keys, before = _undo_decoder.decode(value)
+        for k, old in zip(keys, before, strict=True):
+            if old is None:
+                batch.delete(k)
             else:
-                batch.put(key, before[1:])
-    batch.delete_range(UNDO_PREFIX, UNDO_PREFIX + b"\xff" * 9)
+                batch.put(k, old)
+        batch.delete(key)
     db.write(batch)
     return len(undone)
 

@@ -16,7 +16,9 @@ A partition within ``SMALL_GAP`` records of its changelog's end is left to Faust
 
 from __future__ import annotations
 
+import atexit
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from time import perf_counter
@@ -64,34 +66,54 @@ def catch_up(config: dict[str, Any], targets: list[Target],
     done = Restored()
     if not targets:
         return done
-    consumer = Consumer({**config, "group.id": "crosscheck-restore",
-                         "enable.auto.commit": False, "isolation.level": "read_committed",
-                         "enable.partition.eof": True, "fetch.max.bytes": 64 * 2**20,
-                         "max.partition.fetch.bytes": 8 * 2**20,
-                         "queued.max.messages.kbytes": 256 * 1024,
-                         "fetch.wait.max.ms": 10})
-    try:
-        plans: dict[tuple[str, int], tuple[Any, bool, int]] = {}
-        assignment: list[TopicPartition] = []
-        for topic, partition, db, indexed in targets:
-            applied = db.get(local_state.OFFSET_KEY)
-            start = int(applied) + 1 if applied is not None else OFFSET_BEGINNING
-            low, end = consumer.get_watermark_offsets(TopicPartition(topic, partition),
-                                                      timeout=10.0, cached=False)
-            first = low if start == OFFSET_BEGINNING else max(start, low)
-            if end - first <= small_gap:
-                continue
-            plans[(topic, partition)] = (db, indexed, end)
-            assignment.append(TopicPartition(topic, partition, first))
-        if not assignment:
-            return done
-        consumer.assign(assignment)
-        done.partitions = len(assignment)
-        done.records = _read(consumer, plans)
-    finally:
-        consumer.close()
+    with _lock:
+        consumer = _consumer(config)
+        try:
+            _catch_up(consumer, targets, small_gap, done)
+        finally:
+            consumer.unassign()
     done.seconds = perf_counter() - began
     return done
+
+
+#: one librdkafka consumer per process, made at the first catch-up and kept (its start-up,
+#: about half a second, would otherwise be paid by each table at each assignment)
+_consumers: dict[tuple[tuple[str, str], ...], Any] = {}
+_lock = threading.Lock()
+
+
+def _consumer(config: dict[str, Any]) -> Any:
+    key = tuple(sorted((k, str(v)) for k, v in config.items()))
+    consumer = _consumers.get(key)
+    if consumer is None:
+        consumer = _consumers[key] = Consumer({
+            **config, "group.id": "crosscheck-restore", "enable.auto.commit": False,
+            "isolation.level": "read_committed", "enable.partition.eof": True,
+            "fetch.max.bytes": 64 * 2**20, "max.partition.fetch.bytes": 8 * 2**20,
+            "queued.max.messages.kbytes": 256 * 1024, "fetch.wait.max.ms": 10})
+        atexit.register(consumer.close)
+    return consumer
+
+
+def _catch_up(consumer: Any, targets: list[Target], small_gap: int, done: Restored) -> None:
+    """``catch_up`` with the process's consumer."""
+    plans: dict[tuple[str, int], tuple[Any, bool, int]] = {}
+    assignment: list[TopicPartition] = []
+    for topic, partition, db, indexed in targets:
+        applied = db.get(local_state.OFFSET_KEY)
+        start = int(applied) + 1 if applied is not None else OFFSET_BEGINNING
+        low, end = consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                  timeout=10.0, cached=False)
+        first = low if start == OFFSET_BEGINNING else max(start, low)
+        if end - first <= small_gap:
+            continue
+        plans[(topic, partition)] = (db, indexed, end)
+        assignment.append(TopicPartition(topic, partition, first))
+    if not assignment:
+        return
+    consumer.assign(assignment)
+    done.partitions = len(assignment)
+    done.records = _read(consumer, plans)
 
 
 def _read(consumer: Any, plans: dict[tuple[str, int], tuple[Any, bool, int]]) -> int:

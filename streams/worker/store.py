@@ -207,6 +207,10 @@ class TableStore:
             puts, deletes = self._dues.flush()
             index_rows.update((INDEX_PREFIX + key, b"") for key in puts)
             index_rows.update((INDEX_PREFIX + key, None) for key in deletes)  # deletes win
+            # an entry deleted was there (or, added since the last flush, is put back by a
+            # roll-back as a spare entry, which pops harmlessly: the engine skips a due its
+            # order does not need); an entry put is read (one already there must stay)
+            self._loaded.update((INDEX_PREFIX + key, b"") for key in deletes)
         meta_rows: list[tuple[bytes, bytes | None]] = []
         if self._meta_dirty and self._meta is not None:
             meta_rows.append((META_KEY, encode_meta(self._meta)))

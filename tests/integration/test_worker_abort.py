@@ -1,9 +1,12 @@
-"""Real-broker test: a worker killed (by a fault hook) between producing a transaction and
+"""Real-broker tests: a worker killed (by a fault hook) between producing a transaction and
 committing it, again and again, keeps its local state, holds none of the aborted writes, and
-ends with exactly the outputs of a clean run."""
+ends with exactly the outputs of a clean run; a worker whose state directory is lost restores
+it from the changelogs in bulk."""
 
 from __future__ import annotations
 
+import re
+import shutil
 import time
 from pathlib import Path
 
@@ -72,3 +75,35 @@ def test_kill_between_produce_and_commit_keeps_only_committed_state(
     assert_same(outputs.normalized(), scenario.expected(), f"worker log: {log}")
     assert_no_duplicates(outputs)
     assert not outputs.dead_letters
+
+
+def test_a_lost_state_directory_is_restored_in_bulk(settings: Settings, topology: Topology,
+                                                    tmp_path: Path) -> None:
+    """The state directory deleted between two runs (a new disk): the restarted worker reads
+    the changelogs in bulk, with the due index, and goes on with exactly the clean run's
+    outputs."""
+    scenario = mixed_scenario(1200, seed=32)
+    lines = scenario.in_time_order()
+    produce(settings, lines[:800])
+    log = tmp_path / "worker.log"
+    port = free_port()
+    progress = Progress(settings, topology)
+    try:
+        with running_worker(settings, log, port=port, extra_env=ENV) as first:
+            wait_until_judged(first, progress)
+            assert first.terminate() == 0, first.log_tail()
+        state = settings.home / "worker"
+        assert any(state.iterdir())
+        shutil.rmtree(state)
+        produce(settings, lines[800:])
+        with running_worker(settings, log, port=port, extra_env=ENV) as second:
+            wait_until_judged(second, progress)
+            assert second.terminate() == 0, second.log_tail()
+    finally:
+        progress.close()
+    restored = re.findall(r"bulk restore: ([\d,]+) changelog records", log.read_text())
+    orders = len({line.order_id for line in lines[:800]})  # one changelog record each at least
+    assert restored and sum(int(n.replace(",", "")) for n in restored) >= orders, restored
+    outputs = read_outputs(settings, topology)
+    assert_same(outputs.normalized(), scenario.expected(), f"worker log: {log}")
+    assert_no_duplicates(outputs)

@@ -30,7 +30,7 @@ from topology.topics import Topology
 
 pytestmark = pytest.mark.integration
 
-ENV = {**FAST_GROUP_ENV, "BROKER_SESSION_TIMEOUT": "6"}
+ENV = FAST_GROUP_ENV
 
 
 def health(worker: WorkerProcess) -> dict[str, Any]:

@@ -38,7 +38,7 @@ CROSSCHECK = str(Path(sys.executable).with_name("crosscheck"))
 
 #: Faust reads these from the environment: a worker killed with SIGKILL leaves the group
 #: after 10 s instead of 60 s, so that its successor gets the partitions quickly.
-FAST_GROUP_ENV = {"BROKER_SESSION_TIMEOUT": "10", "BROKER_HEARTBEAT_INTERVAL": "1",
+FAST_GROUP_ENV = {"BROKER_SESSION_TIMEOUT": "6", "BROKER_HEARTBEAT_INTERVAL": "1",
                   "BROKER_REBALANCE_TIMEOUT": "20"}
 
 
