@@ -33,7 +33,6 @@ from streams.bench.procs import Child, crosscheck_argv, env_for
 from streams.bench.worker import free_port
 from streams.clients import confluent_config
 from streams.config import RuleConfig, Settings
-from streams.export import read_topic
 from streams.model import Command, Mismatch
 from streams.produce import EventPublisher, ParsedLine
 from streams.records import command_record, event_from_record, mismatch_record, source_of
@@ -41,6 +40,7 @@ from streams.replay import Replay, ReplayOptions, ReplayWindow, default_warmup, 
 from streams.replay.offsets import committed_offsets
 from streams.replay.sinks import COMMANDS_FILE, MISMATCHES_FILE
 from streams.simulate import FAULTS, SimConfig, simulate
+from tests.integration.topic_read import read_to_end
 from topology.partitioner import partition_for
 from topology.topics import INPUTS, TopicId, Topology
 
@@ -350,7 +350,7 @@ def test_stop_and_resume_give_the_same_output(settings: Settings, topology: Topo
 
 def read_topic_records(settings: Settings, name: str) -> list[dict[str, Any]]:
     """Every record of a topic (read_committed), decoded."""
-    return [record for _info, record, _msg in read_topic(settings, name, 3.0)]
+    return read_to_end(settings, name)
 
 
 @pytest.mark.parametrize("when", ["before", "after"])

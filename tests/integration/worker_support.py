@@ -20,7 +20,6 @@ from confluent_kafka.admin import AdminClient
 
 from streams.clients import confluent_config
 from streams.config import Settings
-from streams.export import read_topic
 from streams.produce import EventPublisher, ParsedLine
 from streams.verify import (
     duplicates,
@@ -32,6 +31,7 @@ from streams.verify import (
 )
 from tests.integration.conftest import env_of
 from tests.integration.scenarios import RULES, Line, Outputs, worker_rule_args
+from tests.integration.topic_read import read_to_end
 from topology.topics import INPUTS, TopicId, Topology
 
 CROSSCHECK = str(Path(sys.executable).with_name("crosscheck"))
@@ -305,13 +305,9 @@ class WorkerOutputs:
                        sort_records([normalize_command(c) for c in self.commands]))
 
 
-def read_records(settings: Settings, name: str, idle: float = 3.0) -> list[dict[str, Any]]:
-    """Every record of an output topic from the start (read_committed), decoded."""
-    errors: list[str] = []
-    records = [record for _info, record, _msg in read_topic(settings, name, idle,
-                                                              on_error=errors.append)]
-    assert not errors, errors[:5]
-    return records
+def read_records(settings: Settings, name: str) -> list[dict[str, Any]]:
+    """Every record of an output topic from the start to its end (read_committed), decoded."""
+    return read_to_end(settings, name)
 
 
 def read_outputs(settings: Settings, topology: Topology) -> WorkerOutputs:
