@@ -31,7 +31,7 @@ from streams.verify import (
 )
 from tests.integration.conftest import env_of
 from tests.integration.scenarios import RULES, Line, Outputs, worker_rule_args
-from tests.integration.topic_read import read_to_end
+from tests.integration.topic_read import read_placed, read_to_end
 from topology.topics import INPUTS, TopicId, Topology
 
 CROSSCHECK = str(Path(sys.executable).with_name("crosscheck"))
@@ -234,15 +234,42 @@ class Progress:
         busy = {p for (_t, p) in self.inputs if snap.ends[(_t, p)]}
         return all(snap.ends[(t, p)] > 0 for t, p in self.ticks if p in busy)
 
+    def settled(self, snap: Snapshot) -> bool:
+        """Caught up, and the last of it is in: every input topic-partition is named idle at
+        its end by a committed tick of its partition number (the final watermark, with every
+        decision it lets come due committed with the tick), and the group has read the
+        metrics partials up to their last record (the windows are out)."""
+        ticks = self.topology.name(TopicId.TICKS)
+        names = {t.value: self.topology.name(t) for t in INPUTS}
+        at_end: set[tuple[str, int]] = set()
+        for partition, offset, tick in read_placed(self.settings, ticks):
+            if offset >= snap.committed[(ticks, partition)]:
+                continue
+            for topic, position in zip(tick["idle_topics"], tick["offsets"], strict=True):
+                tp = (names[topic], partition)
+                if position >= snap.ends[tp]:
+                    at_end.add(tp)
+        if not at_end.issuperset(self.inputs):
+            return False
+        partials = self.topology.name(TopicId.METRICS_PARTIALS)
+        last: dict[tuple[str, int], int] = {}
+        for partition, offset, _ in read_placed(self.settings, partials, decode=False):
+            last[(partials, partition)] = max(offset, last.get((partials, partition), -1))
+        committed = self.committed(list(last))
+        return all(committed[tp] > offset for tp, offset in last.items())
+
 
 def wait_until_judged(worker: WorkerProcess, progress: Progress, *, quiet: float = 6.0,
-                      timeout: float = 180.0) -> float:
+                      settled_quiet: float = 2.0, timeout: float = 180.0) -> float:
     """Wait until the worker has committed every input and tick, and nothing (offsets, ticks,
     outputs) has changed for `quiet` seconds: by then the idle inputs have been ticked and
-    every decision the final watermark allows is committed. Returns the seconds waited."""
+    every decision the final watermark allows is committed. Once the final ticks are seen
+    committed (``Progress.settled``), `settled_quiet` seconds unchanged are enough. Returns
+    the seconds waited."""
     began = time.monotonic()
     last: Snapshot | None = None
     since = began
+    settled = False
     while True:
         if not worker.alive() and worker.restart_if_stalled():
             continue
@@ -258,9 +285,11 @@ def wait_until_judged(worker: WorkerProcess, progress: Progress, *, quiet: float
             continue
         now = time.monotonic()
         if not (progress.caught_up(snap) and snap.same(last)):
-            last, since = snap, now
-        elif now - since >= quiet:
-            return now - began
+            last, since, settled = snap, now, False
+        else:
+            settled = settled or progress.settled(snap)
+            if now - since >= (settled_quiet if settled else quiet):
+                return now - began
         if now - began > timeout:
             lag = {tp: snap.ends[tp] - snap.committed[tp] for tp in snap.committed
                    if snap.ends[tp] != snap.committed[tp]}
