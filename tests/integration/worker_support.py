@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,8 +39,9 @@ from topology.topics import INPUTS, TopicId, Topology
 CROSSCHECK = str(Path(sys.executable).with_name("crosscheck"))
 
 #: Faust reads these from the environment: a worker killed with SIGKILL leaves the group
-#: after 10 s instead of 60 s, so that its successor gets the partitions quickly.
-FAST_GROUP_ENV = {"BROKER_SESSION_TIMEOUT": "10", "BROKER_HEARTBEAT_INTERVAL": "1",
+#: after 6 s (the broker's group.min.session.timeout.ms) instead of 15 s, so that its
+#: successor gets the partitions quickly.
+FAST_GROUP_ENV = {"BROKER_SESSION_TIMEOUT": "6", "BROKER_HEARTBEAT_INTERVAL": "1",
                   "BROKER_REBALANCE_TIMEOUT": "20"}
 
 
@@ -296,6 +299,25 @@ def wait_until_judged(worker: WorkerProcess, progress: Progress, *, quiet: float
             raise AssertionError(f"worker did not finish within {timeout:.0f}s; lag {lag}\n"
                                  f"{worker.log_tail()}")
         time.sleep(0.5)
+
+
+def wait_until_up(worker: WorkerProcess, timeout: float = 120.0) -> None:
+    """Wait until the worker's web server answers (ready or not): its app is up, so a
+    SIGTERM from then on is a clean stop."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if not worker.alive():
+            raise AssertionError(f"worker exited with {worker.proc.returncode}:\n"
+                                 f"{worker.log_tail()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/health", timeout=5):
+                return
+        except urllib.error.HTTPError:  # 503: up, not ready yet
+            return
+        except OSError:  # not listening yet
+            pass
+        assert time.monotonic() < deadline, f"not up in {timeout:.0f}s\n{worker.log_tail()}"
+        time.sleep(0.2)
 
 
 def wait_for_members(settings: Settings, worker: WorkerProcess, timeout: float = 90.0) -> None:
