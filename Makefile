@@ -49,12 +49,15 @@ clean-native:
 ## platform), what `pip install .` and the image install; tests/integration/test_wheel.py
 ## installs it into a fresh virtualenv (and builds one itself when it is missing or older
 ## than the sources).
+## Built for the interpreter pip's editable install built the engine for (the virtualenv's
+## python3, which pip runs as): cargo then reuses that build instead of compiling PyO3 and
+## the engine again for another interpreter path.
 PACKAGE_FILES := $(shell find streams schemas topology -type f -not -path '*/__pycache__/*' \
                    -not -name '*.so' 2>/dev/null)
 WHEEL := dist/.built
 $(WHEEL): pyproject.toml README.md $(NATIVE_SOURCES) $(PACKAGE_FILES) | $(VENV)/.installed
 	rm -f dist/crosscheck-*.whl
-	$(VENV)/bin/maturin build --release --quiet --out dist
+	$(VENV)/bin/maturin build --release --quiet --interpreter $(VENV)/bin/python3 --out dist
 	@touch $@
 
 wheel: $(WHEEL)
