@@ -12,7 +12,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,17 +22,12 @@ from confluent_kafka.admin import AdminClient
 from streams.clients import confluent_config
 from streams.config import Settings
 from streams.produce import EventPublisher, ParsedLine
-from streams.verify import (
-    duplicates,
-    inconsistencies,
-    multiset_diff,
-    normalize_command,
-    normalize_mismatch,
-    sort_records,
-)
+from streams.verify import duplicates, inconsistencies, multiset_diff
 from tests.integration.conftest import env_of
 from tests.integration.scenarios import RULES, Line, Outputs, worker_rule_args
-from tests.integration.topic_read import read_placed, read_to_end
+from tests.integration.topic_read import WorkerOutputs, no_open_transactions, read_placed
+from tests.integration.topic_read import read_outputs as read_outputs
+from tests.integration.topic_read import read_records as read_records
 from topology.topics import INPUTS, TopicId, Topology
 
 CROSSCHECK = str(Path(sys.executable).with_name("crosscheck"))
@@ -245,7 +239,7 @@ class Progress:
         ticks = self.topology.name(TopicId.TICKS)
         names = {t.value: self.topology.name(t) for t in INPUTS}
         at_end: set[tuple[str, int]] = set()
-        for partition, offset, tick in read_placed(self.settings, ticks):
+        for partition, offset, tick in read_placed(self.settings, ticks, settle=0):
             if offset >= snap.committed[(ticks, partition)]:
                 continue
             for topic, position in zip(tick["idle_topics"], tick["offsets"], strict=True):
@@ -255,8 +249,13 @@ class Progress:
         if not at_end.issuperset(self.inputs):
             return False
         partials = self.topology.name(TopicId.METRICS_PARTIALS)
+        meta = self.consumer.list_topics(partials, timeout=15).topics[partials]
+        if not no_open_transactions(self.settings, self.consumer, [
+                TopicPartition(partials, p) for p in meta.partitions]):
+            return False  # a partial may be committed and not visible yet
         last: dict[tuple[str, int], int] = {}
-        for partition, offset, _ in read_placed(self.settings, partials, decode=False):
+        for partition, offset, _ in read_placed(self.settings, partials, decode=False,
+                                                 settle=0):
             last[(partials, partition)] = max(offset, last.get((partials, partition), -1))
         committed = self.committed(list(last))
         return all(committed[tp] > offset for tp, offset in last.items())
@@ -338,35 +337,6 @@ def wait_for_members(settings: Settings, worker: WorkerProcess, timeout: float =
             pass
         time.sleep(0.2)
     raise AssertionError(f"worker group never became stable\n{worker.log_tail()}")
-
-
-# -- reading outputs ------------------------------------------------------------------------
-
-
-@dataclass
-class WorkerOutputs:
-    """What the worker wrote, read back with read_committed."""
-
-    mismatches: list[dict[str, Any]]
-    commands: list[dict[str, Any]]
-    dead_letters: list[dict[str, Any]]
-
-    def normalized(self) -> Outputs:
-        return Outputs(sort_records([normalize_mismatch(m) for m in self.mismatches]),
-                       sort_records([normalize_command(c) for c in self.commands]))
-
-
-def read_records(settings: Settings, name: str) -> list[dict[str, Any]]:
-    """Every record of an output topic from the start to its end (read_committed), decoded."""
-    return read_to_end(settings, name)
-
-
-def read_outputs(settings: Settings, topology: Topology) -> WorkerOutputs:
-    """Mismatches, commands and dead letters (in parallel)."""
-    topics = [TopicId.MISMATCHES, TopicId.COMMANDS, TopicId.DLQ]
-    with ThreadPoolExecutor(len(topics)) as pool:
-        found = list(pool.map(lambda t: read_records(settings, topology.name(t)), topics))
-    return WorkerOutputs(*found)
 
 
 # -- comparing ------------------------------------------------------------------------------
