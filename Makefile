@@ -49,12 +49,15 @@ clean-native:
 ## platform), what `pip install .` and the image install; tests/integration/test_wheel.py
 ## installs it into a fresh virtualenv (and builds one itself when it is missing or older
 ## than the sources).
+## Built for the interpreter pip's editable install built the engine for (the virtualenv's
+## python3, which pip runs as): cargo then reuses that build instead of compiling PyO3 and
+## the engine again for another interpreter path.
 PACKAGE_FILES := $(shell find streams schemas topology -type f -not -path '*/__pycache__/*' \
                    -not -name '*.so' 2>/dev/null)
 WHEEL := dist/.built
 $(WHEEL): pyproject.toml README.md $(NATIVE_SOURCES) $(PACKAGE_FILES) | $(VENV)/.installed
 	rm -f dist/crosscheck-*.whl
-	$(VENV)/bin/maturin build --release --quiet --out dist
+	$(VENV)/bin/maturin build --release --quiet --interpreter $(VENV)/bin/python3 --out dist
 	@touch $@
 
 wheel: $(WHEEL)
@@ -75,10 +78,11 @@ run: install
 	$(CC) simulate $(DEMO) --expected .crosscheck-demo-expected.jsonl
 	$(CC) worker --echo
 
-## Every test, in two processes (pytest-xdist, whole modules per process): each starts its
-## own broker for its integration tests. TEST_JOBS=1 runs them in one process. First, the
-## native engine must be built and running (the tests compare it with the Python engine);
-## then the rules', engine's and stores' tests run once more on the pure Python engine.
+## Every test, in two processes (pytest-xdist, whole modules per process, the slowest first:
+## tests/conftest.py): each starts its own broker for its integration tests. TEST_JOBS=1
+## runs them in one process. First, the native engine must be built and running (the tests
+## compare it with the Python engine); then the rules', engine's and stores' tests run once
+## more on the pure Python engine.
 TEST_JOBS ?= 2
 PURE_TESTS := tests/unit/test_engine_*.py tests/unit/test_rules_*.py \
               tests/unit/test_streaming_equals_batch.py tests/unit/test_batch.py \
@@ -89,9 +93,9 @@ NATIVE_CHECK := import sys, streams.native as n; sys.exit(None if n.status() == 
 test: install wheel chromium
 	@$(PY) -c '$(NATIVE_CHECK)'
 	cargo test --manifest-path native/Cargo.toml --locked -q
-	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile --durations=15
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder --durations=15
 	@echo "pure Python run of the rules, engine and store tests:"
-	CROSSCHECK_PURE_PYTHON=1 $(PY) -m pytest -q $(PURE_TESTS)
+	CROSSCHECK_PURE_PYTHON=1 $(PY) -m pytest -q -n $(TEST_JOBS) $(PURE_TESTS)
 
 unit: install
 	$(PY) -m pytest -q tests/unit

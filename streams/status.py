@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from schemas.codec import Codec
 from schemas.errors import DecodeError
@@ -170,7 +170,9 @@ class Status:
 
 
 def _read_to_end(consumer: Consumer, topic: str) -> list[Any]:
-    """Every record of a topic up to its end offsets as of now."""
+    """Every record of a topic up to its end offsets as of now. A partition is done at its
+    last record or when the consumer says it reached the end (``enable.partition.eof``): in
+    a topic written in transactions the last offset is a commit marker, never delivered."""
     metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
     if metadata is None or metadata.error is not None:
         return []
@@ -189,10 +191,13 @@ def _read_to_end(consumer: Consumer, topic: str) -> list[Any]:
         batch = consumer.consume(num_messages=5000, timeout=0.5)
         idle_polls = 0 if batch else idle_polls + 1
         for msg in batch:
-            if msg.error():
+            error, partition = msg.error(), msg.partition()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF and partition is not None:
+                    done.add(partition)
                 continue
             records.append(msg)
-            offset, partition = msg.offset(), msg.partition()
+            offset = msg.offset()
             if offset is not None and partition is not None and offset + 1 >= ends[partition]:
                 done.add(partition)
     consumer.unassign()
@@ -227,6 +232,7 @@ def collect(settings: Settings, topology: Topology) -> Status:
         "group.id": f"crosscheck-status-{uuid.uuid4().hex[:12]}",
         "enable.auto.commit": False,
         "isolation.level": "read_committed",
+        "enable.partition.eof": True,
     }))
     try:
         names = {s.value: topology.name(TopicId(s.value)) for s in Source}

@@ -69,18 +69,18 @@ def test_soak_samples_the_state_while_event_time_passes_retention(
         settings: Settings, tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
     run = subprocess.run(
-        [*crosscheck_argv(), "soak", "--duration", "24s", "--rate", "400", "--span", "4d",
-         "--state-retention", "12h", "--sample-every", "2s", "--out", str(out),
+        [*crosscheck_argv(), "soak", "--duration", "16s", "--rate", "600", "--span", "4d",
+         "--state-retention", "12h", "--sample-every", "1.5s", "--out", str(out),
          "--workdir", str(tmp_path / "work")],
         env=env_for(settings), capture_output=True, text=True, timeout=400, check=False)
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads(out.read_text())
-    assert results["events"] == 24 * 400 and results["caught_up"] is True
+    assert results["events"] == 16 * 600 and results["caught_up"] is True
     assert results["state_retention_ms"] == 12 * 3600 * 1000
     samples = results["samples"]
     assert len(samples) >= 8
     committed = [s["committed"] for s in samples]
-    assert committed == sorted(committed) and committed[-1] == 24 * 400
+    assert committed == sorted(committed) and committed[-1] == 16 * 600
     marks = [s["watermark"] for s in samples if s["watermark"] is not None]
     assert marks == sorted(marks) and marks[-1] - marks[0] > 2 * 86_400_000
     assert all(s["rocksdb_bytes"] > 0 for s in samples[1:])

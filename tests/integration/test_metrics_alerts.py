@@ -418,7 +418,7 @@ def test_each_window_is_emitted_once_across_a_sigkill(settings: Settings, topolo
         assert 0 < done < total
     finally:
         progress.close()
-    emitted_before = len(read_records(settings, topology.name(TopicId.METRICS), idle=2.0))
+    emitted_before = len(read_records(settings, topology.name(TopicId.METRICS)))
     with running_worker(settings, log, port=port, extra_args=WORKER_ARGS,
                         extra_env=KILL_ENV) as second:
         judged(second, settings, topology)

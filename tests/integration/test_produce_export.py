@@ -155,7 +155,7 @@ def read_all(settings: Settings, name: str) -> list[tuple[int, bytes | None, byt
         records: list[tuple[int, bytes | None, bytes | None]] = []
         deadline = time.monotonic() + 120
         while pending and time.monotonic() < deadline:
-            for msg in consumer.consume(num_messages=10_000, timeout=1.0):
+            for msg in consumer.consume(num_messages=10_000, timeout=0.1):
                 assert msg.error() is None, msg.error()
                 partition, offset = msg.partition(), msg.offset()
                 assert partition is not None and offset is not None

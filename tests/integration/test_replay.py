@@ -33,7 +33,6 @@ from streams.bench.procs import Child, crosscheck_argv, env_for
 from streams.bench.worker import free_port
 from streams.clients import confluent_config
 from streams.config import RuleConfig, Settings
-from streams.export import read_topic
 from streams.model import Command, Mismatch
 from streams.produce import EventPublisher, ParsedLine
 from streams.records import command_record, event_from_record, mismatch_record, source_of
@@ -41,6 +40,7 @@ from streams.replay import Replay, ReplayOptions, ReplayWindow, default_warmup, 
 from streams.replay.offsets import committed_offsets
 from streams.replay.sinks import COMMANDS_FILE, MISMATCHES_FILE
 from streams.simulate import FAULTS, SimConfig, simulate
+from tests.integration.topic_read import read_records
 from topology.partitioner import partition_for
 from topology.topics import INPUTS, TopicId, Topology
 
@@ -154,8 +154,8 @@ def run_live_worker(settings: Settings, topology: Topology, log: Path,
 def read_live(settings: Settings, topology: Topology) -> tuple[list[dict[str, Any]],
                                                                list[dict[str, Any]]]:
     """The live worker's mismatches and commands (read_committed)."""
-    return (read_topic_records(settings, topology.name(TopicId.MISMATCHES)),
-            read_topic_records(settings, topology.name(TopicId.COMMANDS)))
+    return (read_records(settings, topology.name(TopicId.MISMATCHES)),
+            read_records(settings, topology.name(TopicId.COMMANDS)))
 
 
 # -- tests ----------------------------------------------------------------------------------
@@ -206,10 +206,10 @@ def test_replay_equals_the_live_worker_for_several_ranges(
     window = ReplayWindow(SIM_START + ranges[3][0], SIM_START + ranges[3][1], warmup,
                           s.rules.allowed_lateness)
     result = replay(s, window, None, "emit", emit_commands=True)
-    after = read_topic_records(s, topology.name(TopicId.COMMANDS))
+    after = read_records(s, topology.name(TopicId.COMMANDS))
     assert len(after) == len(live_c) + result.counts.commands > len(live_c)
     assert {c["command_id"] for c in after} == {c["command_id"] for c in live_c}
-    backfill = read_topic_records(s, topology.name(TopicId.BACKFILL_COMMANDS))
+    backfill = read_records(s, topology.name(TopicId.BACKFILL_COMMANDS))
     assert normalized([], backfill)[1] == normalized([], select_records(window, live_m,
                                                                         live_c)[1])[1]
 
@@ -342,15 +342,10 @@ def test_stop_and_resume_give_the_same_output(settings: Settings, topology: Topo
         more = ["--stop-after", stop] if stop else []
         run = _cli(s, "replay", *rng, "--name", "kafka", "--checkpoint-every", "0.2", *more)
         assert run.returncode == (3 if stop else 0), run.stderr
-    topics = [read_topic_records(s, topology.name(t))
+    topics = [read_records(s, topology.name(t))
               for t in (TopicId.BACKFILL_MISMATCHES, TopicId.BACKFILL_COMMANDS)]
     assert normalized(*topics) == normalized(*[as_epoch(read_jsonl(tmp_path / "whole" / f))
                                                for f in (MISMATCHES_FILE, COMMANDS_FILE)])
-
-
-def read_topic_records(settings: Settings, name: str) -> list[dict[str, Any]]:
-    """Every record of a topic (read_committed), decoded."""
-    return [record for _info, record, _msg in read_topic(settings, name, 3.0)]
 
 
 @pytest.mark.parametrize("when", ["before", "after"])
@@ -388,6 +383,6 @@ def test_a_crash_around_delivery_loses_and_repeats_nothing(
     files = normalized(as_epoch(read_jsonl(tmp_path / "crash" / MISMATCHES_FILE)),
                        as_epoch(read_jsonl(tmp_path / "crash" / COMMANDS_FILE)))
     assert files == reference
-    topics = [read_topic_records(s, topology.name(t))
+    topics = [read_records(s, topology.name(t))
               for t in (TopicId.BACKFILL_MISMATCHES, TopicId.BACKFILL_COMMANDS)]
     assert normalized(*topics) == reference

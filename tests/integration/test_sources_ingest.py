@@ -338,7 +338,8 @@ def test_start_up_refuses_what_it_cannot_ingest_in_order_and_sigterm_stops_clean
                             stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not committed_group(settings, topic):
+        while not committed_group(settings, topic):
+            assert time.monotonic() < deadline, "the ingest never got the source partition"
             time.sleep(0.5)
         # a check beside the running ingest does not fence it: it goes on mapping
         assert ingest("--check", "--repartition").returncode == 0
@@ -352,7 +353,7 @@ def test_start_up_refuses_what_it_cannot_ingest_in_order_and_sigterm_stops_clean
         shop.flush()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not read_records(
-                settings, topology.name(TopicId.PAYMENTS), idle=1.0):
+                settings, topology.name(TopicId.PAYMENTS)):
             time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
@@ -367,8 +368,9 @@ def test_start_up_refuses_what_it_cannot_ingest_in_order_and_sigterm_stops_clean
 def committed_group(settings: Settings, topic: str) -> bool:
     """True once the ingest's group has the topic's partitions assigned."""
     group = f"{settings.app_id}-ingest"
+    client = admin(settings)  # kept: a client dropped before its future resolves never answers
     try:
-        found = admin(settings).describe_consumer_groups([group])[group].result(timeout=10)
+        found = client.describe_consumer_groups([group])[group].result(timeout=10)
     except Exception:
         return False
     return any(tp.topic == topic for m in found.members if m.assignment

@@ -27,6 +27,7 @@ from tests.integration.worker_support import (
     running_worker,
     start_worker,
     wait_until_judged,
+    wait_until_up,
 )
 from topology.topics import BY_ID, INPUTS, Topology
 
@@ -111,7 +112,7 @@ def test_sigterm_midway_and_restart_equals_clean_run(settings: Settings, topolog
 
 
 
-def produce_in_transactions(settings: Settings, lines: list[Line], per_transaction: int = 40,
+def produce_in_transactions(settings: Settings, lines: list[Line], per_transaction: int = 160,
                             abort_every: int = 4) -> int:
     """Publish like a service with a transactional producer: the lines in transactions of
     `per_transaction`, and before every `abort_every`-th one an aborted transaction of
@@ -179,6 +180,7 @@ def test_inputs_written_in_transactions_sigkill_and_restart(
         finally:
             first.terminate()
         with running_worker(settings, log, port=port, extra_env=ENV) as second:
+            wait_until_up(second)  # a SIGTERM while it starts would not be a clean stop
             outputs = wait_for_outputs(second, settings, topology, expected)
             assert "stalled" not in log.read_text(), second.log_tail()
             assert second.terminate() == 0

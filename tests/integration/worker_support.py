@@ -9,8 +9,9 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,24 +21,20 @@ from confluent_kafka.admin import AdminClient
 
 from streams.clients import confluent_config
 from streams.config import Settings
-from streams.export import read_topic
 from streams.produce import EventPublisher, ParsedLine
-from streams.verify import (
-    duplicates,
-    inconsistencies,
-    multiset_diff,
-    normalize_command,
-    normalize_mismatch,
-    sort_records,
-)
+from streams.verify import duplicates, inconsistencies, multiset_diff
 from tests.integration.conftest import env_of
 from tests.integration.scenarios import RULES, Line, Outputs, worker_rule_args
+from tests.integration.topic_read import WorkerOutputs, no_open_transactions, read_placed
+from tests.integration.topic_read import read_outputs as read_outputs
+from tests.integration.topic_read import read_records as read_records
 from topology.topics import INPUTS, TopicId, Topology
 
 CROSSCHECK = str(Path(sys.executable).with_name("crosscheck"))
 
 #: Faust reads these from the environment: a worker killed with SIGKILL leaves the group
-#: after 10 s instead of 60 s, so that its successor gets the partitions quickly.
+#: after 6 s (the broker's group.min.session.timeout.ms, the worker's default too), and
+#: a rebalance waits at most 20 s for the members to rejoin.
 FAST_GROUP_ENV = {"BROKER_SESSION_TIMEOUT": "6", "BROKER_HEARTBEAT_INTERVAL": "1",
                   "BROKER_REBALANCE_TIMEOUT": "20"}
 
@@ -234,15 +231,47 @@ class Progress:
         busy = {p for (_t, p) in self.inputs if snap.ends[(_t, p)]}
         return all(snap.ends[(t, p)] > 0 for t, p in self.ticks if p in busy)
 
+    def settled(self, snap: Snapshot) -> bool:
+        """Caught up, and the last of it is in: every input topic-partition is named idle at
+        its end by a committed tick of its partition number (the final watermark, with every
+        decision it lets come due committed with the tick), and the group has read the
+        metrics partials up to their last record (the windows are out)."""
+        ticks = self.topology.name(TopicId.TICKS)
+        names = {t.value: self.topology.name(t) for t in INPUTS}
+        at_end: set[tuple[str, int]] = set()
+        for partition, offset, tick in read_placed(self.settings, ticks, settle=0):
+            if offset >= snap.committed[(ticks, partition)]:
+                continue
+            for topic, position in zip(tick["idle_topics"], tick["offsets"], strict=True):
+                tp = (names[topic], partition)
+                if position >= snap.ends[tp]:
+                    at_end.add(tp)
+        if not at_end.issuperset(self.inputs):
+            return False
+        partials = self.topology.name(TopicId.METRICS_PARTIALS)
+        meta = self.consumer.list_topics(partials, timeout=15).topics[partials]
+        if not no_open_transactions(self.settings, self.consumer, [
+                TopicPartition(partials, p) for p in meta.partitions]):
+            return False  # a partial may be committed and not visible yet
+        last: dict[tuple[str, int], int] = {}
+        for partition, offset, _ in read_placed(self.settings, partials, decode=False,
+                                                 settle=0):
+            last[(partials, partition)] = max(offset, last.get((partials, partition), -1))
+        committed = self.committed(list(last))
+        return all(committed[tp] > offset for tp, offset in last.items())
+
 
 def wait_until_judged(worker: WorkerProcess, progress: Progress, *, quiet: float = 6.0,
-                      timeout: float = 180.0) -> float:
+                      settled_quiet: float = 2.0, timeout: float = 180.0) -> float:
     """Wait until the worker has committed every input and tick, and nothing (offsets, ticks,
     outputs) has changed for `quiet` seconds: by then the idle inputs have been ticked and
-    every decision the final watermark allows is committed. Returns the seconds waited."""
+    every decision the final watermark allows is committed. Once the final ticks are seen
+    committed (``Progress.settled``), `settled_quiet` seconds unchanged are enough. Returns
+    the seconds waited."""
     began = time.monotonic()
     last: Snapshot | None = None
     since = began
+    settled = False
     while True:
         if not worker.alive() and worker.restart_if_stalled():
             continue
@@ -258,15 +287,36 @@ def wait_until_judged(worker: WorkerProcess, progress: Progress, *, quiet: float
             continue
         now = time.monotonic()
         if not (progress.caught_up(snap) and snap.same(last)):
-            last, since = snap, now
-        elif now - since >= quiet:
-            return now - began
+            last, since, settled = snap, now, False
+        else:
+            settled = settled or progress.settled(snap)
+            if now - since >= (settled_quiet if settled else quiet):
+                return now - began
         if now - began > timeout:
             lag = {tp: snap.ends[tp] - snap.committed[tp] for tp in snap.committed
                    if snap.ends[tp] != snap.committed[tp]}
             raise AssertionError(f"worker did not finish within {timeout:.0f}s; lag {lag}\n"
                                  f"{worker.log_tail()}")
         time.sleep(0.5)
+
+
+def wait_until_up(worker: WorkerProcess, timeout: float = 120.0) -> None:
+    """Wait until the worker's web server answers (ready or not): its app is up, so a
+    SIGTERM from then on is a clean stop."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if not worker.alive():
+            raise AssertionError(f"worker exited with {worker.proc.returncode}:\n"
+                                 f"{worker.log_tail()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/health", timeout=5):
+                return
+        except urllib.error.HTTPError:  # 503: up, not ready yet
+            return
+        except OSError:  # not listening yet
+            pass
+        assert time.monotonic() < deadline, f"not up in {timeout:.0f}s\n{worker.log_tail()}"
+        time.sleep(0.2)
 
 
 def wait_for_members(settings: Settings, worker: WorkerProcess, timeout: float = 90.0) -> None:
@@ -287,39 +337,6 @@ def wait_for_members(settings: Settings, worker: WorkerProcess, timeout: float =
             pass
         time.sleep(0.2)
     raise AssertionError(f"worker group never became stable\n{worker.log_tail()}")
-
-
-# -- reading outputs ------------------------------------------------------------------------
-
-
-@dataclass
-class WorkerOutputs:
-    """What the worker wrote, read back with read_committed."""
-
-    mismatches: list[dict[str, Any]]
-    commands: list[dict[str, Any]]
-    dead_letters: list[dict[str, Any]]
-
-    def normalized(self) -> Outputs:
-        return Outputs(sort_records([normalize_mismatch(m) for m in self.mismatches]),
-                       sort_records([normalize_command(c) for c in self.commands]))
-
-
-def read_records(settings: Settings, name: str, idle: float = 3.0) -> list[dict[str, Any]]:
-    """Every record of an output topic from the start (read_committed), decoded."""
-    errors: list[str] = []
-    records = [record for _info, record, _msg in read_topic(settings, name, idle,
-                                                              on_error=errors.append)]
-    assert not errors, errors[:5]
-    return records
-
-
-def read_outputs(settings: Settings, topology: Topology) -> WorkerOutputs:
-    """Mismatches, commands and dead letters (in parallel)."""
-    topics = [TopicId.MISMATCHES, TopicId.COMMANDS, TopicId.DLQ]
-    with ThreadPoolExecutor(len(topics)) as pool:
-        found = list(pool.map(lambda t: read_records(settings, topology.name(t)), topics))
-    return WorkerOutputs(*found)
 
 
 # -- comparing ------------------------------------------------------------------------------
