@@ -75,6 +75,8 @@ FINGERPRINTS: dict[str, str] = {
         "6b4b2940005c3736356c1b99e73a53230b09a6dc01a8a083baee5a86ec6338c8",
     "faust.tables.manager:TableManager.on_rebalance":
         "fc9b70e03994df5c551f32c92aceb2caaeecadfd25e6ca6f49b85b699b2e6dc4",
+    "faust.tables.recovery:Recovery._build_offsets":
+        "0f5a7d62fb7d4a1f8f6b206894e23b2897778dd6e1b00edae583bbf4f864e2e1",
     "faust.tables.recovery:Recovery._add":
         "0bc4d8362676819982c87ac83a5c49128cbe72d167ec020378233c90c4ff0bac",
     "mode.worker:Worker._schedule_shutdown":

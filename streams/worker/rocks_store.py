@@ -7,8 +7,10 @@ Registered as the ``crosscheck://`` store of the worker's tables. Over Faust's s
   layout (its due index built from its orders);
 * applies changelog records (Faust's recovery of active and standby partitions) in one
   WriteBatch with the orders' due index entries and the offset reached;
-* on each assignment, first reads the assigned partitions' changelogs in bulk up to their
-  end (``restore.catch_up``), so that Faust's per-record recovery has little or nothing left.
+* when the recovery starts, before it reads the changelog offsets to start from, reads the
+  assigned partitions' changelogs in bulk up to their end (``restore.catch_up``), so that
+  Faust's per-record recovery has little or nothing left. (Not in the rebalance callback:
+  a member whose callback outlasts its session timeout is dropped from the group.)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 from faust.stores import STORES
 from faust.stores.rocksdb import Store as FaustRocksStore
+from faust.tables.recovery import Recovery
 
 from streams.names import ORDERS_TABLE
 from streams.worker import local_state, restore
@@ -77,15 +80,18 @@ class Store(FaustRocksStore):
             return
         topics = self.table.changelog_topic.topics
         await self._roll_back_standbys({tp for tp in assigned if tp.topic in topics})
+
+    async def catch_up(self, tps: Iterable[Any], config: dict[str, Any]) -> None:
+        """Read these changelog partitions of this table in bulk up to their end (called by
+        the recovery, outside the rebalance callback: a group member whose callback takes
+        longer than its session timeout is dropped from the group)."""
         targets: list[restore.Target] = []
         async with self.db_lock:
-            for tp in sorted(assigned):
-                if tp.topic in topics:
-                    targets.append((tp.topic, tp.partition, self._db_for_partition(tp.partition),
-                                    self.indexed))
+            for tp in sorted(tps):
+                targets.append((tp.topic, tp.partition, self._db_for_partition(tp.partition),
+                                self.indexed))
             restored = await asyncio.to_thread(restore.catch_up, config, targets)
         restore.describe(restored, _say)
-
 
     async def _roll_back_standbys(self, assigned: set[Any]) -> None:
         """A partition this worker judged until this rebalance and now keeps as a standby
@@ -109,6 +115,30 @@ class Store(FaustRocksStore):
                      f"back {undone} batch(es) whose transactions did not commit")
 
 
+async def build_offsets(recovery: Any, consumer: Any, tps: Any, destination: Any,
+                        title: str) -> None:
+    """``Recovery._build_offsets``, after a bulk catch-up of the worker's tables' partitions
+    among ``tps`` (their applied offsets, read at assignment, are read again after it)."""
+    config = getattr(recovery.app, RESTORE_CONFIG_ATTRIBUTE, None)
+    if config is not None:
+        by_store: dict[int, tuple[Store, list[Any]]] = {}
+        for tp in tps:
+            table = recovery.tp_to_table.get(tp)
+            store = getattr(table, "data", None)
+            if isinstance(store, Store):
+                by_store.setdefault(id(store), (store, []))[1].append(tp)
+        for store, of_store in by_store.values():
+            await store.catch_up(of_store, config)
+            for tp in of_store:
+                applied = store.persisted_offset(tp)
+                if applied is not None:
+                    destination[tp] = applied
+    await _faust_build_offsets(recovery, consumer, tps, destination, title)
+
+
+_faust_build_offsets = Recovery._build_offsets
+
+
 def _transaction_locks(app: Any, partition: int) -> list[Any]:
     """The locks of the transactions of a partition number (Faust's transactional ids end
     with it), in a stable order."""
@@ -118,5 +148,8 @@ def _transaction_locks(app: Any, partition: int) -> list[Any]:
 
 
 def register() -> None:
-    """Make ``STORE_URL`` name this store (idempotent)."""
+    """Make ``STORE_URL`` name this store, and have the recovery catch up in bulk first
+    (idempotent)."""
     STORES.aliases["crosscheck"] = f"{__name__}:Store"
+    if Recovery._build_offsets is not build_offsets:
+        Recovery._build_offsets = build_offsets  # type: ignore[method-assign,assignment]
