@@ -78,12 +78,14 @@ run: install
 	$(CC) simulate $(DEMO) --expected .crosscheck-demo-expected.jsonl
 	$(CC) worker --echo
 
-## Every test, in two processes (pytest-xdist, whole modules per process, the slowest first:
-## tests/conftest.py): each starts its own broker for its integration tests. TEST_JOBS=1
-## runs them in one process. First, the native engine must be built and running (the tests
-## compare it with the Python engine); then the rules', engine's and stores' tests run once
-## more on the pure Python engine.
-TEST_JOBS ?= 2
+## Every test, in three processes (pytest-xdist, whole modules per process, the slowest
+## first: tests/conftest.py): each starts its own broker for its integration tests. Three
+## on two cores, because the integration tests mostly wait (for workers to start, rebalance,
+## go idle): with two processes a third of the CPU time was idle, and the tests took 11
+## minutes instead of 7. TEST_JOBS=1 runs them in one process. First, the native engine
+## must be built and running (the tests compare it with the Python engine); then the
+## rules', engine's and stores' tests run once more on the pure Python engine.
+TEST_JOBS ?= 3
 PURE_TESTS := tests/unit/test_engine_*.py tests/unit/test_rules_*.py \
               tests/unit/test_streaming_equals_batch.py tests/unit/test_batch.py \
               tests/unit/test_overlay.py tests/unit/test_worker_store.py \

@@ -8,7 +8,7 @@ import pytest
 #: About how many seconds the slowest test modules take (tests/integration, on the 2-core CI
 #: machine). Under pytest-xdist (`make test`: whole modules per process, handed out in
 #: collection order with --no-loadscope-reorder) they come first, longest first, and the
-#: short modules fill in at the end, so that both processes finish together. A module not
+#: short modules fill in at the end, so that the processes finish together. A module not
 #: listed counts as 10 s under tests/integration and 0 s elsewhere; ties keep their order.
 MODULE_SECONDS = {
     "test_chaos_run.py": 115,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,11 +19,14 @@ pytestmark = pytest.mark.integration
 def test_bench_prints_a_table_and_a_json_line_and_writes_the_results(
         settings: Settings, tmp_path: Path) -> None:
     out = tmp_path / "results.json"
+    # a 2 s idle timeout (default 10 s): the latency run waits that long plus 4 s for the
+    # decisions the idle inputs let come
+    quick = replace(settings, rules=replace(settings.rules, idle_timeout=2_000))
     run = subprocess.run(
         [*crosscheck_argv(), "bench", "--events", "3000", "--latency-events", "1500",
          "--latency-rate", "1000", "--open-orders", "2000", "--no-recovery", "--out", str(out),
          "--workdir", str(tmp_path / "work")],
-        env=env_for(settings), capture_output=True, text=True, timeout=400, check=False)
+        env=env_for(quick), capture_output=True, text=True, timeout=400, check=False)
     assert run.returncode == 0, run.stderr[-3000:]
     lines = run.stdout.strip().splitlines()
     results = json.loads(lines[-1])
