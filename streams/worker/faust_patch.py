@@ -42,6 +42,7 @@ from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
 
 from streams.worker import faults, faust_guard
 from streams.worker.confirm import CONFIRMATIONS_ATTRIBUTE, Confirmations, confirm_now
+from streams.worker.delivery import exit_failed_batch
 
 #: the attribute of the Faust app that holds its DeliveryGuard
 GUARD_ATTRIBUTE = "crosscheck_delivery"
@@ -139,9 +140,19 @@ async def _commit_one(self: Any, transactional_id: str, offsets: Any, group_id: 
         faults.before_commit()
         await transaction_producer.send_offsets_to_transaction(offsets, group_id)
         await transaction_producer.commit_transaction()
-        confirm_now(committed, committed=True)  # the local state of the batches it covered
         if start_new_transaction:
             await transaction_producer.begin_transaction()
+        confirm_committed(committed)  # the local state of the batches it covered
+
+
+def confirm_committed(batches: list[Any]) -> None:
+    """Confirm the local state of a committed transaction's batches (a database closed since
+    is skipped: ``confirm_now``). Any other failure ends the process: a batch left
+    unconfirmed while later ones are confirmed would be rolled back over them."""
+    try:
+        confirm_now(batches, committed=True)
+    except Exception as exc:
+        exit_failed_batch(exc)
 
 
 def apply() -> None:

@@ -59,3 +59,19 @@ def test_a_revoked_transaction_is_never_confirmed() -> None:
     assert confirmations.take("app-0-3", old) == []
     confirmations.sent("app-0-3", new, [batch])
     assert confirmations.take("app-0-3", new) == [batch]
+
+
+def test_a_database_closed_since_keeps_its_undo_record_and_the_others_are_confirmed(
+        tmp_path: Path) -> None:
+    closed = Rdict(str(tmp_path / "closed"), options=Options(raw_mode=True))
+    kept = Rdict(str(tmp_path / "kept"), options=Options(raw_mode=True))
+    local_state.stage(closed, 1, [(b"a", b"1")])
+    local_state.stage(kept, 1, [(b"m", b"1")])
+    closed.close()  # its partition was given away
+    confirm_now([Staged(1, 0, [(closed, "orders-changelog"), (kept, "meta-changelog")],
+                        [("meta-changelog", 0, _sent(4), 1)])], committed=True)
+    assert kept.get(local_state.OFFSET_KEY) == b"5" and _undo_count(kept) == 0
+    kept.close()
+    reopened = Rdict(str(tmp_path / "closed"), options=Options(raw_mode=True))
+    assert local_state.roll_back(reopened) == 1 and reopened.get(b"a") is None
+    reopened.close()
