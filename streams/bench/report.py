@@ -165,8 +165,8 @@ def recovery_lines(doc: dict[str, Any]) -> list[str]:
     notes = []
     for r in doc["rounds"]:
         session = f"{r['session_timeout_s']:g} s"
-        notes.append(f"session {session}: ready at zero lag {r['clean_start_s']:.1f} s after "
-                     "a start from a clean stop")
+        notes.append(f"session timeout {session}: ready at zero lag "
+                     f"{r['clean_start_s']:.1f} s after a start from a clean stop")
         for key, label in (("kept", "kill -9, state kept, static member"),
                            ("deleted", "kill -9, state deleted, static member"),
                            ("dynamic", "kill -9, state kept, dynamic member")):
@@ -185,7 +185,7 @@ def recovery_lines(doc: dict[str, Any]) -> list[str]:
                        f"{_verdict(x['restore_rate'], rate, at_most=False)}")
             rows.append((label, session, _secs(x["ready_s"]), _secs(x["committed_s"]),
                          restored, offsets, verdict))
-            notes.append(f"{label}, session {session}, after the SIGKILL: "
+            notes.append(f"{label}, session timeout {session}, after the SIGKILL: "
                          f"{milestones(x.get('timeline') or {})}")
         k = r["takeover"]
         restored = "-" if not k["restored_records"] else (
@@ -196,7 +196,7 @@ def recovery_lines(doc: dict[str, Any]) -> list[str]:
                      f"new orders committed <= {takeover:g} s: "
                      f"{_verdict(k['committed_s'], takeover)}"))
         standbys = k.get("survivor_standbys") or "none"
-        notes.append(f"standby takeover, session {session}, after the SIGKILL: "
+        notes.append(f"standby takeover, session timeout {session}, after the SIGKILL: "
                      f"{milestones(k.get('timeline') or {})}; the survivor kept standbys of "
                      f"orders partitions {standbys} before it")
     standby = doc.get("standby_replicas")

@@ -137,13 +137,13 @@ def test_recovery_table_gives_each_scenario_its_seconds_and_verdicts() -> None:
     assert takeover15.endswith("new orders committed <= 10 s: not met")
     assert "900,000 records in 4.5 s (200,000/s)" in takeover6 and takeover6.endswith(": met")
     notes = [line for line in lines if "after the SIGKILL" in line]
-    assert notes[2] == ("kill -9, state kept, dynamic member, session 15 s, after the SIGKILL: "
-                        "joined 6.0 s, faust ready 27.0 s")
+    assert notes[2] == ("kill -9, state kept, dynamic member, session timeout 15 s, after the "
+                        "SIGKILL: joined 6.0 s, faust ready 27.0 s")
     assert "the survivor kept standbys of orders partitions [2, 3] before it" in notes[3]
     assert "the survivor kept standbys of orders partitions none before it" in notes[7]
     assert [line for line in lines if "clean stop" in line] == [
-        "session 15 s: ready at zero lag 12.5 s after a start from a clean stop",
-        "session 6 s: ready at zero lag 12.0 s after a start from a clean stop"]
+        "session timeout 15 s: ready at zero lag 12.5 s after a start from a clean stop",
+        "session timeout 6 s: ready at zero lag 12.0 s after a start from a clean stop"]
 
 
 def test_the_bench_table_ends_with_the_recovery_table_when_the_phase_ran() -> None:
