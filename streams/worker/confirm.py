@@ -15,9 +15,12 @@ acknowledged (``confirm_now``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
+
+from rocksdict import DbClosedError
 
 from streams.worker import local_state
 
@@ -61,25 +64,25 @@ def confirm_now(batches: list[Staged], committed: bool = False) -> None:
     record they wrote, or, if ``committed`` (they are the whole of one transaction that has
     committed), the offset after it: the transaction's commit marker, which no consumer
     receives (Faust's recovery would otherwise wait for a record at that offset)."""
-    by_db: dict[int, tuple[Any, list[int], int | None]] = {}
+    dbs: dict[int, Any] = {}
+    gens: dict[int, list[int]] = {}
+    last: dict[int, int] = {}
     for staged in batches:
         offsets = staged.last_offsets()
         for db, topic in staged.dbs:
-            _db, gens, last = by_db.setdefault(id(db), (db, [], None))
-            gens.append(staged.gen)
+            dbs[id(db)] = db
+            gens.setdefault(id(db), []).append(staged.gen)
             offset = offsets.get((topic, staged.partition))
-            if offset is not None and (last is None or offset > last):
-                by_db[id(db)] = (db, gens, offset)
-    for db, gens, last in by_db.values():
-        if last is not None and committed:
-            last += 1
-        try:
-            local_state.confirm(db, gens, last)
-        except Exception as exc:
-            # a database closed since (its partition was given away) keeps the undo records:
-            # it is rolled back and reads the changelog again when it is next opened
-            if type(exc).__name__ != "DbClosedError":
-                raise
+            if offset is not None:
+                last[id(db)] = max(offset, last.get(id(db), offset))
+    for key, db in dbs.items():
+        offset = last.get(key)
+        if offset is not None and committed:
+            offset += 1
+        # a database closed since (its partition was given away) keeps its undo records: it
+        # is rolled back and reads the changelog again when it is next opened
+        with contextlib.suppress(DbClosedError):
+            local_state.confirm(db, gens[key], offset)
 
 
 class Confirmations:

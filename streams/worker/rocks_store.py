@@ -62,15 +62,15 @@ class Store(FaustRocksStore):
 
     def apply_changelog_batch(self, batch: Iterable[Any], to_key: Callable[[Any], Any],
                               to_value: Callable[[Any], Any]) -> None:
-        by_partition: dict[int, tuple[list[local_state.Change], list[int]]] = {}
+        records: dict[int, list[local_state.Change]] = {}
+        last: dict[int, int] = {}
         for event in batch:
             message = event.message
-            records, offset = by_partition.setdefault(message.partition, ([], [-1]))
-            records.append((message.key, message.value))
-            offset[0] = max(offset[0], message.offset)
-        for partition, (records, offset) in by_partition.items():
-            local_state.apply_changelog(self._db_for_partition(partition), records,
-                                        offset[0], self.indexed)
+            records.setdefault(message.partition, []).append((message.key, message.value))
+            last[message.partition] = max(message.offset, last.get(message.partition, -1))
+        for partition, changes in records.items():
+            local_state.apply_changelog(self._db_for_partition(partition), changes,
+                                        last[partition], self.indexed)
 
     async def on_rebalance(self, assigned: Any, revoked: Any, newly_assigned: Any,
                            generation_id: int = 0) -> None:
