@@ -75,9 +75,6 @@ class Store(FaustRocksStore):
     async def on_rebalance(self, assigned: Any, revoked: Any, newly_assigned: Any,
                            generation_id: int = 0) -> None:
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
-        config = getattr(self.app, RESTORE_CONFIG_ATTRIBUTE, None)
-        if config is None:
-            return
         topics = self.table.changelog_topic.topics
         await self._roll_back_standbys({tp for tp in assigned if tp.topic in topics})
 
